@@ -1,0 +1,93 @@
+"""The project file's schema, as ordered migrations recorded in the file itself.
+
+Never edit a migration that has shipped: add a new one. Each runs in a transaction together
+with its record in `_sqlite_migrations`, so a project is never left half-migrated.
+"""
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("flowlabel")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db.execute("""
+        CREATE TABLE media (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('image', 'video')),
+            name TEXT NOT NULL,
+            path TEXT NOT NULL,           -- relative to the project's media folder
+            sha256 TEXT NOT NULL UNIQUE,
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            frames INTEGER NOT NULL,
+            fps REAL,
+            created_at TEXT NOT NULL
+        )""")
+    db.execute("""
+        CREATE TABLE objects (
+            id INTEGER PRIMARY KEY,
+            media_id INTEGER NOT NULL REFERENCES media(id),
+            label INTEGER NOT NULL,       -- 1, 2, ... within the media (palette id in exports)
+            category TEXT NOT NULL DEFAULT 'object',
+            created_at TEXT NOT NULL,
+            UNIQUE (media_id, label)
+        )""")
+    db.execute("""
+        CREATE TABLE expressions (
+            id INTEGER PRIMARY KEY,
+            media_id INTEGER NOT NULL REFERENCES media(id),
+            text TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'todo'
+                CHECK (status IN ('todo', 'in_progress', 'done', 'reviewed')),
+            revision INTEGER NOT NULL DEFAULT 0,   -- bumped by every change; detects stale tabs
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""")
+    db.execute("""
+        CREATE TABLE expression_objects (
+            expression_id INTEGER NOT NULL REFERENCES expressions(id),
+            object_id INTEGER NOT NULL REFERENCES objects(id),
+            PRIMARY KEY (expression_id, object_id)
+        )""")
+    db.execute("""
+        CREATE TABLE masks (
+            object_id INTEGER NOT NULL REFERENCES objects(id),
+            frame INTEGER NOT NULL,
+            counts TEXT NOT NULL,         -- COCO compressed RLE, column-major
+            height INTEGER NOT NULL,
+            width INTEGER NOT NULL,
+            source TEXT NOT NULL,         -- 'manual' or the engine's name
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (object_id, frame)
+        )""")
+    db.execute("""
+        CREATE TABLE revisions (
+            id INTEGER PRIMARY KEY,
+            expression_id INTEGER NOT NULL REFERENCES expressions(id),
+            action TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'applied' CHECK (state IN ('applied', 'undone', 'discarded')),
+            created_at TEXT NOT NULL
+        )""")
+    db.execute("""
+        CREATE TABLE changes (
+            id INTEGER PRIMARY KEY,
+            revision_id INTEGER NOT NULL REFERENCES revisions(id),
+            field TEXT NOT NULL CHECK (field IN ('mask', 'status', 'text')),
+            object_id INTEGER,
+            frame INTEGER,
+            before TEXT,                  -- JSON, NULL = absent
+            after TEXT
+        )""")
+    db.execute("CREATE INDEX idx_expressions_media ON expressions(media_id)")
+    db.execute("CREATE INDEX idx_objects_media ON objects(media_id)")
+    db.execute("CREATE INDEX idx_revisions_expression ON revisions(expression_id, state)")
+    db.execute("CREATE INDEX idx_changes_revision ON changes(revision_id)")
+
+
+@migrations()
+def m002_settings(db: Database) -> None:
+    # Per-project key/value settings (e.g. keyboard shortcuts, last opened expression).
+    db.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")

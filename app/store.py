@@ -1,0 +1,395 @@
+"""The project store: one SQLite file (WAL) per project, through sqlite-utils.
+
+Every public write is one transaction. Masks are COCO RLE. Every change to an expression's
+masks, status or text is recorded as a revision with before/after values, which makes
+undo/redo complete and persistent. Each expression carries a revision counter; a write that
+names an older `base_revision` is refused (two tabs never silently overwrite each other).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import shutil
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+from sqlite_utils import Database
+
+from app import media as media_io
+from app import rle
+from app.schema import migrations
+
+STATUSES = ("todo", "in_progress", "done", "reviewed")
+
+
+class StoreError(Exception):
+    """Base class of the store's errors; messages say what to do."""
+
+
+class NotFoundError(StoreError, LookupError):
+    pass
+
+
+class StaleRevisionError(StoreError):
+    def __init__(self, expression_id: int, current: int, base: int):
+        super().__init__(
+            f"expression {expression_id} was changed elsewhere (another tab or script): it is at "
+            f"revision {current}, your edit was based on revision {base}. Reload the expression to "
+            "see the latest masks, then redo your edit; nothing was overwritten."
+        )
+        self.current, self.base = current, base
+
+
+class NothingToDoError(StoreError):
+    pass
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _mask_json(counts: str | None, source: str | None) -> str | None:
+    return None if counts is None else json.dumps({"counts": counts, "source": source})
+
+
+class ProjectStore:
+    """A project: `path` is the SQLite file; imported media are copied next to it."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path).expanduser().resolve()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.media_dir = self.path.with_name(self.path.stem + "_media")
+        # One connection shared by the app's worker threads, serialised by one lock.
+        conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=10)
+        self.db = Database(conn)
+        self._lock = threading.RLock()
+        self.db.enable_wal()
+        # FULL: an acknowledged commit is on disk, not only in the OS cache.
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        migrations.apply(self.db)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    def __enter__(self) -> "ProjectStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _rows(self, sql: str, params=()) -> list[dict]:
+        # Reads take the lock too: the connection is shared, and a half-done write must not show.
+        with self._lock:
+            return list(self.db.query(sql, params))
+
+    def _one(self, sql: str, params=()) -> dict | None:
+        rows = self._rows(sql, params)
+        return rows[0] if rows else None
+
+    # -- media -----------------------------------------------------------------------------
+    def add_media(self, src: str | Path, name: str | None = None) -> dict:
+        """Validate, copy into the project and record one media file.
+
+        Returns the media row, with `existing=True` when the same content was already there.
+        Raises media.MediaError for bad files; nothing is left behind then.
+        """
+        src = Path(src)
+        info = media_io.probe(src)
+        with self._lock:
+            known = self._one("SELECT * FROM media WHERE sha256 = ?", [info.sha256])
+            if known:
+                return {**known, "existing": True}
+            self.media_dir.mkdir(parents=True, exist_ok=True)
+            stored = f"{info.sha256[:16]}{src.suffix.lower()}"
+            target = self.media_dir / stored
+            partial = target.with_name(target.name + ".partial")
+            shutil.copyfile(src, partial)
+            partial.replace(target)
+            try:
+                with self.db.atomic():
+                    media_id = self.db["media"].insert({
+                        "kind": info.kind, "name": name or src.name, "path": stored,
+                        "sha256": info.sha256, "width": info.width, "height": info.height,
+                        "frames": info.frames, "fps": info.fps, "created_at": _now(),
+                    }).last_pk
+            except BaseException:
+                target.unlink(missing_ok=True)
+                raise
+            return {**self.get_media(media_id), "existing": False}
+
+    def get_media(self, media_id: int) -> dict:
+        row = self._one("SELECT * FROM media WHERE id = ?", [media_id])
+        if row is None:
+            raise NotFoundError(f"no media with id {media_id} in this project; list media to see the ids")
+        return row
+
+    def list_media(self) -> list[dict]:
+        return self._rows("""
+            SELECT m.*, COUNT(e.id) AS expressions,
+                   SUM(e.status IN ('done', 'reviewed')) AS finished
+            FROM media m LEFT JOIN expressions e ON e.media_id = m.id
+            GROUP BY m.id ORDER BY m.id""")
+
+    def remove_media(self, media_id: int) -> None:
+        """Remove a media that nothing refers to yet (undoing part of a failed import)."""
+        with self._lock, self.db.atomic():
+            media = self.get_media(media_id)
+            if self._one("SELECT 1 AS x FROM expressions WHERE media_id = ?", [media_id]):
+                raise StoreError(f"{media['name']} has expressions; it cannot be removed")
+            self.db.execute("DELETE FROM objects WHERE media_id = ?", [media_id])
+            self.db.execute("DELETE FROM media WHERE id = ?", [media_id])
+        (self.media_dir / media["path"]).unlink(missing_ok=True)
+
+    def media_file(self, media_id: int) -> Path:
+        return self.media_dir / self.get_media(media_id)["path"]
+
+    # -- expressions and objects -----------------------------------------------------------
+    def add_expression(self, media_id: int, text: str, category: str = "object") -> dict:
+        """A new expression referring to one new object of its media."""
+        text = " ".join(str(text).split())
+        if not text:
+            raise StoreError("the expression is empty: type the words that identify the object")
+        with self._lock, self.db.atomic():
+            self.get_media(media_id)
+            now = _now()
+            expression_id = self.db["expressions"].insert(
+                {"media_id": media_id, "text": text, "status": "todo", "revision": 0,
+                 "created_at": now, "updated_at": now}).last_pk
+            self._new_object(expression_id, media_id, category)
+        return self.get_expression(expression_id)
+
+    def _new_object(self, expression_id: int, media_id: int, category: str) -> int:
+        label = self._one("SELECT COALESCE(MAX(label), 0) + 1 AS n FROM objects WHERE media_id = ?",
+                          [media_id])["n"]
+        object_id = self.db["objects"].insert({"media_id": media_id, "label": label, "category": category,
+                                               "created_at": _now()}).last_pk
+        self.db["expression_objects"].insert({"expression_id": expression_id, "object_id": object_id})
+        return object_id
+
+    def add_object(self, expression_id: int, category: str = "object") -> int:
+        with self._lock, self.db.atomic():
+            expr = self.get_expression(expression_id)
+            return self._new_object(expression_id, expr["media_id"], category)
+
+    def get_expression(self, expression_id: int) -> dict:
+        row = self._one("SELECT * FROM expressions WHERE id = ?", [expression_id])
+        if row is None:
+            raise NotFoundError(f"no expression with id {expression_id} in this project")
+        return row
+
+    def list_expressions(self, media_id: int | None = None) -> list[dict]:
+        if media_id is None:
+            return self._rows("SELECT * FROM expressions ORDER BY id")
+        return self._rows("SELECT * FROM expressions WHERE media_id = ? ORDER BY id", [media_id])
+
+    def list_objects(self, expression_id: int) -> list[dict]:
+        return self._rows("""
+            SELECT o.* FROM objects o JOIN expression_objects eo ON eo.object_id = o.id
+            WHERE eo.expression_id = ? ORDER BY o.label""", [expression_id])
+
+    def _object_for(self, expression_id: int, object_id: int | None) -> int:
+        objects = [o["id"] for o in self.list_objects(expression_id)]
+        if object_id is None:
+            if not objects:
+                raise StoreError(f"expression {expression_id} refers to no object; add one first")
+            return objects[0]
+        if object_id not in objects:
+            raise NotFoundError(f"object {object_id} is not referred to by expression {expression_id} "
+                                f"(its objects: {objects})")
+        return object_id
+
+    # -- masks -----------------------------------------------------------------------------
+    def get_mask(self, expression_id: int, frame: int, object_id: int | None = None) -> np.ndarray:
+        """bool [H, W]; all False where nothing was saved."""
+        expr = self.get_expression(expression_id)
+        media = self.get_media(expr["media_id"])
+        self._check_frame(media, frame)
+        row = self._one("SELECT counts, height, width FROM masks WHERE object_id = ? AND frame = ?",
+                        [self._object_for(expression_id, object_id), frame])
+        if row is None:
+            return np.zeros((media["height"], media["width"]), bool)
+        return rle.decode({"size": [row["height"], row["width"]], "counts": row["counts"]})
+
+    def mask_sources(self, expression_id: int, object_id: int | None = None) -> dict[int, str]:
+        """frame -> source ('manual' or an engine name) for frames holding a non-empty mask."""
+        rows = self._rows("SELECT frame, source FROM masks WHERE object_id = ? ORDER BY frame",
+                             [self._object_for(expression_id, object_id)])
+        return {r["frame"]: r["source"] for r in rows}
+
+    def save_mask(self, expression_id: int, frame: int, mask: np.ndarray, *, object_id: int | None = None,
+                  source: str = "manual", base_revision: int | None = None) -> int:
+        """Store one frame's mask; returns the expression's new revision."""
+        return self.save_masks(expression_id, {frame: mask}, object_id=object_id, source=source,
+                               base_revision=base_revision, action=f"save frame {frame}")
+
+    def save_masks(self, expression_id: int, masks: dict[int, np.ndarray], *, object_id: int | None = None,
+                   source: str = "manual", base_revision: int | None = None, action: str | None = None,
+                   keep_manual: bool = False) -> int:
+        """Store several frames' masks in one transaction and one revision.
+
+        keep_manual=True leaves frames whose current mask is manual untouched (model runs).
+        """
+        with self._lock, self.db.atomic():
+            expr = self.get_expression(expression_id)
+            media = self.get_media(expr["media_id"])
+            obj = self._object_for(expression_id, object_id)
+            changes = []
+            for frame, mask in sorted(masks.items()):
+                self._check_frame(media, frame)
+                mask = self._check_mask(media, mask)
+                old = self._one("SELECT counts, source FROM masks WHERE object_id = ? AND frame = ?",
+                                [obj, frame])
+                if keep_manual and old and old["source"] == "manual":
+                    continue
+                new_counts = rle.encode(mask)["counts"] if mask.any() else None
+                before = _mask_json(old["counts"], old["source"]) if old else None
+                after = _mask_json(new_counts, source)
+                if before == after:
+                    continue
+                changes.append(("mask", obj, frame, before, after))
+            if changes:  # re-saving what is already stored overwrites nothing, stale or not
+                self._check_revision(expression_id, base_revision)
+            for _, obj, frame, _, after in changes:
+                self._write_mask(obj, frame, after, media)
+            return self._record(expression_id, action or f"{source} masks", changes)
+
+    def _write_mask(self, object_id: int, frame: int, value: str | None, media: dict) -> None:
+        if value is None:
+            self.db.execute("DELETE FROM masks WHERE object_id = ? AND frame = ?", [object_id, frame])
+            return
+        data = json.loads(value)
+        self.db.execute(
+            "INSERT OR REPLACE INTO masks (object_id, frame, counts, height, width, source, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [object_id, frame, data["counts"], media["height"], media["width"], data["source"], _now()])
+
+    @staticmethod
+    def _check_frame(media: dict, frame: int) -> None:
+        if not 0 <= int(frame) < media["frames"]:
+            raise StoreError(f"frame {frame} is outside {media['name']}, which has frames "
+                             f"0..{media['frames'] - 1}")
+
+    @staticmethod
+    def _check_mask(media: dict, mask: np.ndarray) -> np.ndarray:
+        mask = np.asarray(mask)
+        if mask.shape != (media["height"], media["width"]):
+            raise StoreError(f"the mask is {mask.shape[1] if mask.ndim > 1 else '?'}x{mask.shape[0]} "
+                             f"(shape {mask.shape}) but {media['name']} is {media['width']}x"
+                             f"{media['height']}; send a mask of the frame's size")
+        return mask.astype(bool)
+
+    # -- status and text -------------------------------------------------------------------
+    def set_status(self, expression_id: int, status: str, base_revision: int | None = None) -> int:
+        status = status.replace(" ", "_")
+        if status not in STATUSES:
+            raise StoreError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
+        return self._set_field(expression_id, "status", status, base_revision)
+
+    def set_text(self, expression_id: int, text: str, base_revision: int | None = None) -> int:
+        text = " ".join(str(text).split())
+        if not text:
+            raise StoreError("the expression is empty: type the words that identify the object")
+        return self._set_field(expression_id, "text", text, base_revision)
+
+    def _set_field(self, expression_id: int, field: str, value: str, base_revision: int | None) -> int:
+        with self._lock, self.db.atomic():
+            expr = self._check_revision(expression_id, base_revision)
+            if expr[field] == value:
+                return expr["revision"]
+            self.db.execute(f"UPDATE expressions SET {field} = ? WHERE id = ?", [value, expression_id])
+            change = (field, None, None, json.dumps(expr[field]), json.dumps(value))
+            return self._record(expression_id, f"{field} -> {value}", [change])
+
+    # -- revisions, undo and redo ----------------------------------------------------------
+    def _check_revision(self, expression_id: int, base_revision: int | None) -> dict:
+        expr = self.get_expression(expression_id)
+        if base_revision is not None and int(base_revision) != expr["revision"]:
+            raise StaleRevisionError(expression_id, expr["revision"], int(base_revision))
+        return expr
+
+    def _record(self, expression_id: int, action: str, changes: list[tuple]) -> int:
+        """Write a revision for `changes` (already applied) and bump the expression's counter."""
+        if not changes:
+            return self.get_expression(expression_id)["revision"]
+        # A new edit ends the redo branch, as in every editor; the undone steps stay browsable.
+        self.db.execute("UPDATE revisions SET state = 'discarded' WHERE expression_id = ? AND state = 'undone'",
+                        [expression_id])
+        revision_id = self.db["revisions"].insert({"expression_id": expression_id, "action": action,
+                                                   "state": "applied", "created_at": _now()}).last_pk
+        self.db["changes"].insert_all(
+            {"revision_id": revision_id, "field": f, "object_id": o, "frame": fr, "before": b, "after": a}
+            for f, o, fr, b, a in changes)
+        return self._bump(expression_id)
+
+    def _bump(self, expression_id: int) -> int:
+        self.db.execute("UPDATE expressions SET revision = revision + 1, updated_at = ? WHERE id = ?",
+                        [_now(), expression_id])
+        return self.get_expression(expression_id)["revision"]
+
+    def undo(self, expression_id: int, base_revision: int | None = None) -> int:
+        return self._step(expression_id, base_revision, undo=True)
+
+    def redo(self, expression_id: int, base_revision: int | None = None) -> int:
+        return self._step(expression_id, base_revision, undo=False)
+
+    def _step(self, expression_id: int, base_revision: int | None, undo: bool) -> int:
+        with self._lock, self.db.atomic():
+            expr = self._check_revision(expression_id, base_revision)
+            media = self.get_media(expr["media_id"])
+            order, state, new_state = ("DESC", "applied", "undone") if undo else ("ASC", "undone", "applied")
+            rev = self._one(f"SELECT id FROM revisions WHERE expression_id = ? AND state = ? "
+                            f"ORDER BY id {order} LIMIT 1", [expression_id, state])
+            if rev is None:
+                raise NothingToDoError("nothing to undo" if undo else "nothing to redo")
+            changes = self._rows("SELECT * FROM changes WHERE revision_id = ? ORDER BY id",
+                                 [rev["id"]])
+            for ch in (reversed(changes) if undo else changes):
+                value = ch["before"] if undo else ch["after"]
+                if ch["field"] == "mask":
+                    self._write_mask(ch["object_id"], ch["frame"], value, media)
+                else:
+                    self.db.execute(f"UPDATE expressions SET {ch['field']} = ? WHERE id = ?",
+                                    [json.loads(value), expression_id])
+            self.db.execute("UPDATE revisions SET state = ? WHERE id = ?", [new_state, rev["id"]])
+            return self._bump(expression_id)
+
+    def history(self, expression_id: int) -> list[dict]:
+        """Revisions of an expression, oldest first, with how many changes each holds."""
+        self.get_expression(expression_id)
+        return self._rows("""
+            SELECT r.id, r.action, r.state, r.created_at, COUNT(c.id) AS changes
+            FROM revisions r LEFT JOIN changes c ON c.revision_id = r.id
+            WHERE r.expression_id = ? GROUP BY r.id ORDER BY r.id""", [expression_id])
+
+    def can_undo_redo(self, expression_id: int) -> tuple[bool, bool]:
+        states = {r["state"] for r in self._rows(
+            "SELECT DISTINCT state FROM revisions WHERE expression_id = ?", [expression_id])}
+        return "applied" in states, "undone" in states
+
+    # -- export support --------------------------------------------------------------------
+    def iter_masks(self):
+        """Every stored mask: dicts with object_id, frame, counts, height, width, source."""
+        yield from self._rows("SELECT * FROM masks ORDER BY object_id, frame")
+
+    def all_objects(self) -> list[dict]:
+        return self._rows("SELECT * FROM objects ORDER BY id")
+
+    def expression_objects(self) -> list[dict]:
+        return self._rows("SELECT * FROM expression_objects ORDER BY expression_id, object_id")
+
+    # -- settings --------------------------------------------------------------------------
+    def get_setting(self, key: str, default=None):
+        row = self._one("SELECT value FROM settings WHERE key = ?", [key])
+        return default if row is None else json.loads(row["value"])
+
+    def set_setting(self, key: str, value) -> None:
+        with self._lock, self.db.atomic():
+            self.db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", [key, json.dumps(value)])
+
+    def integrity_check(self) -> str:
+        return self._one("PRAGMA integrity_check")["integrity_check"]

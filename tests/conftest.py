@@ -1,0 +1,34 @@
+import cv2
+import numpy as np
+import pytest
+
+from app.store import ProjectStore
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = ProjectStore(tmp_path / "project.sqlite")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def image_path(tmp_path):
+    """A 40x30 RGB png with distinct pixels."""
+    img = np.random.default_rng(0).integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    path = tmp_path / "still.png"
+    cv2.imwrite(str(path), img)
+    return path
+
+
+@pytest.fixture
+def video_path(tmp_path):
+    """A 6-frame 48x32 MJPG avi."""
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (48, 32))
+    for i in range(6):
+        frame = np.full((32, 48, 3), 20 * i, np.uint8)
+        cv2.rectangle(frame, (4 * i, 4), (4 * i + 10, 14), (0, 0, 255), -1)
+        writer.write(frame)
+    writer.release()
+    return path
