@@ -1,0 +1,151 @@
+"""EngineService: the one object that owns the accelerator.
+
+It loads segmenters on demand and caches them, runs every model call under one lock (two
+requests never share a model's per-run state or race for GPU memory), and turns cancel()
+into `Cancelled`. Inputs and outputs are checked here, so every engine gets the same
+teaching error messages and the UI never sees a mask of the wrong shape.
+
+Cancel: cancel() sets an Event. The progress callable handed to `segment_video` raises
+Cancelled when the Event is set, so segmenters that report progress stop at their next
+report; the Event is also checked after loading and after the model returns, which covers
+image segmenters (no progress) and engines that never report. Each call clears the Event
+once it holds the lock, so a cancel aimed at one run never poisons the next.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Optional
+
+import numpy as np
+
+from .registry import Cancelled, ProgressFn, Segmenter, available_segmenters, \
+    load_segmenter, pick_device, segmenter_info
+
+
+class EngineService:
+    def __init__(self, device: Optional[str] = None, paths: Optional[dict] = None):
+        """`paths`: default model paths per engine name, e.g. {"flowrvs": {"wan_dir": ...}};
+        keyword paths given to a call override them."""
+        self._device_arg = device
+        self._device: Optional[str] = None
+        self._default_paths = {name: dict(p) for name, p in (paths or {}).items()}
+        self._cache: dict[tuple, Segmenter] = {}
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+
+    @property
+    def device(self) -> str:
+        # Resolved on first use: pick_device may import torch, which the UI should not pay
+        # for at startup.
+        if self._device is None:
+            self._device = pick_device(self._device_arg)
+        return self._device
+
+    def cancel(self) -> None:
+        """Ask the running call (if any) to stop; it raises Cancelled at its next check."""
+        self._cancel.set()
+
+    def unload(self) -> None:
+        """Drop every cached segmenter (frees its memory once nothing else holds it)."""
+        with self._lock:
+            self._cache.clear()
+
+    def segment_video(self, name: str, frames: np.ndarray, expression: str,
+                      progress: Optional[ProgressFn] = None, **paths) -> np.ndarray:
+        """frames uint8 [T,H,W,3] RGB -> bool [T,H,W]."""
+        _check_frames(frames)
+        _check_expression(expression)
+        _check_kind(name, "video")
+        with self._lock:
+            self._cancel.clear()
+            segmenter = self._load(name, paths)
+            self._raise_if_cancelled()
+            out = segmenter.segment_video(frames, expression, progress=self._forward(progress))
+            self._raise_if_cancelled()
+        return _check_output(name, out, frames.shape[:3], "segment_video")
+
+    def segment_image(self, name: str, image: np.ndarray, expression: str,
+                      **paths) -> np.ndarray:
+        """image uint8 [H,W,3] RGB -> bool [H,W]."""
+        _check_image(image)
+        _check_expression(expression)
+        _check_kind(name, "image")
+        with self._lock:
+            self._cancel.clear()
+            segmenter = self._load(name, paths)
+            self._raise_if_cancelled()
+            out = segmenter.segment_image(image, expression)
+            self._raise_if_cancelled()
+        return _check_output(name, out, image.shape[:2], "segment_image")
+
+    # -- internals (call with the lock held) --
+
+    def _load(self, name: str, paths: dict) -> Segmenter:
+        merged = {**self._default_paths.get(name, {}), **paths}
+        key = (name, self.device, tuple(sorted((k, str(v)) for k, v in merged.items())))
+        if key not in self._cache:
+            self._cache[key] = load_segmenter(name, device=self.device, **merged)
+        return self._cache[key]
+
+    def _forward(self, progress: Optional[ProgressFn]) -> ProgressFn:
+        def report(fraction: float, message: str = "") -> None:
+            self._raise_if_cancelled()
+            if progress is not None:
+                progress(fraction, message)
+        return report
+
+    def _raise_if_cancelled(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled("segmentation cancelled")
+
+
+def _check_kind(name: str, kind: str) -> None:
+    if kind not in segmenter_info(name).kinds:  # raises UnknownEngineError first
+        others = available_segmenters(kind)
+        raise ValueError(f"engine {name!r} does not segment {kind}s; engines that do: "
+                         f"{', '.join(others) or 'none'}")
+
+
+def _describe(a) -> str:
+    if isinstance(a, np.ndarray):
+        return f"{a.dtype} array of shape {list(a.shape)}"
+    return type(a).__name__
+
+
+def _check_frames(frames) -> None:
+    if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError("frames must be a numpy array of shape [T,H,W,3] (RGB); got "
+                         f"{_describe(frames)}. Stack frames with np.stack(list_of_frames); "
+                         "convert BGR/gray with cv2.cvtColor")
+    if frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (0-255), got {frames.dtype}; for floats in "
+                         "[0,1] use (frames * 255).round().astype(np.uint8)")
+    if min(frames.shape[:3]) == 0:
+        raise ValueError(f"frames must hold at least one non-empty frame, got shape "
+                         f"{list(frames.shape)}")
+
+
+def _check_image(image) -> None:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError("image must be a numpy array of shape [H,W,3] (RGB); got "
+                         f"{_describe(image)}. Drop alpha with image[..., :3]; convert "
+                         "gray with cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)")
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 (0-255), got {image.dtype}; for floats in "
+                         "[0,1] use (image * 255).round().astype(np.uint8)")
+    if min(image.shape[:2]) == 0:
+        raise ValueError(f"image must not be empty, got shape {list(image.shape)}")
+
+
+def _check_expression(expression) -> None:
+    if not isinstance(expression, str) or not expression.strip():
+        raise ValueError("expression must be a non-empty string describing the object, "
+                         f"e.g. 'the dog on the left'; got {expression!r}")
+
+
+def _check_output(name: str, out, shape: tuple, method: str) -> np.ndarray:
+    if not isinstance(out, np.ndarray) or out.dtype != np.bool_ or out.shape != tuple(shape):
+        raise RuntimeError(f"engine {name!r} broke the segmenter contract: {method} must "
+                           f"return a bool array of shape {list(shape)}, returned "
+                           f"{_describe(out)}")
+    return out
