@@ -32,3 +32,12 @@ def video_path(tmp_path):
         writer.write(frame)
     writer.release()
     return path
+
+
+@pytest.fixture
+def live_app(tmp_path):
+    """The real app on a free port, on an empty project in tmp_path."""
+    from tests.live_app import LiveApp
+    app = LiveApp(tmp_path / "live.sqlite")
+    yield app
+    app.stop()

@@ -1,0 +1,102 @@
+"""Scripting API: Gradio named endpoints for gradio_client (see the README's example).
+
+Each endpoint is a thin, typed wrapper over a Studio verb; errors reach the client as
+gr.Error with the store's or importer's own message.
+"""
+from __future__ import annotations
+
+import functools
+import tempfile
+from pathlib import Path
+
+import cv2
+import gradio as gr
+import numpy as np
+from gradio.data_classes import FileData
+
+import engine
+from app.media import MediaError
+from app.store import StoreError
+from app.studio import Studio
+
+USER_ERRORS = (StoreError, MediaError, engine.UnknownEngineError, engine.Cancelled, ValueError)
+
+
+def user_errors(fn):
+    """Turn the project's own errors into gr.Error at the UI edge, messages intact."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as e:
+            raise gr.Error(str(e), print_exception=False) from e
+    return wrapper
+
+
+def read_mask_png(path: str | Path) -> np.ndarray:
+    """A PNG mask -> bool [H, W]: any nonzero pixel (any channel) is the object."""
+    data = np.fromfile(str(path), np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise ValueError(f"{Path(path).name} is not a readable PNG; send the mask as a PNG where "
+                         "nonzero pixels are the object")
+    return (img.reshape(img.shape[0], img.shape[1], -1) != 0).any(axis=2)
+
+
+def write_mask_png(mask: np.ndarray, directory: str | Path | None = None) -> Path:
+    fd, name = tempfile.mkstemp(suffix=".png", dir=directory)
+    path = Path(name)
+    with open(fd, "wb") as f:
+        f.write(cv2.imencode(".png", mask.astype(np.uint8) * 255)[1].tobytes())
+    return path
+
+
+def _file(file: FileData | dict) -> tuple[str, str | None]:
+    """gr.api hands files over as FileData or as its dict form, depending on the caller."""
+    if isinstance(file, dict):
+        return file["path"], file.get("orig_name")
+    return file.path, file.orig_name
+
+
+def register(studio: Studio) -> None:
+    """Declare the endpoints; call inside a gr.Blocks context."""
+    out_dir = Path(tempfile.mkdtemp(prefix="flowlabel-api-"))
+
+    @user_errors
+    def add_media(file: FileData) -> dict:
+        """Import an image or video into the project."""
+        path, orig_name = _file(file)
+        row = studio.add_media(path, name=orig_name or Path(path).name)[0]
+        return {"media_id": row["id"], "kind": row["kind"], "frames": row["frames"],
+                "width": row["width"], "height": row["height"]}
+
+    @user_errors
+    def add_expression(media_id: int, text: str) -> dict:
+        """Add a referring expression (one new object) to a media."""
+        return {"expression_id": studio.store.add_expression(int(media_id), text)["id"]}
+
+    @user_errors
+    def save_mask(expression_id: int, frame: int, mask: FileData, base_revision: int | None = None) -> dict:
+        """Save a frame's mask from a PNG (nonzero = object); refuses a stale base_revision."""
+        revision = studio.store.save_mask(int(expression_id), int(frame), read_mask_png(_file(mask)[0]),
+                                          base_revision=base_revision)
+        return {"revision": revision}
+
+    @user_errors
+    def get_mask(expression_id: int, frame: int) -> FileData:
+        """A frame's mask as a PNG, 0/255, the frame's size."""
+        return FileData(path=str(write_mask_png(studio.store.get_mask(int(expression_id), int(frame)), out_dir)))
+
+    @user_errors
+    def segment(expression_id: int, engine: str) -> dict:
+        """Run a registered engine on the expression's media (manual frames are kept)."""
+        return {"frames": studio.segment(int(expression_id), engine)["frames"]}
+
+    @user_errors
+    def export_coco() -> FileData:
+        """The COCO JSON (with RefCOCO-style refs) of the whole project."""
+        return FileData(path=str(studio.export_coco(out_dir / "coco.json")))
+
+    for fn in (add_media, add_expression, save_mask, get_mask, export_coco):
+        gr.api(fn, api_name=fn.__name__)
+    gr.api(segment, api_name="segment", concurrency_id="engine", concurrency_limit=1)

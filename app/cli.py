@@ -1,0 +1,112 @@
+"""Command line: `python launch.py` serves the studio; `python launch.py export ...` exports."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+# Model locations: flag, else environment variable, else unset (the engine's issue defines them).
+MODEL_PATHS = {
+    ("flowrvs", "wan_dir"): ("--flowrvs-wan-dir", "FLOWLABEL_FLOWRVS_WAN_DIR",
+                             "local Wan2.1-T2V-1.3B-Diffusers folder (or its Hugging Face cache path)"),
+    ("flowrvs", "dit_checkpoint"): ("--flowrvs-checkpoint", "FLOWLABEL_FLOWRVS_CHECKPOINT",
+                                    "FlowRVS DiT .pth checkpoint"),
+    ("flowrvs", "vae_checkpoint"): ("--flowrvs-vae", "FLOWLABEL_FLOWRVS_VAE", "FlowRVS tuned_vae.pth"),
+    ("flowseg", "model_dir"): ("--flowseg-dir", "FLOWLABEL_FLOWSEG_DIR", "FlowSeg save_pretrained folder"),
+}
+
+
+def default_project() -> Path:
+    """The user's data folder: $FLOWLABEL_HOME, else the platform's usual place."""
+    if os.environ.get("FLOWLABEL_HOME"):
+        base = Path(os.environ["FLOWLABEL_HOME"])
+    elif sys.platform == "win32":
+        base = Path(os.environ.get("APPDATA", Path.home())) / "FlowLabel"
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support" / "FlowLabel"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "flowlabel"
+    return base / "default.sqlite"
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--project", type=Path, default=None,
+                        help=f"project SQLite file (created if missing); imported media are copied to "
+                             f"<name>_media/ beside it. Default: {default_project()}")
+    p = argparse.ArgumentParser(
+        prog="launch.py", parents=[common],
+        description="FlowLabel: annotate referring expressions with masks. With no command, starts the studio.")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to serve on (default 127.0.0.1: this machine only; 0.0.0.0 for your network)")
+    p.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
+    p.add_argument("--device", default=None,
+                   help="where engines run: cpu, cuda, cuda:1 ... (default: cuda when available, else cpu)")
+    p.add_argument("--no-demo", action="store_true",
+                   help="do not add the demo media from assets/ to a new, empty project")
+    for (eng, key), (flag, env, what) in MODEL_PATHS.items():
+        p.add_argument(flag, dest=f"{eng}__{key}", default=os.environ.get(env),
+                       help=f"{what} (env {env})")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    exp = sub.add_parser("export", parents=[common], help="export the project's annotations")
+    exp.add_argument("--format", choices=["coco"], default="coco", help="export format (default coco)")
+    exp.add_argument("--out", type=Path, required=True, help="file to write")
+    return p
+
+
+def engine_paths(args) -> dict:
+    paths: dict = {}
+    for (eng, key) in MODEL_PATHS:
+        value = getattr(args, f"{eng}__{key}", None)
+        if value:
+            paths.setdefault(eng, {})[key] = value
+    return paths
+
+
+def seed_demo(studio) -> None:
+    """A new project opens on something to try: the demo media with example expressions."""
+    import json
+    manifest = ASSETS / "demo" / "demo.json"
+    if not manifest.exists() or studio.store.list_media():
+        return
+    for item in json.loads(manifest.read_text()):
+        media = studio.add_media(ASSETS / "demo" / item["file"])[0]
+        for text in item["expressions"]:
+            studio.store.add_expression(media["id"], text)
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    project = args.project or default_project()
+    if args.command == "export":
+        return export(project, args)
+    return serve(project, args)
+
+
+def export(project: Path, args) -> int:
+    from app.export_coco import write_coco
+    from app.store import ProjectStore
+    if not Path(project).exists():
+        print(f"error: no project at {project}; pass --project with the path of an existing project file",
+              file=sys.stderr)
+        return 2
+    with ProjectStore(project) as store:
+        out = write_coco(store, args.out)
+        data_count = sum(1 for _ in store.iter_masks())
+    print(f"wrote {out} ({data_count} masks)")
+    return 0
+
+
+def serve(project: Path, args) -> int:
+    from app import ui
+    from app.studio import Studio
+    studio = Studio(project, device=args.device, engine_paths=engine_paths(args))
+    if not args.no_demo:
+        seed_demo(studio)
+    demo = ui.build(studio)
+    print(f"FlowLabel project: {studio.store.path}", flush=True)
+    demo.queue(default_concurrency_limit=4).launch(
+        server_name=args.host, server_port=args.port, show_error=True, **ui.launch_kwargs())
+    return 0

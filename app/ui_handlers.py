@@ -1,0 +1,231 @@
+"""What the annotation page does, as plain functions of (studio, small values).
+
+The page keeps a tiny per-tab state {"media_id", "expression_id", "revision"}; frames, masks
+and history stay on the server. Every function returns plain values or gr.update()s, so the
+whole page logic is testable without a browser.
+"""
+from __future__ import annotations
+
+import cv2
+import gradio as gr
+import numpy as np
+
+import engine
+from app.api import user_errors
+from app.overlay import mask_to_rgba, rgba_to_mask
+from app.studio import Studio
+
+MASK_RGB = (255, 64, 64)
+MASK_ALPHA = 150  # the editor's paint layer: see-through enough to judge edges while painting
+STATUS_LABELS = {"todo": "to do", "in_progress": "in progress", "done": "done", "reviewed": "reviewed"}
+STATUS_ICONS = {"todo": "○", "in_progress": "◐", "done": "●", "reviewed": "✔"}
+
+
+def empty_state() -> dict:
+    return {"media_id": None, "expression_id": None, "revision": None}
+
+
+def media_choices(studio: Studio) -> list[tuple[str, int]]:
+    return [(f"{m['name']} · {m['kind']}, {m['frames']} frame{'s' if m['frames'] != 1 else ''} · "
+             f"{m['finished'] or 0}/{m['expressions']} done", m["id"]) for m in studio.store.list_media()]
+
+
+def expression_choices(studio: Studio, media_id: int | None) -> list[tuple[str, int]]:
+    if media_id is None:
+        return []
+    return [(f"{STATUS_ICONS[e['status']]} {e['text']}  [{STATUS_LABELS[e['status']]}]", e["id"])
+            for e in studio.store.list_expressions(media_id)]
+
+
+def editor_mask(editor_value, shape: tuple[int, int]) -> np.ndarray:
+    """The mask painted in the editor's layer, at the frame's size."""
+    layers = (editor_value or {}).get("layers") or []
+    if not layers or layers[0] is None:
+        return np.zeros(shape, bool)
+    mask = rgba_to_mask(np.asarray(layers[0]))
+    if mask.shape != shape:  # the editor may hand back a resized canvas
+        mask = cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+    return mask
+
+
+class PageLogic:
+    def __init__(self, studio: Studio):
+        self.studio = studio
+        self.store = studio.store
+
+    # -- choosing what to look at ----------------------------------------------------------
+    def initial(self):
+        """On page load: reopen the last expression this project worked on."""
+        last = self.store.get_setting("last_expression")
+        media = media_choices(self.studio)
+        state = empty_state()
+        if last is not None:
+            try:
+                expr = self.store.get_expression(last)
+                state.update(media_id=expr["media_id"], expression_id=expr["id"], revision=expr["revision"])
+            except LookupError:
+                pass
+        if state["media_id"] is None and media:
+            state["media_id"] = media[0][1]
+            exprs = self.store.list_expressions(state["media_id"])
+            if exprs:
+                state.update(expression_id=exprs[0]["id"], revision=exprs[0]["revision"])
+        return state, gr.update(choices=media, value=state["media_id"]), \
+            gr.update(choices=expression_choices(self.studio, state["media_id"]), value=state["expression_id"])
+
+    def pick_media(self, media_id):
+        state = empty_state()
+        if media_id is None:
+            return state, gr.update(choices=[], value=None)
+        state["media_id"] = int(media_id)
+        exprs = self.store.list_expressions(state["media_id"])
+        if exprs:
+            state.update(expression_id=exprs[0]["id"], revision=exprs[0]["revision"])
+        return state, gr.update(choices=expression_choices(self.studio, state["media_id"]),
+                                value=state["expression_id"])
+
+    def pick_expression(self, state, expression_id):
+        state = dict(state or empty_state())
+        if expression_id is None:
+            state.update(expression_id=None, revision=None)
+            return state
+        expr = self.store.get_expression(int(expression_id))
+        state.update(media_id=expr["media_id"], expression_id=expr["id"], revision=expr["revision"])
+        self.store.set_setting("last_expression", expr["id"])
+        return state
+
+    def next_expression(self, state):
+        """The next expression that is not finished, across media; wraps around."""
+        exprs = self.store.list_expressions()
+        if not exprs:
+            return state, gr.update(), gr.update()
+        current = (state or {}).get("expression_id")
+        ids = [e["id"] for e in exprs]
+        start = ids.index(current) + 1 if current in ids else 0
+        ordered = exprs[start:] + exprs[:start]
+        pick = next((e for e in ordered if e["status"] in ("todo", "in_progress")), ordered[0])
+        state = self.pick_expression(state, pick["id"])
+        return state, gr.update(value=pick["media_id"]), \
+            gr.update(choices=expression_choices(self.studio, pick["media_id"]), value=pick["id"])
+
+    # -- the frame view --------------------------------------------------------------------
+    def slider(self, state):
+        media_id = (state or {}).get("media_id")
+        frames = self.store.get_media(media_id)["frames"] if media_id else 1
+        # A slider needs max > min; a still image simply hides it.
+        return gr.update(minimum=0, maximum=max(frames - 1, 1), value=0, step=1,
+                         visible=frames > 1, label=f"Frame (of {frames})")
+
+    def view(self, state, frame, opacity, outline_only, show_overlay):
+        """Editor (frame + paint layer), overlay preview and the info line for one frame."""
+        state = state or empty_state()
+        if state.get("expression_id") is None:
+            if state.get("media_id") is None:
+                return None, None, "Add media to start: drop an image or a video under **Add media**."
+            image = self.studio.frame(state["media_id"], int(frame or 0))
+            return {"background": image, "layers": [], "composite": None}, image, \
+                "Write a referring expression for this media, then paint its mask."
+        eid, frame = state["expression_id"], int(frame or 0)
+        mask = self.store.get_mask(eid, frame)
+        image = self.studio.frame(self.store.get_expression(eid)["media_id"], frame)
+        layer = mask_to_rgba(mask, MASK_RGB, MASK_ALPHA)
+        preview = self.studio.render(eid, frame, opacity, outline_only, mask=mask) if show_overlay else image
+        return {"background": image, "layers": [layer], "composite": None}, preview, self.info(eid, frame, mask)
+
+    def preview(self, state, frame, opacity, outline_only, show_overlay):
+        """Only the overlay preview: display settings never reset the paint layer."""
+        state = state or empty_state()
+        if state.get("media_id") is None:
+            return None
+        if state.get("expression_id") is None or not show_overlay:
+            return self.studio.frame(state["media_id"], int(frame or 0))
+        return self.studio.render(state["expression_id"], int(frame or 0), opacity, outline_only)
+
+    def info(self, expression_id: int, frame: int, mask: np.ndarray | None = None) -> str:
+        expr = self.store.get_expression(expression_id)
+        if mask is None:
+            mask = self.store.get_mask(expression_id, frame)
+        source = self.store.mask_sources(expression_id).get(frame, "empty")
+        can_undo, can_redo = self.store.can_undo_redo(expression_id)
+        return (f"**{expr['text']}** · {STATUS_LABELS[expr['status']]} · frame {frame} · "
+                f"mask: {int(mask.sum())} px ({source}) · revision {expr['revision']}"
+                f"{' · undo available' if can_undo else ''}{' · redo available' if can_redo else ''}")
+
+    # -- edits -----------------------------------------------------------------------------
+    @user_errors
+    def save(self, state, frame, editor_value, opacity, outline_only, show_overlay):
+        eid = self._require(state)
+        media = self.store.get_media(state["media_id"])
+        mask = editor_mask(editor_value, (media["height"], media["width"]))
+        revision = self.store.save_mask(eid, int(frame), mask, base_revision=state["revision"])
+        state = {**state, "revision": revision}
+        preview = self.studio.render(eid, int(frame), opacity, outline_only, mask=mask) if show_overlay \
+            else self.studio.frame(state["media_id"], int(frame))
+        return state, preview, self.info(eid, int(frame), mask)
+
+    @user_errors
+    def correct(self, op, state, frame, editor_value, opacity, outline_only, show_overlay, min_area):
+        eid = self._require(state)
+        media = self.store.get_media(state["media_id"])
+        mask = editor_mask(editor_value, (media["height"], media["width"]))
+        _, revision = self.studio.apply_op(eid, int(frame), op, mask=mask, base_revision=state["revision"],
+                                           min_area=int(min_area or 0))
+        state = {**state, "revision": revision}
+        return (state, *self.view(state, frame, opacity, outline_only, show_overlay))
+
+    @user_errors
+    def undo_redo(self, undo, state, frame, opacity, outline_only, show_overlay):
+        eid = self._require(state)
+        step = self.store.undo if undo else self.store.redo
+        revision = step(eid, base_revision=state["revision"])
+        state = {**state, "revision": revision}
+        return (state, *self.view(state, frame, opacity, outline_only, show_overlay))
+
+    @user_errors
+    def set_status(self, status, state):
+        eid = self._require(state)
+        revision = self.store.set_status(eid, status, base_revision=state["revision"])
+        state = {**state, "revision": revision}
+        return state, gr.update(choices=expression_choices(self.studio, state["media_id"]), value=eid), \
+            gr.update(choices=media_choices(self.studio), value=state["media_id"])
+
+    @user_errors
+    def add_media(self, files):
+        added = []
+        for f in files or []:
+            added += self.studio.add_media(f)
+        if not added:
+            raise gr.Error("Choose an image, a video or a folder of images to add.")
+        state = empty_state()
+        state["media_id"] = added[-1]["id"]
+        gr.Info(f"Added {', '.join(r['name'] for r in added)}")
+        return state, gr.update(choices=media_choices(self.studio), value=state["media_id"]), \
+            gr.update(choices=expression_choices(self.studio, state["media_id"]), value=None), None
+
+    @user_errors
+    def add_expression(self, state, text):
+        if not (state or {}).get("media_id"):
+            raise gr.Error("Pick a media first, then write an expression for it.")
+        expr = self.store.add_expression(state["media_id"], text)
+        state = self.pick_expression(state, expr["id"])
+        return state, gr.update(choices=expression_choices(self.studio, state["media_id"]), value=expr["id"]), ""
+
+    @user_errors
+    def segment(self, state, engine_name, progress=gr.Progress()):
+        eid = self._require(state)
+        if not engine_name:
+            raise gr.Error(str(engine.UnknownEngineError("no engine chosen")) if engine.available_segmenters()
+                           else "No segmentation engine is installed yet; paint the mask by hand.")
+        result = self.studio.segment(eid, engine_name, progress=lambda f, msg="": progress(f, desc=msg))
+        return {**state, "revision": result["revision"]}
+
+    def export(self):
+        out = self.studio.store.path.with_name(self.studio.store.path.stem + "_coco.json")
+        return str(self.studio.export_coco(out))
+
+    @staticmethod
+    def _require(state) -> int:
+        if not (state or {}).get("expression_id"):
+            raise gr.Error("Pick or add an expression first.")
+        return state["expression_id"]
+
