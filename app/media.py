@@ -1,0 +1,383 @@
+"""Media files: validate them, probe them, and decode their frames on demand.
+
+Frames are always uint8 RGB arrays of shape [H, W, 3], C-contiguous.
+
+Orientation: images are decoded with cv2.IMREAD_COLOR, which applies the EXIF orientation
+tag, so sizes and pixels are what a photo viewer shows. probe() and FrameReader share
+_decode_image(), so they always agree. Videos go through OpenCV's FFmpeg backend, which
+applies rotation metadata itself; sizes come from decoded frames, never from the container.
+"""
+from __future__ import annotations
+
+import hashlib
+import operator
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+VIDEO_EXTS = {".mp4", ".mov", ".avi", ".webm", ".mkv"}
+
+# A read this close ahead of the decoder grabs forward; further, or backwards, seeks.
+SEEK_WINDOW = 64
+
+# Format sniffed from the first bytes -> (what to call it, extensions it may carry).
+_FORMATS = {
+    "png": ("PNG image", (".png",)),
+    "jpeg": ("JPEG image", (".jpg", ".jpeg")),
+    "webp": ("WebP image", (".webp",)),
+    "bmp": ("BMP image", (".bmp",)),
+    "tiff": ("TIFF image", (".tif", ".tiff")),
+    "gif": ("GIF image", ()),
+    "heif": ("HEIC/AVIF image", ()),
+    "avi": ("AVI video", (".avi",)),
+    "isobmff": ("MP4/MOV video", (".mp4", ".mov")),
+    "matroska": ("Matroska/WebM video", (".mkv", ".webm")),
+}
+_EXT_FORMAT = {ext: fmt for fmt, (_, exts) in _FORMATS.items() for ext in exts}
+
+
+class MediaError(ValueError):
+    """Bad input. str(e) names the file, the problem, and what to do."""
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    kind: str  # "image" or "video"
+    width: int
+    height: int
+    frames: int  # 1 for images; frames actually decoded for videos
+    fps: float | None  # None for images, or when the container gives none
+    sha256: str
+
+
+def _supported() -> str:
+    return (f"images {', '.join(sorted(IMAGE_EXTS))}; "
+            f"videos {', '.join(sorted(VIDEO_EXTS))}")
+
+
+def media_kind(path) -> str:
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext in IMAGE_EXTS:
+        return "image"
+    if ext in VIDEO_EXTS:
+        return "video"
+    raise MediaError(f"{path.name} has an unsupported extension '{ext or '(none)'}'; "
+                     f"supported are {_supported()}; convert it to one of these")
+
+
+def _sniff(head: bytes) -> str | None:
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head[:4] == b"RIFF" and head[8:12] in (b"WEBP", b"AVI "):
+        return "webp" if head[8:12] == b"WEBP" else "avi"
+    # "BM" alone is too weak (a text file may start with it): check the DIB header size too.
+    dib_header_size = int.from_bytes(head[14:18], "little")
+    if head[:2] == b"BM" and dib_header_size in (12, 40, 52, 56, 64, 108, 124):
+        return "bmp"
+    if head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+        return "tiff"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "matroska"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"avif", b"avis"):
+        return "heif"  # ISO BMFF too, but stills: phone photos, which must not pass as .mp4
+    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot"):
+        return "isobmff"
+    return None
+
+
+def _looks_like_text(head: bytes) -> bool:
+    return bool(head) and not any(b < 9 or 13 < b < 32 or b == 127 for b in head)
+
+
+def _check_file(path) -> tuple[Path, str]:
+    """Existence, extension, size and magic bytes; returns (path, kind)."""
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(f"{path.name} does not exist (looked for {path}); check the path")
+    if not path.is_file():
+        raise MediaError(f"{path.name} is a folder, not a media file; "
+                         "pass a file, or list the folder with list_media_files()")
+    kind = media_kind(path)
+    if path.stat().st_size == 0:
+        raise MediaError(f"{path.name} is empty (0 bytes); the upload or copy probably "
+                         "failed; copy the file again")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+    except OSError as e:
+        raise MediaError(f"{path.name} cannot be read ({e.strerror}); check its permissions") from e
+    ext = path.suffix.lower()
+    fmt = _sniff(head)
+    if fmt is None:
+        if _looks_like_text(head):
+            raise MediaError(f"{path.name} contains text, not {kind} data; "
+                             f"it is not a real {ext} file; export the {kind} again")
+        label = _FORMATS[_EXT_FORMAT[ext]][0]
+        raise MediaError(f"{path.name} is not a valid {label} file (unrecognised first bytes "
+                         f"{head[:12].hex(' ')}); it is corrupt or not a {kind}; export it again")
+    label, exts = _FORMATS[fmt]
+    if not exts:
+        raise MediaError(f"{path.name} contains {label} data, which is not supported; "
+                         f"convert it to one of: {_supported()}")
+    if ext not in exts:
+        real_kind = "video" if exts[0] in VIDEO_EXTS else "image"
+        named = _FORMATS[_EXT_FORMAT[ext]][0] if real_kind == kind else kind
+        named = ("an " if named[0] in "AEIMOaeio" else "a ") + named
+        raise MediaError(f"{path.name} is named as {named} but contains {label} data; "
+                         f"rename it to {exts[0]}")
+    return path, kind
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()  # streams in chunks
+
+
+def _decode_image(path: Path) -> np.ndarray:
+    try:
+        bgr = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        bgr = None
+    if bgr is None:
+        raise MediaError(f"{path.name} could not be decoded as an image; it is corrupt or "
+                         "truncated; export or copy it again")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _open_capture(path: Path):
+    # FFmpeg only: other backends (image sequences, the built-in MJPEG reader) differ in
+    # what they accept and how they seek.
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        raise MediaError(f"{path.name} could not be opened by the video decoder "
+                         "(OpenCV/FFmpeg); it is corrupt, cut before its header, or uses an "
+                         "unsupported codec; "
+                         f"re-encode it, e.g. ffmpeg -i {path.name} -c:v libx264 out.mp4")
+    return cap
+
+
+def _fps(cap) -> float | None:
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    return float(fps) if fps > 0 else None  # also rejects nan
+
+
+def _no_frames(path: Path) -> MediaError:
+    return MediaError(f"{path.name} opens but has no decodable frames; it is empty or "
+                      "damaged; export the video again")
+
+
+def _size_changed(path: Path, index: int, old, new) -> MediaError:
+    return MediaError(f"{path.name} changes frame size at frame {index} ({old[1]}x{old[0]} to "
+                      f"{new[1]}x{new[0]}); re-encode it at one size, e.g. ffmpeg -i "
+                      f"{path.name} -vf scale={old[1]}:{old[0]} out.mp4")
+
+
+def probe(path) -> MediaInfo:
+    path, kind = _check_file(path)
+    if kind == "image":
+        height, width = _decode_image(path).shape[:2]
+        return MediaInfo("image", width, height, 1, None, _sha256(path))
+    cap = _open_capture(path)
+    try:
+        fps, frames, shape, buf = _fps(cap), 0, None, None
+        # Count frames that decode; container frame counts are often wrong.
+        while cap.grab():
+            ok, buf = cap.retrieve(buf)
+            if not ok:
+                break
+            if shape is None:
+                shape = buf.shape
+            elif buf.shape != shape:
+                raise _size_changed(path, frames, shape, buf.shape)
+            frames += 1
+    finally:
+        cap.release()
+    if frames == 0:
+        raise _no_frames(path)
+    return MediaInfo("video", shape[1], shape[0], frames, fps, _sha256(path))
+
+
+def list_media_files(path) -> list[Path]:
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(f"{path.name or path} does not exist (looked for {path}); "
+                         "check the path")
+    if path.is_file():
+        media_kind(path)
+        return [path]
+    # Dotfiles skipped: macOS "._x.mp4" sidecars carry a media extension but no media.
+    files = sorted((f for f in path.iterdir() if f.is_file() and not f.name.startswith(".")
+                    and f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS), key=lambda f: f.name)
+    if not files:
+        raise MediaError(f"folder {path.name} has no supported media files (subfolders are "
+                         f"not searched); add files with these extensions: {_supported()}")
+    return files
+
+
+class FrameReader:
+    """Random access to one media's frames, decoding on demand. Thread-safe (a lock inside).
+
+    frames=None means the count is unknown: it is learned when the decoder runs out.
+    close() releases the decoder; a later read() reopens it.
+    """
+
+    def __init__(self, path, kind: str, frames: int | None = None):
+        if kind not in ("image", "video"):
+            raise ValueError(f"kind must be 'image' or 'video', not {kind!r}")
+        self.path, self.kind = Path(path), kind
+        self.frames = 1 if kind == "image" else frames
+        self._lock = threading.Lock()
+        self._cap = None
+        self._pos = 0  # index of the frame the next grab() returns
+        self._grabbed = -1  # index of the frame grabbed last, still retrievable; -1 if none
+        self._shape = None
+        self._fps: float | None = None
+        self._t0 = 0.0  # timestamp of frame 0 in ms, for verifying seeks
+
+    def read(self, index: int) -> np.ndarray:
+        index = operator.index(index)
+        with self._lock:
+            if index < 0 or (self.frames is not None and index >= self.frames):
+                raise IndexError(self._range_message(index))
+            if self.kind == "image":
+                return _decode_image(self.path)
+            if self._cap is None:
+                self._open()
+            if index != self._grabbed:
+                if not 0 <= index - self._pos < SEEK_WINDOW and not self._seek(index):
+                    self._open()  # seek failed or unverifiable: decode forward from 0
+                self._grab_to(index)
+            ok, bgr = self._cap.retrieve()
+            if not ok:
+                raise MediaError(f"{self.path.name}: frame {index} could not be decoded; the "
+                                 "file may be damaged; export the video again")
+            if self._shape is None:
+                self._shape = bgr.shape
+            elif bgr.shape != self._shape:
+                raise _size_changed(self.path, index, self._shape, bgr.shape)
+            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    def close(self):
+        with self._lock:
+            self._release()
+
+    def _range_message(self, index: int) -> str:
+        if self.frames is None:
+            return f"frame {index} is out of range for {self.path.name}; indices start at 0"
+        return (f"frame {index} is out of range for {self.path.name}, which has "
+                f"{self.frames} frame(s): use 0..{self.frames - 1}")
+
+    def _release(self):
+        if self._cap is not None:
+            self._cap.release()
+        self._cap, self._pos, self._grabbed = None, 0, -1
+
+    def _open(self):
+        self._release()
+        cap = _open_capture(self.path)
+        self._fps = _fps(cap)
+        if not cap.grab():
+            cap.release()
+            raise _no_frames(self.path)
+        self._t0 = cap.get(cv2.CAP_PROP_POS_MSEC)
+        self._cap, self._pos, self._grabbed = cap, 1, 0
+
+    def _grab_to(self, index: int):
+        while self._pos <= index:
+            if not self._cap.grab():
+                count, known = self._pos, self.frames
+                self._release()
+                if known is not None:
+                    raise MediaError(f"{self.path.name} now decodes only {count} of its {known} "
+                                     "frames; it changed since it was imported; import it again")
+                self.frames = count
+                raise IndexError(self._range_message(index))
+            self._pos += 1
+        self._grabbed = index
+
+    def _seek(self, index: int) -> bool:
+        """Seek so that frame `index` is grabbed; True only if verified frame-exact."""
+        self._grabbed = -1
+        if self._fps is None or not index:
+            return False
+        cap = self._cap
+        if not cap.set(cv2.CAP_PROP_POS_FRAMES, index) or not cap.grab():
+            return False
+        # FFmpeg seeks by timestamp and can land on a neighbour: check position and time.
+        expected_ms = self._t0 + index * 1000.0 / self._fps
+        ok = (round(cap.get(cv2.CAP_PROP_POS_FRAMES)) == index + 1
+              and abs(cap.get(cv2.CAP_PROP_POS_MSEC) - expected_ms) < 500.0 / self._fps)
+        if ok:
+            self._pos, self._grabbed = index + 1, index
+        return ok
+
+
+class FrameCache:
+    """Bounded LRU of decoded frames shared by the whole app, keyed by (path, index).
+
+    Bounded by bytes; at most max_readers decoders stay open (least recently used closed).
+    Decoding happens outside the cache lock, so different media decode in parallel.
+    """
+
+    def __init__(self, max_bytes: int = 512 * 2**20, max_readers: int = 8):
+        if max_bytes < 0 or max_readers < 1:
+            raise ValueError("max_bytes must be >= 0 and max_readers >= 1")
+        self.max_bytes, self.max_readers = max_bytes, max_readers
+        self._lock = threading.Lock()
+        self._frames: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self._readers: OrderedDict[tuple[str, str], FrameReader] = OrderedDict()
+        self._nbytes = 0
+
+    def frame(self, path, kind: str, index: int) -> np.ndarray:
+        path = str(Path(path).resolve())
+        key = (path, index)
+        evicted = []
+        with self._lock:
+            array = self._frames.get(key)
+            if array is not None:
+                self._frames.move_to_end(key)
+                return array.view()
+            reader = self._readers.get((path, kind))
+            if reader is None:
+                reader = self._readers[(path, kind)] = FrameReader(path, kind)
+                while len(self._readers) > self.max_readers:
+                    evicted.append(self._readers.popitem(last=False)[1])
+            self._readers.move_to_end((path, kind))
+        for old in evicted:  # closed outside the lock: close() waits for a decode in progress
+            old.close()
+        array = reader.read(index)
+        array.flags.writeable = False
+        with self._lock:
+            if key in self._frames:  # another thread decoded it meanwhile
+                array = self._frames[key]
+            elif array.nbytes <= self.max_bytes:
+                self._frames[key] = array
+                self._nbytes += array.nbytes
+                while self._nbytes > self.max_bytes:
+                    self._nbytes -= self._frames.popitem(last=False)[1].nbytes
+        # A view of a read-only array cannot be made writeable again by the caller.
+        return array.view()
+
+    def clear(self):
+        with self._lock:
+            readers = list(self._readers.values())
+            self._readers.clear()
+            self._frames.clear()
+            self._nbytes = 0
+        for reader in readers:
+            reader.close()
+
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return self._nbytes

@@ -1,0 +1,82 @@
+"""Generate small test media: videos whose frames identify themselves, and seeded images.
+
+Codecs this OpenCV (4.14 pip wheel, FFmpeg backend) writes: mp4v in .mp4/.mov, MJPG in
+.avi/.mkv, VP8 in .webm (FFmpeg warns that the 'VP80' tag is unused by WebM; harmless).
+H.264 ('avc1') cannot be written here (no encoder in the wheel).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+FOURCC_BY_EXT = {".mp4": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".webm": "VP80"}
+_BITS = 8  # frame index bits in the top band: up to 256 frames
+
+
+def make_frame(index: int, size=(96, 64)) -> np.ndarray:
+    """RGB frame `index`: a coloured background, a moving square, and the index in binary
+    as black/white cells across the top band (read back by frame_signature)."""
+    width, height = size
+    if width < 2 * _BITS or height < 16:
+        raise ValueError(f"size {size} too small: need width >= {2 * _BITS}, height >= 16")
+    frame = np.empty((height, width, 3), np.uint8)
+    # Channels deliberately unequal, so a BGR/RGB swap shows.
+    frame[:] = (200, 90 + (index * 7) % 60, 30 + (index * 11) % 40)
+    band, cell = max(4, height // 8), width // _BITS
+    side = max(4, height // 4)
+    x = (index * 5) % (width - side)
+    y = band + (index * 3) % (height - band - side)
+    frame[y:y + side, x:x + side] = (20, 220, 250)
+    for bit in range(_BITS):
+        frame[:band, bit * cell:(bit + 1) * cell] = 255 if (index >> bit) & 1 else 0
+    return frame
+
+
+def frame_signature(frame: np.ndarray) -> int:
+    """The frame index written by make_frame, robust to lossy codecs (reads cell centres)."""
+    height, width = frame.shape[:2]
+    band, cell = max(4, height // 8), width // _BITS
+    grey = frame[:band].mean(axis=2)
+    index = 0
+    rows = slice(band // 4, band - band // 4)
+    for bit in range(_BITS):
+        centre = grey[rows, bit * cell + cell // 4:(bit + 1) * cell - cell // 4]
+        index |= int(centre.mean() > 127) << bit
+    return index
+
+
+def write_video(path, frames=12, size=(96, 64), fps=10.0, fourcc=None) -> np.ndarray:
+    """Write `frames` frames of make_frame with cv2.VideoWriter; returns them, RGB [N, H, W, 3]."""
+    path = Path(path)
+    if frames > 2**_BITS:
+        raise ValueError(f"at most {2**_BITS} frames can carry their index")
+    fourcc = fourcc or FOURCC_BY_EXT[path.suffix.lower()]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, tuple(size))
+    if not writer.isOpened():
+        raise RuntimeError(f"this OpenCV cannot write {fourcc} into {path.name}")
+    written = np.stack([make_frame(i, size) for i in range(frames)]) if frames else \
+        np.zeros((0, size[1], size[0], 3), np.uint8)
+    for frame in written:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return written
+
+
+def write_image(path, size=(80, 60), seed=0) -> np.ndarray:
+    """Write a seeded RGB image (gradient plus random rectangles); returns the array written.
+    WebP is written lossless so that every format but JPEG round-trips exactly."""
+    width, height = size
+    rng = np.random.default_rng(seed)
+    image = np.zeros((height, width, 3), np.uint8)
+    image[..., 0] = np.linspace(0, 255, width, dtype=np.uint8)[None, :]
+    image[..., 1] = np.linspace(0, 255, height, dtype=np.uint8)[:, None]
+    image[..., 2] = 60
+    for _ in range(4):
+        x, y = rng.integers(0, width - 8), rng.integers(0, height - 8)
+        image[y:y + 8, x:x + 8] = rng.integers(0, 256, 3, dtype=np.uint8)
+    params = [cv2.IMWRITE_WEBP_QUALITY, 101] if Path(path).suffix.lower() == ".webp" else []
+    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params):
+        raise RuntimeError(f"this OpenCV cannot write {path}")
+    return image
