@@ -41,8 +41,8 @@ def build_coco(store: ProjectStore) -> dict:
 
     rows = list(store.iter_masks())
     rles = [{"size": [r["height"], r["width"]], "counts": r["counts"].encode("ascii")} for r in rows]
-    # One batched call each: pycocotools loops in C.
-    areas = mask_utils.area(rles) if rles else []
+    # area() per mask: batched, pycocotools 2.0.x sizes a uint8 array by the count (fails past 255).
+    areas = [mask_utils.area(r) for r in rles]
     boxes = mask_utils.toBbox(rles) if rles else []
     annotations, anns_of_object = [], {}
     for row, area, bbox in zip(rows, areas, boxes):

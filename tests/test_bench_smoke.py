@@ -1,0 +1,21 @@
+"""bench/studio.py --quick runs and prints its three figures (timings are not judged here)."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_quick_prints_three_figures():
+    done = subprocess.run([sys.executable, "bench/studio.py", "--quick"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert re.search(r"^machine: .*\d+ CPUs.*numpy .*opencv .*pycocotools ", out, re.M), out
+    figures = [r"^frame display: cold median [\d.]+ ms p95 [\d.]+ ms, warm median [\d.]+ ms p95 [\d.]+ ms "
+               r"\[(PASS|MISS) ",
+               r"^mask save: median [\d.]+ ms p95 [\d.]+ ms \[(PASS|MISS) ",
+               r"^coco export: [\d,]+ masks/s vs baseline [\d,]+ masks/s, ratio [\d.]+ \[(PASS|MISS) "]
+    for figure in figures:
+        assert len(re.findall(figure, out, re.M)) == 1, f"missing {figure!r} in:\n{out}"
