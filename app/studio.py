@@ -57,12 +57,12 @@ class Studio:
 
     # -- view ------------------------------------------------------------------------------
     def render(self, expression_id: int, frame: int, opacity: float = 0.5, outline_only: bool = False,
-               mask: np.ndarray | None = None) -> np.ndarray:
+               mask: np.ndarray | None = None, color: tuple[int, int, int] = (255, 0, 255)) -> np.ndarray:
         expr = self.store.get_expression(expression_id)
         image = self.frame(expr["media_id"], frame)
         if mask is None:
             mask = self.store.get_mask(expression_id, frame)
-        return render_overlay(image, mask, opacity=opacity, outline_only=outline_only)
+        return render_overlay(image, mask, opacity=opacity, outline_only=outline_only, color=color)
 
     # -- corrections -----------------------------------------------------------------------
     def apply_op(self, expression_id: int, frame: int, op: str, mask: np.ndarray | None = None,

@@ -9,7 +9,7 @@ import engine
 from app import api
 from app.media import IMAGE_EXTS, VIDEO_EXTS
 from app.studio import Studio
-from app.ui_handlers import STATUS_LABELS, PageLogic, empty_state
+from app.ui_handlers import ADD_COLOR, ERASE_COLOR, STATUS_LABELS, PageLogic, empty_state
 
 SHORTCUTS_JS = (Path(__file__).parent / "shortcuts.js").read_text()
 CSS = """
@@ -35,8 +35,8 @@ def build(studio: Studio) -> gr.Blocks:
                     new_text = gr.Textbox(placeholder="the small monkey on the left", show_label=False,
                                           scale=3, elem_id="new-expression")
                     add_expr = gr.Button("Add", scale=1, elem_id="add-expression")
-                with gr.Row():
-                    status_btns = {s: gr.Button(STATUS_LABELS[s], size="sm", elem_id=f"status-{s}")
+                with gr.Row(equal_height=True):
+                    status_btns = {s: gr.Button(STATUS_LABELS[s], size="sm", min_width=60, elem_id=f"status-{s}")
                                    for s in STATUS_LABELS}
                 next_expr = gr.Button("Next expression", size="sm", elem_id="next-expression")
                 with gr.Accordion("Model", open=False):
@@ -56,29 +56,30 @@ def build(studio: Studio) -> gr.Blocks:
                 info = gr.Markdown(elem_id="mask-info")
                 with gr.Row():
                     editor = gr.ImageEditor(
-                        label="Correct (brush adds, eraser removes)", type="numpy", image_mode="RGBA",
+                        label="Correct: magenta brush adds, green brush erases", type="numpy", image_mode="RGBA",
                         sources=[], format="png", transforms=[], elem_id="editor",
                         layers=gr.LayerOptions(allow_additional_layers=False, layers=["mask"]),
-                        brush=gr.Brush(colors=["rgb(255, 64, 64)"], color_mode="fixed", default_size=6),
-                        eraser=gr.Eraser(default_size=6))
+                        brush=gr.Brush(colors=[ADD_COLOR, ERASE_COLOR], color_mode="fixed", default_size=6),
+                        eraser=False)
                     preview = gr.Image(label="Overlay", interactive=False, format="png", elem_id="preview")
                 with gr.Row():
                     opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Overlay opacity", elem_id="opacity")
                     show_overlay = gr.Checkbox(True, label="Overlay", elem_id="show-overlay")
                     outline_only = gr.Checkbox(False, label="Outline only", elem_id="outline-only")
-                with gr.Row():
+                with gr.Row(equal_height=True):
                     save_btn = gr.Button("Save", variant="primary", elem_id="save")
                     undo_btn = gr.Button("Undo", elem_id="undo")
                     redo_btn = gr.Button("Redo", elem_id="redo")
                     fill_btn = gr.Button("Fill holes", elem_id="fill-holes")
                     specks_btn = gr.Button("Remove specks", elem_id="remove-specks")
-                    min_area = gr.Number(64, label="Speck size (px)", precision=0, minimum=0, elem_id="min-area")
+                    min_area = gr.Number(64, label="Speck size (px)", precision=0, minimum=0, min_width=90,
+                                         elem_id="min-area")
                     clear_btn = gr.Button("Clear", variant="stop", elem_id="clear")
                 gr.Markdown(HELP, elem_id="shortcut-help")
         api.register(studio)
 
         view_in = [state, frame, opacity, outline_only, show_overlay]
-        view_out = [editor, preview, info]
+        view_out = [state, editor, preview, info]
         expr_update = dict(fn=logic.slider, inputs=[state], outputs=[frame])
         show = dict(fn=logic.view, inputs=view_in, outputs=view_out)
 
@@ -92,17 +93,19 @@ def build(studio: Studio) -> gr.Blocks:
         prev_btn.click(lambda f: max(int(f) - 1, 0), [frame], [frame]).then(**show)
         next_btn.click(lambda f, s: min(int(f) + 1, _last_frame(studio, s)), [frame, state], [frame]).then(**show)
         for control in (opacity, outline_only, show_overlay):
-            control.change(logic.preview, view_in, [preview], show_progress="hidden")
+            control.change(**show, show_progress="hidden")
 
         save_in = [state, frame, editor, opacity, outline_only, show_overlay]
-        save_btn.click(logic.save, save_in, [state, preview, info])
+        # Edits run one at a time, in order, so a tab's revision chain never forks.
+        edits = dict(concurrency_id="edits", concurrency_limit=1)
+        save_btn.click(logic.save, save_in, [state, preview, info], **edits)
         # Autosave: every finished stroke goes to the store; only the latest of a burst runs.
         editor.input(logic.save, save_in, [state, preview, info], trigger_mode="always_last",
-                     show_progress="hidden")
+                     show_progress="hidden", **edits)
         for btn, op in ((fill_btn, "fill_holes"), (specks_btn, "remove_specks"), (clear_btn, "clear")):
-            btn.click(lambda *a, op=op: logic.correct(op, *a), save_in + [min_area], [state] + view_out)
-        undo_btn.click(lambda *a: logic.undo_redo(True, *a), view_in, [state] + view_out)
-        redo_btn.click(lambda *a: logic.undo_redo(False, *a), view_in, [state] + view_out)
+            btn.click(lambda *a, op=op: logic.correct(op, *a), save_in + [min_area], view_out, **edits)
+        undo_btn.click(lambda *a: logic.undo_redo(True, *a), view_in, view_out, **edits)
+        redo_btn.click(lambda *a: logic.undo_redo(False, *a), view_in, view_out, **edits)
         for status, btn in status_btns.items():
             btn.click(lambda s, status=status: logic.set_status(status, s), [state], [state, expr_radio, media_dd])
 

@@ -11,18 +11,20 @@ import gradio as gr
 import numpy as np
 
 import engine
+from app import rle
 from app.api import user_errors
-from app.overlay import mask_to_rgba, rgba_to_mask
+from app.overlay import render_overlay
 from app.studio import Studio
 
-MASK_RGB = (255, 64, 64)
-MASK_ALPHA = 150  # the editor's paint layer: see-through enough to judge edges while painting
+MASK_RGB = (255, 0, 255)  # magenta: rare in natural images, so the mask stands out
+ADD_COLOR, ERASE_COLOR = "rgb(255, 0, 255)", "rgb(0, 255, 0)"  # the two brush colours
 STATUS_LABELS = {"todo": "to do", "in_progress": "in progress", "done": "done", "reviewed": "reviewed"}
 STATUS_ICONS = {"todo": "○", "in_progress": "◐", "done": "●", "reviewed": "✔"}
 
 
 def empty_state() -> dict:
-    return {"media_id": None, "expression_id": None, "revision": None}
+    # "base": the frame's saved mask (RLE) the editor was loaded with; strokes apply to it.
+    return {"media_id": None, "expression_id": None, "revision": None, "base": None}
 
 
 def media_choices(studio: Studio) -> list[tuple[str, int]]:
@@ -37,15 +39,38 @@ def expression_choices(studio: Studio, media_id: int | None) -> list[tuple[str, 
             for e in studio.store.list_expressions(media_id)]
 
 
-def editor_mask(editor_value, shape: tuple[int, int]) -> np.ndarray:
-    """The mask painted in the editor's layer, at the frame's size."""
+def apply_strokes(base: np.ndarray, editor_value) -> np.ndarray:
+    """The mask after the strokes painted in the editor since it was loaded.
+
+    The editor shows the saved mask baked into its background and starts with an empty paint
+    layer; magenta strokes add to the mask, green strokes erase from it. (Gradio's editor
+    does not reliably draw layers sent from the server, so the mask never travels as a layer.)
+    """
     layers = (editor_value or {}).get("layers") or []
-    if not layers or layers[0] is None:
-        return np.zeros(shape, bool)
-    mask = rgba_to_mask(np.asarray(layers[0]))
-    if mask.shape != shape:  # the editor may hand back a resized canvas
-        mask = cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
-    return mask
+    layer = layers[0] if layers else None
+    if layer is None:
+        return base.copy()
+    layer = np.asarray(layer)
+    if layer.shape[:2] != base.shape:  # the editor may hand back a resized canvas
+        layer = cv2.resize(layer, (base.shape[1], base.shape[0]), interpolation=cv2.INTER_NEAREST)
+    painted = layer[..., 3] > 0 if layer.shape[-1] == 4 else layer.any(axis=-1)
+    # Anti-aliased edges blend colours; red vs green still tells add from erase.
+    adds = painted & (layer[..., 0].astype(int) >= layer[..., 1])
+    return (base | adds) & ~(painted & ~adds)
+
+
+def _encode_base(frame: int, mask: np.ndarray) -> dict:
+    return {"frame": frame, "rle": rle.encode(mask) if mask.any() else None}
+
+
+def _decode_base(base: dict | None, frame: int, shape: tuple[int, int]) -> np.ndarray | None:
+    if not base or base.get("frame") != frame:
+        return None
+    return rle.decode(base["rle"]) if base["rle"] else np.zeros(shape, bool)
+
+
+def _editor(background: np.ndarray) -> dict:
+    return {"background": background, "layers": [], "composite": None}
 
 
 class PageLogic:
@@ -117,29 +142,26 @@ class PageLogic:
                          visible=frames > 1, label=f"Frame (of {frames})")
 
     def view(self, state, frame, opacity, outline_only, show_overlay):
-        """Editor (frame + paint layer), overlay preview and the info line for one frame."""
-        state = state or empty_state()
-        if state.get("expression_id") is None:
-            if state.get("media_id") is None:
-                return None, None, "Add media to start: drop an image or a video under **Add media**."
-            image = self.studio.frame(state["media_id"], int(frame or 0))
-            return {"background": image, "layers": [], "composite": None}, image, \
-                "Write a referring expression for this media, then paint its mask."
-        eid, frame = state["expression_id"], int(frame or 0)
-        mask = self.store.get_mask(eid, frame)
-        image = self.studio.frame(self.store.get_expression(eid)["media_id"], frame)
-        layer = mask_to_rgba(mask, MASK_RGB, MASK_ALPHA)
-        preview = self.studio.render(eid, frame, opacity, outline_only, mask=mask) if show_overlay else image
-        return {"background": image, "layers": [layer], "composite": None}, preview, self.info(eid, frame, mask)
-
-    def preview(self, state, frame, opacity, outline_only, show_overlay):
-        """Only the overlay preview: display settings never reset the paint layer."""
-        state = state or empty_state()
+        """(state, editor, preview, info) for one frame. The editor shows the saved mask baked
+        into its background and an empty paint layer; state remembers that mask as the base."""
+        state = dict(state or empty_state())
+        frame = int(frame or 0)
         if state.get("media_id") is None:
-            return None
-        if state.get("expression_id") is None or not show_overlay:
-            return self.studio.frame(state["media_id"], int(frame or 0))
-        return self.studio.render(state["expression_id"], int(frame or 0), opacity, outline_only)
+            return state, None, None, "Add media to start: drop an image or a video under **Add media**."
+        image = self.studio.frame(state["media_id"], frame)
+        if state.get("expression_id") is None:
+            state["base"] = None
+            return state, _editor(image), image, "Write a referring expression for this media, then paint its mask."
+        eid = state["expression_id"]
+        mask = self.store.get_mask(eid, frame)
+        state["base"] = _encode_base(frame, mask)
+        shown = self._overlay(image, mask, opacity, outline_only, show_overlay)
+        return state, _editor(shown), shown, self.info(eid, frame, mask)
+
+    def _overlay(self, image, mask, opacity, outline_only, show_overlay):
+        if not show_overlay:
+            return image
+        return render_overlay(image, mask, opacity=opacity, outline_only=outline_only, color=MASK_RGB)
 
     def info(self, expression_id: int, frame: int, mask: np.ndarray | None = None) -> str:
         expr = self.store.get_expression(expression_id)
@@ -152,34 +174,39 @@ class PageLogic:
                 f"{' · undo available' if can_undo else ''}{' · redo available' if can_redo else ''}")
 
     # -- edits -----------------------------------------------------------------------------
+    def current_mask(self, state, frame: int, editor_value) -> np.ndarray:
+        """The base the editor was loaded with (or the stored mask) plus the strokes on it."""
+        media = self.store.get_media(state["media_id"])
+        shape = (media["height"], media["width"])
+        base = _decode_base(state.get("base"), frame, shape)
+        if base is None:
+            base = self.store.get_mask(state["expression_id"], frame)
+        return apply_strokes(base, editor_value)
+
     @user_errors
     def save(self, state, frame, editor_value, opacity, outline_only, show_overlay):
-        eid = self._require(state)
-        media = self.store.get_media(state["media_id"])
-        mask = editor_mask(editor_value, (media["height"], media["width"]))
-        revision = self.store.save_mask(eid, int(frame), mask, base_revision=state["revision"])
-        state = {**state, "revision": revision}
-        preview = self.studio.render(eid, int(frame), opacity, outline_only, mask=mask) if show_overlay \
-            else self.studio.frame(state["media_id"], int(frame))
-        return state, preview, self.info(eid, int(frame), mask)
+        """Autosave after each stroke (and the Save button): the editor is left as it is."""
+        eid, frame = self._require(state), int(frame)
+        mask = self.current_mask(state, frame, editor_value)
+        revision = self.store.save_mask(eid, frame, mask, base_revision=state["revision"])
+        image = self.studio.frame(state["media_id"], frame)
+        return {**state, "revision": revision}, self._overlay(image, mask, opacity, outline_only, show_overlay), \
+            self.info(eid, frame, mask)
 
     @user_errors
     def correct(self, op, state, frame, editor_value, opacity, outline_only, show_overlay, min_area):
-        eid = self._require(state)
-        media = self.store.get_media(state["media_id"])
-        mask = editor_mask(editor_value, (media["height"], media["width"]))
-        _, revision = self.studio.apply_op(eid, int(frame), op, mask=mask, base_revision=state["revision"],
+        eid, frame = self._require(state), int(frame)
+        mask = self.current_mask(state, frame, editor_value)
+        _, revision = self.studio.apply_op(eid, frame, op, mask=mask, base_revision=state["revision"],
                                            min_area=int(min_area or 0))
-        state = {**state, "revision": revision}
-        return (state, *self.view(state, frame, opacity, outline_only, show_overlay))
+        return self.view({**state, "revision": revision}, frame, opacity, outline_only, show_overlay)
 
     @user_errors
     def undo_redo(self, undo, state, frame, opacity, outline_only, show_overlay):
         eid = self._require(state)
         step = self.store.undo if undo else self.store.redo
         revision = step(eid, base_revision=state["revision"])
-        state = {**state, "revision": revision}
-        return (state, *self.view(state, frame, opacity, outline_only, show_overlay))
+        return self.view({**state, "revision": revision}, frame, opacity, outline_only, show_overlay)
 
     @user_errors
     def set_status(self, status, state):

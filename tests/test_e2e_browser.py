@@ -14,6 +14,7 @@ from pycocotools.coco import COCO
 from app.media import FrameReader
 from app.overlay import render_overlay
 from app.store import ProjectStore
+from app.ui_handlers import MASK_RGB
 from tests.media_fixtures import write_video
 
 CHROMIUM = "/usr/bin/chromium"
@@ -37,10 +38,10 @@ def mask_px(page) -> int:
     return int(found.group(1)) if found else -1
 
 
-def paint_stroke(page):
-    """Drag the brush across the middle of the editor's canvas."""
+def paint_stroke(page, dy=0):
+    """Drag the brush across the middle of the editor's canvas (dy pixels lower)."""
     box = page.locator("#editor canvas").first.bounding_box()
-    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2 + dy
     page.mouse.move(cx - 40, cy)
     page.mouse.down()
     for i in range(1, 21):
@@ -74,13 +75,19 @@ def test_import_paint_reload_export(live_app, page, tmp_path):
     page.reload()
     expect(page.locator("#mask-info")).to_contain_text("the moving square")
     expect(page.locator("#mask-info")).to_contain_text(f"mask: {painted} px (manual)")
+    paint_stroke(page, dy=25)  # after a reload, a new stroke adds to the saved mask
+    expect(page.locator("#mask-info")).not_to_contain_text(f"mask: {painted} px", timeout=20_000)
+    with ProjectStore(live_app.project) as store:
+        grown = store.get_mask(expr["id"], 0)
+    assert grown.sum() > painted and np.array_equal(grown & saved, saved)
+    saved = grown
     # The overlay preview the browser shows is exactly the frame with this mask drawn over it.
     src = page.locator("#preview img").get_attribute("src")
     shown = cv2.imdecode(np.frombuffer(urllib.request.urlopen(urllib.parse.urljoin(live_app.url, src)).read(),
                                        np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
     with ProjectStore(live_app.project) as store:
         frame = FrameReader(store.media_file(expr["media_id"]), "video").read(0)
-    expected = render_overlay(frame, saved, opacity=0.5)
+    expected = render_overlay(frame, saved, opacity=0.5, color=MASK_RGB)
     assert np.array_equal(shown, expected) and not np.array_equal(shown, frame)
 
     page.locator("#export").click()

@@ -4,9 +4,8 @@ import pytest
 
 import engine
 from app.media import MediaError
-from app.overlay import mask_to_rgba
 from app.studio import Studio
-from app.ui_handlers import MASK_ALPHA, MASK_RGB, PageLogic, editor_mask
+from app.ui_handlers import PageLogic, apply_strokes
 from tests.media_fixtures import write_image, write_video
 
 
@@ -111,31 +110,60 @@ def test_apply_op_fill_holes_saves_a_revision(studio, video_expr):
         studio.apply_op(video_expr["id"], 0, "explode")
 
 
-def test_page_save_reads_the_editor_layer(studio, video_expr):
+def strokes(add=None, erase=None, shape=(48, 64)):
+    """An editor value whose paint layer holds magenta (add) and green (erase) strokes."""
+    layer = np.zeros((*shape, 4), np.uint8)
+    if add is not None:
+        layer[add] = (255, 0, 255, 180)
+    if erase is not None:
+        layer[erase] = (0, 255, 0, 180)
+    return {"background": None, "layers": [layer], "composite": None}
+
+
+def box(y0, y1, x0, x1, shape=(48, 64)):
+    m = np.zeros(shape, bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def test_strokes_apply_to_the_saved_mask(studio, video_expr):
+    """Painting after a reload adds to what was saved; it never replaces it."""
     logic = PageLogic(studio)
-    state = logic.pick_expression(None, video_expr["id"])
-    mask = np.zeros((48, 64), bool)
-    mask[5:20, 8:30] = True
-    editor = {"background": None, "layers": [mask_to_rgba(mask, MASK_RGB, MASK_ALPHA)], "composite": None}
-    state, preview, info = logic.save(state, 3, editor, 0.5, False, True)
-    assert state["revision"] == 1 and "330 px (manual)" in info
-    assert np.array_equal(studio.store.get_mask(video_expr["id"], 3), mask)
-    editor_value, preview, info = logic.view(state, 3, 0.5, False, True)
-    assert np.array_equal(editor_mask(editor_value, (48, 64)), mask)
-    assert preview.shape == (48, 64, 3)
+    eid = video_expr["id"]
+    studio.store.save_mask(eid, 3, box(5, 20, 8, 30))
+    state, editor, preview, info = logic.view(logic.pick_expression(None, eid), 3, 0.5, False, True)
+    assert editor["layers"] == [] and "330 px (manual)" in info
+    assert not np.array_equal(editor["background"], studio.frame(video_expr["media_id"], 3))  # overlay baked in
+    state, preview, info = logic.save(state, 3, strokes(add=box(30, 40, 0, 10)), 0.5, False, True)
+    assert np.array_equal(studio.store.get_mask(eid, 3), box(5, 20, 8, 30) | box(30, 40, 0, 10))
+    # More strokes on the same (unreloaded) editor: the layer holds all strokes since the load.
+    state, _, info = logic.save(state, 3, strokes(add=box(30, 40, 0, 10), erase=box(5, 20, 8, 18)),
+                                0.5, False, True)
+    expected = box(5, 20, 18, 30) | box(30, 40, 0, 10)
+    assert np.array_equal(studio.store.get_mask(eid, 3), expected) and state["revision"] == 3
+    state, *_ = logic.view(state, 3, 0.5, False, True)  # the editor reloads on the saved mask
+    state, _, _ = logic.save(state, 3, strokes(), 0.5, False, True)  # nothing painted since: no new revision
+    assert state["revision"] == 3 and np.array_equal(studio.store.get_mask(eid, 3), expected)
 
 
 def test_page_stale_tab_gets_a_clear_error(studio, video_expr):
     import gradio as gr
     logic = PageLogic(studio)
-    tab_a = logic.pick_expression(None, video_expr["id"])
+    tab_a, *_ = logic.view(logic.pick_expression(None, video_expr["id"]), 0, 0.5, False, True)
     tab_b = dict(tab_a)
-    one = {"layers": [mask_to_rgba(np.ones((48, 64), bool), MASK_RGB, MASK_ALPHA)]}
-    logic.save(tab_a, 0, one, 0.5, False, True)
-    other = {"layers": [mask_to_rgba(np.eye(48, 64, dtype=bool), MASK_RGB, MASK_ALPHA)]}
+    logic.save(tab_a, 0, strokes(add=box(0, 48, 0, 64)), 0.5, False, True)
     with pytest.raises(gr.Error, match="changed elsewhere"):
-        logic.save(tab_b, 0, other, 0.5, False, True)
+        logic.save(tab_b, 0, strokes(add=box(0, 5, 0, 5)), 0.5, False, True)
     assert studio.store.get_mask(video_expr["id"], 0).all()
+
+
+def test_fill_holes_from_the_page_uses_the_painted_mask(studio, video_expr):
+    logic = PageLogic(studio)
+    state, *_ = logic.view(logic.pick_expression(None, video_expr["id"]), 1, 0.5, False, True)
+    ring = box(10, 30, 10, 30) & ~box(15, 25, 15, 25)
+    state, editor, preview, info = logic.correct("fill_holes", state, 1, strokes(add=ring), 0.5, False, True, 64)
+    assert np.array_equal(studio.store.get_mask(video_expr["id"], 1), box(10, 30, 10, 30))
+    assert "400 px" in info and editor["layers"] == []
 
 
 def test_page_resumes_last_expression_and_walks_next(studio, video_expr):
@@ -151,10 +179,8 @@ def test_page_resumes_last_expression_and_walks_next(studio, video_expr):
     assert state["expression_id"] == second["id"]
 
 
-def test_editor_mask_resizes_a_scaled_canvas():
-    mask = np.zeros((24, 32), bool)
-    mask[:12, :16] = True
-    layer = mask_to_rgba(mask, MASK_RGB, MASK_ALPHA)
-    big = np.repeat(np.repeat(layer, 2, axis=0), 2, axis=1)
-    assert np.array_equal(editor_mask({"layers": [big]}, (24, 32)), mask)
-    assert not editor_mask({"layers": []}, (24, 32)).any()
+def test_strokes_from_a_scaled_canvas_are_resized():
+    base = np.zeros((24, 32), bool)
+    value = strokes(add=box(0, 24, 0, 32, shape=(48, 64)) & box(0, 24, 0, 32, shape=(48, 64)), shape=(48, 64))
+    assert np.array_equal(apply_strokes(base, value), box(0, 12, 0, 16, shape=(24, 32)))
+    assert np.array_equal(apply_strokes(base, {"layers": []}), base)
