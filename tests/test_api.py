@@ -1,0 +1,284 @@
+"""The scripting API (Gradio named endpoints), through gradio_client against the real app."""
+import re
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from pycocotools.coco import COCO
+
+from tests.live_app import ROOT, LiveApp
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """One real app for the whole module, on an empty project."""
+    root = tmp_path_factory.mktemp("api")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TMPDIR", str(root))  # the app's temporary files land here, not in /tmp
+        live = LiveApp(root / "api.sqlite")
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    return Client(app.url, verbose=False)
+
+
+@pytest.fixture
+def video(client, video_path):
+    return client.predict(handle_file(video_path), api_name="/add_media")
+
+
+@pytest.fixture
+def image(client, image_path):
+    return client.predict(handle_file(image_path), api_name="/add_media")
+
+
+@pytest.fixture
+def expression_id(client, video):
+    return client.predict(video["media_id"], "the red square", api_name="/add_expression")["expression_id"]
+
+
+def decoded_facts(path) -> tuple[int, int, int]:
+    """(frames, width, height) by decoding the file here, independently of the app."""
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    frames, shape = 0, None
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        frames, shape = frames + 1, bgr.shape
+    cap.release()
+    return frames, shape[1], shape[0]
+
+
+def random_mask(height, width, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).random((height, width)) > 0.6
+
+
+def write_png(path, array) -> str:
+    assert cv2.imwrite(str(path), array)
+    return str(path)
+
+
+def read_png(path) -> np.ndarray:
+    return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+
+
+def save(client, expression_id, frame, mask, path, base_revision=None) -> int:
+    png = write_png(path, mask.astype(np.uint8) * 255)
+    return client.predict(expression_id, frame, handle_file(png), base_revision,
+                          api_name="/save_mask")["revision"]
+
+
+def get(client, expression_id, frame) -> np.ndarray:
+    return read_png(client.predict(expression_id, frame, api_name="/get_mask"))
+
+
+def error_of(client, *args, api_name) -> str:
+    with pytest.raises(AppError) as info:
+        client.predict(*args, api_name=api_name)
+    return str(info.value)
+
+
+# -- happy paths ----------------------------------------------------------------------------
+
+def test_add_media_video_reports_the_decoded_file(client, video_path):
+    out = client.predict(handle_file(video_path), api_name="/add_media")
+    assert set(out) == {"media_id", "kind", "frames", "width", "height"}
+    assert isinstance(out["media_id"], int)
+    assert (out["kind"], out["frames"], out["width"], out["height"]) == ("video", *decoded_facts(video_path))
+    assert (out["frames"], out["width"], out["height"]) == (6, 48, 32)
+    # The same content again is the same media, not a copy.
+    assert client.predict(handle_file(video_path), api_name="/add_media") == out
+
+
+def test_add_media_image_reports_its_size(client, image_path):
+    out = client.predict(handle_file(image_path), api_name="/add_media")
+    height, width = cv2.imread(str(image_path)).shape[:2]
+    assert (out["kind"], out["frames"], out["width"], out["height"]) == ("image", 1, width, height)
+
+
+def test_add_expression_returns_a_new_id_each_time(client, video):
+    first = client.predict(video["media_id"], "the red square", api_name="/add_expression")
+    second = client.predict(video["media_id"], "the red square", api_name="/add_expression")
+    assert set(first) == {"expression_id"}
+    assert isinstance(first["expression_id"], int)
+    assert second["expression_id"] != first["expression_id"]
+
+
+def _gray01(mask):
+    return mask.astype(np.uint8)
+
+
+def _gray255(mask):
+    return mask.astype(np.uint8) * 255
+
+
+def _gray16(mask):
+    return mask.astype(np.uint16) * 40000
+
+
+def _channels(mask, n):
+    """Each object pixel nonzero in one channel only (which one varies), background all zero."""
+    out = np.zeros((*mask.shape, n), np.uint8)
+    channel = np.random.default_rng(1).integers(0, n, mask.shape)
+    ys, xs = np.nonzero(mask)
+    out[ys, xs, channel[ys, xs]] = np.random.default_rng(2).integers(1, 256, len(ys))
+    return out
+
+
+@pytest.mark.parametrize("encode", [_gray01, _gray255, _gray16, lambda m: _channels(m, 3),
+                                    lambda m: _channels(m, 4)],
+                         ids=["gray-0-1", "gray-0-255", "gray-16bit", "rgb", "rgba"])
+def test_save_mask_accepts_png_forms_and_get_mask_returns_0_255(client, video, expression_id, tmp_path,
+                                                                   encode):
+    mask = random_mask(video["height"], video["width"], seed=3)
+    png = write_png(tmp_path / "mask.png", encode(mask))
+    out = client.predict(expression_id, 2, handle_file(png), api_name="/save_mask")
+    assert out == {"revision": 1}
+
+    back = get(client, expression_id, 2)
+    assert back.dtype == np.uint8 and back.shape == (video["height"], video["width"])
+    assert set(np.unique(back)) <= {0, 255}
+    assert np.array_equal(back, mask.astype(np.uint8) * 255)
+    # A frame with nothing saved reads back empty, at the frame's size.
+    assert np.array_equal(get(client, expression_id, 3), np.zeros((video["height"], video["width"]), np.uint8))
+
+
+def test_get_mask_of_an_image_is_its_size(client, image, tmp_path):
+    expression_id = client.predict(image["media_id"], "the still", api_name="/add_expression")["expression_id"]
+    mask = random_mask(image["height"], image["width"], seed=4)
+    save(client, expression_id, 0, mask, tmp_path / "m.png")
+    assert np.array_equal(get(client, expression_id, 0), mask.astype(np.uint8) * 255)
+
+
+def test_revisions_increase_and_a_stale_base_is_refused(client, video, expression_id, tmp_path):
+    h, w = video["height"], video["width"]
+    a, b, c = (random_mask(h, w, seed=s) for s in (10, 11, 12))
+    r1 = save(client, expression_id, 0, a, tmp_path / "a.png")
+    r2 = save(client, expression_id, 0, b, tmp_path / "b.png", base_revision=r1)
+    assert r2 > r1 >= 1
+
+    message = error_of(client, expression_id, 0, handle_file(write_png(tmp_path / "c.png", _gray255(c))), r1,
+                       api_name="/save_mask")
+    assert "Reload" in message and f"revision {r2}" in message and f"revision {r1}" in message
+    assert np.array_equal(get(client, expression_id, 0), _gray255(b))
+
+    r3 = save(client, expression_id, 0, c, tmp_path / "c2.png", base_revision=r2)
+    assert r3 > r2
+    assert np.array_equal(get(client, expression_id, 0), _gray255(c))
+
+
+def test_export_coco_decodes_to_the_saved_masks(client, video, image, expression_id, tmp_path):
+    masks = {1: random_mask(video["height"], video["width"], seed=20),
+             4: random_mask(video["height"], video["width"], seed=21)}
+    for frame, mask in masks.items():
+        save(client, expression_id, frame, mask, tmp_path / f"{frame}.png")
+    image_expression = client.predict(image["media_id"], "the still", api_name="/add_expression")["expression_id"]
+    still = random_mask(image["height"], image["width"], seed=22)
+    save(client, image_expression, 0, still, tmp_path / "still.png")
+
+    coco = COCO(client.predict(api_name="/export_coco"))
+    refs = {ref["expression_id"]: ref for ref in coco.dataset["refs"]}
+    assert refs[expression_id]["sentences"][0]["raw"] == "the red square"
+
+    found = {}
+    for ann_id in refs[expression_id]["ann_ids"]:
+        ann = coco.anns[ann_id]
+        img = coco.imgs[ann["image_id"]]
+        assert (img["media_id"], img["width"], img["height"]) == (video["media_id"], video["width"],
+                                                                   video["height"])
+        found[img["frame_index"]] = coco.annToMask(ann)
+        assert ann["area"] == found[img["frame_index"]].sum() and ann["iscrowd"] == 0
+    assert found.keys() == masks.keys()
+    for frame, mask in masks.items():
+        assert np.array_equal(found[frame], mask.astype(np.uint8))
+
+    [ann_id] = refs[image_expression]["ann_ids"]
+    assert np.array_equal(coco.annToMask(coco.anns[ann_id]), still.astype(np.uint8))
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, content, expected", [
+    ("notes.txt", b"some notes", ["notes.txt", "unsupported extension '.txt'", ".mp4"]),
+    ("broken.mp4", b"this is not a video at all", ["broken.mp4", "contains text, not video data"]),
+    ("broken.png", b"\x00\x01\x02\x03garbage" * 4, ["broken.png", "not a valid PNG image"]),
+])
+def test_add_media_refuses_bad_files_with_clear_messages(client, tmp_path, name, content, expected):
+    (tmp_path / name).write_bytes(content)
+    images_before = len(COCO(client.predict(api_name="/export_coco")).imgs)
+    message = error_of(client, handle_file(tmp_path / name), api_name="/add_media")
+    for fragment in expected:
+        assert fragment in message
+    assert len(COCO(client.predict(api_name="/export_coco")).imgs) == images_before
+
+
+def test_save_mask_of_the_wrong_size_names_both_sizes(client, video, expression_id, tmp_path):
+    png = write_png(tmp_path / "small.png", np.full((10, 20), 255, np.uint8))
+    message = error_of(client, expression_id, 0, handle_file(png), api_name="/save_mask")
+    assert "20x10" in message and f"{video['width']}x{video['height']}" in message
+    assert not get(client, expression_id, 0).any()
+
+
+def test_save_mask_that_is_not_an_image_is_refused(client, expression_id, tmp_path):
+    (tmp_path / "mask.png").write_text("not a png")
+    message = error_of(client, expression_id, 0, handle_file(tmp_path / "mask.png"), api_name="/save_mask")
+    assert "not a readable PNG" in message
+
+
+@pytest.mark.parametrize("frame", [6, -1, 1000])
+def test_frame_out_of_range_is_refused(client, video, expression_id, tmp_path, frame):
+    png = write_png(tmp_path / "m.png", np.full((video["height"], video["width"]), 255, np.uint8))
+    expected = f"frame {frame} is outside clip.avi, which has frames 0..5"
+    assert expected in error_of(client, expression_id, frame, handle_file(png), api_name="/save_mask")
+    assert expected in error_of(client, expression_id, frame, api_name="/get_mask")
+
+
+def test_unknown_ids_are_refused(client, video, tmp_path):
+    png = write_png(tmp_path / "m.png", np.full((video["height"], video["width"]), 255, np.uint8))
+    unknown = "no expression with id 987654 in this project"
+    assert unknown in error_of(client, 987654, 0, handle_file(png), api_name="/save_mask")
+    assert unknown in error_of(client, 987654, 0, api_name="/get_mask")
+    assert unknown in error_of(client, 987654, "flowrvs", api_name="/segment")
+    assert "no media with id 987654" in error_of(client, 987654, "a cat", api_name="/add_expression")
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t"])
+def test_empty_expression_text_is_refused(client, video, text):
+    message = error_of(client, video["media_id"], text, api_name="/add_expression")
+    assert "the expression is empty" in message
+
+
+@pytest.mark.parametrize("engine", ["flowrvs", "flowseg", "no-such-engine"])
+def test_segment_says_no_engine_is_installed(client, video, image, expression_id, engine):
+    image_expression = client.predict(image["media_id"], "the still", api_name="/add_expression")["expression_id"]
+    for target in (expression_id, image_expression):
+        message = error_of(client, target, engine, api_name="/segment")
+        assert "no segmentation engine is installed" in message and repr(engine) in message
+
+
+# -- the README's example ------------------------------------------------------------------
+
+@pytest.mark.parametrize("media, summary", [("shapes.png", "image, 1 frame(s), 320x240"),
+                                            ("shapes.mp4", "video, 24 frame(s), 320x240")])
+def test_api_example_script_runs(app, client, media, summary):
+    done = subprocess.run([sys.executable, "scripts/api_example.py", app.url, f"assets/demo/{media}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert summary in done.stdout
+    assert "read back identical" in done.stdout and "COCO export:" in done.stdout
+
+    # What the script says it saved is what the project holds.
+    expression_id = int(re.search(r"expression (\d+): frame 0 saved", done.stdout).group(1))
+    mask = get(client, expression_id, 0)
+    h, w = mask.shape
+    expected = np.zeros((h, w), np.uint8)
+    expected[h // 4:3 * h // 4, w // 4:3 * w // 4] = 255
+    assert (w, h) == (320, 240) and np.array_equal(mask, expected)
