@@ -32,13 +32,12 @@ def default_project() -> Path:
 
 
 def parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--project", type=Path, default=None,
-                        help=f"project SQLite file (created if missing); imported media are copied to "
-                             f"<name>_media/ beside it. Default: {default_project()}")
+    project_help = (f"project SQLite file (created if missing); imported media are copied to "
+                    f"<name>_media/ beside it. Default: {default_project()}")
     p = argparse.ArgumentParser(
-        prog="launch.py", parents=[common],
+        prog="launch.py",
         description="FlowLabel: annotate referring expressions with masks. With no command, starts the studio.")
+    p.add_argument("--project", type=Path, default=None, help=project_help)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to serve on (default 127.0.0.1: this machine only; 0.0.0.0 for your network)")
     p.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
@@ -50,7 +49,9 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument(flag, dest=f"{eng}__{key}", default=os.environ.get(env),
                        help=f"{what} (env {env})")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    exp = sub.add_parser("export", parents=[common], help="export the project's annotations")
+    exp = sub.add_parser("export", help="export the project's annotations")
+    # SUPPRESS: `--project P export` and `export --project P` both work; neither resets the other.
+    exp.add_argument("--project", type=Path, default=argparse.SUPPRESS, help=project_help)
     exp.add_argument("--format", choices=["coco"], default="coco", help="export format (default coco)")
     exp.add_argument("--out", type=Path, required=True, help="file to write")
     return p

@@ -19,6 +19,11 @@ from app.store import ProjectStore
 
 
 def build_coco(store: ProjectStore) -> dict:
+    with store.lock:  # one consistent view while other tabs keep editing
+        return _build(store)
+
+
+def _build(store: ProjectStore) -> dict:
     media = store.list_media()
     objects = {o["id"]: o for o in store.all_objects()}
     categories = sorted({o["category"] for o in objects.values()})
@@ -99,6 +104,9 @@ def write_coco(store: ProjectStore, out: str | Path) -> Path:
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, separators=(",", ":"))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; an export is an ordinary file
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

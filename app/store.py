@@ -71,6 +71,11 @@ class ProjectStore:
         self.db.execute("PRAGMA foreign_keys=ON")
         migrations.apply(self.db)
 
+    @property
+    def lock(self) -> threading.RLock:
+        """Hold it to read several things consistently (as export does)."""
+        return self._lock
+
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
         with self._lock:

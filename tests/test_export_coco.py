@@ -2,6 +2,7 @@
 import json
 import os
 import subprocess
+import stat
 import sys
 from collections import Counter
 from pathlib import Path
@@ -383,10 +384,17 @@ def test_cli_replaces_existing_output_atomically(small_project, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
 
 
-@pytest.mark.xfail(strict=True, reason="app/cli.py: the export subparser's own --project default (None) "
-                   "overwrites a --project given before the subcommand, so the default project is used")
 def test_cli_project_before_subcommand(small_project, tmp_path):
     out = tmp_path / "coco.json"
     done = launch("--project", small_project, "export", "--out", out, home=tmp_path / "home")
     assert done.returncode == 0, done.stderr
     assert out.exists()
+
+
+def test_export_file_gets_ordinary_permissions(store, tmp_path):
+    old = os.umask(0o022)
+    try:
+        out = write_coco(store, tmp_path / "perm.json")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
