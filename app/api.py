@@ -5,21 +5,23 @@ gr.Error with the store's or importer's own message.
 """
 from __future__ import annotations
 
+import atexit
 import functools
+import shutil
 import tempfile
 from pathlib import Path
 
-import cv2
 import gradio as gr
-import numpy as np
 from gradio.data_classes import FileData
 
 import engine
+from app.mask_png import read_mask_png, write_mask_png
 from app.media import MediaError
 from app.store import StoreError
 from app.studio import Studio
 
-USER_ERRORS = (StoreError, MediaError, engine.UnknownEngineError, engine.Cancelled, ValueError)
+# Mistakes a user can fix; anything else is a bug and keeps its traceback in the log.
+USER_ERRORS = (StoreError, MediaError, engine.UnknownEngineError, engine.Cancelled)
 
 
 def user_errors(fn):
@@ -33,24 +35,6 @@ def user_errors(fn):
     return wrapper
 
 
-def read_mask_png(path: str | Path) -> np.ndarray:
-    """A PNG mask -> bool [H, W]: any nonzero pixel (any channel) is the object."""
-    data = np.fromfile(str(path), np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
-        raise ValueError(f"{Path(path).name} is not a readable PNG; send the mask as a PNG where "
-                         "nonzero pixels are the object")
-    return (img.reshape(img.shape[0], img.shape[1], -1) != 0).any(axis=2)
-
-
-def write_mask_png(mask: np.ndarray, directory: str | Path | None = None) -> Path:
-    fd, name = tempfile.mkstemp(suffix=".png", dir=directory)
-    path = Path(name)
-    with open(fd, "wb") as f:
-        f.write(cv2.imencode(".png", mask.astype(np.uint8) * 255)[1].tobytes())
-    return path
-
-
 def _file(file: FileData | dict) -> tuple[str, str | None]:
     """gr.api hands files over as FileData or as its dict form, depending on the caller."""
     if isinstance(file, dict):
@@ -61,6 +45,7 @@ def _file(file: FileData | dict) -> tuple[str, str | None]:
 def register(studio: Studio) -> None:
     """Declare the endpoints; call inside a gr.Blocks context."""
     out_dir = Path(tempfile.mkdtemp(prefix="flowlabel-api-"))
+    atexit.register(shutil.rmtree, out_dir, ignore_errors=True)
 
     @user_errors
     def add_media(file: FileData) -> dict:
@@ -85,7 +70,9 @@ def register(studio: Studio) -> None:
     @user_errors
     def get_mask(expression_id: int, frame: int) -> FileData:
         """A frame's mask as a PNG, 0/255, the frame's size."""
-        return FileData(path=str(write_mask_png(studio.store.get_mask(int(expression_id), int(frame)), out_dir)))
+        mask = studio.store.get_mask(int(expression_id), int(frame))
+        # One file per (expression, frame), rewritten: a script looping over frames leaves no pile.
+        return FileData(path=str(write_mask_png(mask, out_dir / f"mask-{int(expression_id)}-{int(frame)}.png")))
 
     @user_errors
     def segment(expression_id: int, engine: str) -> dict:

@@ -34,11 +34,14 @@ class NotFoundError(StoreError, LookupError):
 
 class StaleRevisionError(StoreError):
     def __init__(self, expression_id: int, current: int, base: int):
-        super().__init__(
-            f"expression {expression_id} was changed elsewhere (another tab or script): it is at "
-            f"revision {current}, your edit was based on revision {base}. Reload the expression to "
-            "see the latest masks, then redo your edit; nothing was overwritten."
-        )
+        if base > current:
+            msg = (f"expression {expression_id} is at revision {current}; revision {base} does not exist "
+                   "yet. Send the revision a save returned (or none); nothing was overwritten.")
+        else:
+            msg = (f"expression {expression_id} was changed elsewhere (another tab or script): it is at "
+                   f"revision {current}, your edit was based on revision {base}. Reload the expression to "
+                   "see the latest masks, then redo your edit; nothing was overwritten.")
+        super().__init__(msg)
         self.current, self.base = current, base
 
 

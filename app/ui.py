@@ -22,7 +22,8 @@ HELP = ("Keys: ←/→ frame · N next expression · S save · Ctrl+Z undo · Ct
 
 def build(studio: Studio) -> gr.Blocks:
     logic = PageLogic(studio)
-    with gr.Blocks(title="FlowLabel") as demo:
+    # delete_cache: served images and API files older than an hour go, hourly.
+    with gr.Blocks(title="FlowLabel", delete_cache=(3600, 3600)) as demo:
         state = gr.State(empty_state())
         gr.Markdown(f"## FlowLabel · `{studio.store.path}`")
         with gr.Row():

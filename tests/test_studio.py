@@ -184,3 +184,16 @@ def test_strokes_from_a_scaled_canvas_are_resized():
     value = strokes(add=box(0, 24, 0, 32, shape=(48, 64)) & box(0, 24, 0, 32, shape=(48, 64)), shape=(48, 64))
     assert np.array_equal(apply_strokes(base, value), box(0, 12, 0, 16, shape=(24, 32)))
     assert np.array_equal(apply_strokes(base, {"layers": []}), base)
+
+
+def test_segment_checks_the_engine_before_decoding(studio, video_expr):
+    engine.register_segmenter("images-only", BrightnessSegmenter, kinds=("image",))
+    try:
+        with pytest.raises(Exception, match="choose an engine for videos"):
+            studio.segment(video_expr["id"], "images-only")
+        assert studio.frames.nbytes == 0  # nothing was decoded for a run that could not happen
+    finally:
+        engine.unregister_segmenter("images-only")
+    with pytest.raises(engine.UnknownEngineError):
+        studio.segment(video_expr["id"], "flowrvs")
+    assert studio.frames.nbytes == 0
