@@ -13,6 +13,7 @@ import numpy as np
 import engine
 from app import rle
 from app.api import user_errors
+from app.display import DisplayImages
 from app.overlay import render_overlay
 from app.studio import Studio
 
@@ -69,7 +70,7 @@ def _decode_base(base: dict | None, frame: int, shape: tuple[int, int]) -> np.nd
     return rle.decode(base["rle"]) if base["rle"] else np.zeros(shape, bool)
 
 
-def _editor(background: np.ndarray) -> dict:
+def _editor(background: str) -> dict:
     return {"background": background, "layers": [], "composite": None}
 
 
@@ -77,6 +78,7 @@ class PageLogic:
     def __init__(self, studio: Studio):
         self.studio = studio
         self.store = studio.store
+        self.display = DisplayImages()
 
     # -- choosing what to look at ----------------------------------------------------------
     def initial(self):
@@ -151,17 +153,19 @@ class PageLogic:
         image = self.studio.frame(state["media_id"], frame)
         if state.get("expression_id") is None:
             state["base"] = None
-            return state, _editor(image), image, "Write a referring expression for this media, then paint its mask."
+            shown = self.display.write(image)
+            return state, _editor(shown), shown, "Write a referring expression for this media, then paint its mask."
         eid = state["expression_id"]
         mask = self.store.get_mask(eid, frame)
         state["base"] = _encode_base(frame, mask)
         shown = self._overlay(image, mask, opacity, outline_only, show_overlay)
         return state, _editor(shown), shown, self.info(eid, frame, mask)
 
-    def _overlay(self, image, mask, opacity, outline_only, show_overlay):
-        if not show_overlay:
-            return image
-        return render_overlay(image, mask, opacity=opacity, outline_only=outline_only, color=MASK_RGB)
+    def _overlay(self, image, mask, opacity, outline_only, show_overlay) -> str:
+        """The frame with the mask drawn over it, as a file for the browser."""
+        if show_overlay:
+            image = render_overlay(image, mask, opacity=opacity, outline_only=outline_only, color=MASK_RGB)
+        return self.display.write(image)
 
     def info(self, expression_id: int, frame: int, mask: np.ndarray | None = None) -> str:
         expr = self.store.get_expression(expression_id)

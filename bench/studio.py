@@ -128,7 +128,7 @@ def bench_studio(tmp: Path, frames: int) -> None:
         studio.close()
 
     print(f"\n1. frame display: 1920x1080, {frames} frames, blob masks covering {coverage:.0f}% of the "
-          "frame; PageLogic.view = frame via cache + mask decode + overlay + RGBA layer")
+          "frame; PageLogic.view = frame via cache + mask decode + overlay render (editor background and preview)")
     for label, times in [("cold, stepping 0,1,2..", cold), ("cold, jumping (random)", jumps),
                          ("warm (second visit)", warm)]:
         med, p95 = ms(times)

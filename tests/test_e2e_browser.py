@@ -38,15 +38,23 @@ def mask_px(page) -> int:
     return int(found.group(1)) if found else -1
 
 
+def frame_loaded(page):
+    """Context: the action inside shows a new frame; wait until the browser has fetched it (a
+    stroke painted before the editor holds its image is wiped by the image's arrival)."""
+    return page.expect_response(lambda r: "/file=" in r.url and r.url.endswith(".jpg"))
+
+
 def paint_stroke(page, dy=0):
     """Drag the brush across the middle of the editor's canvas (dy pixels lower)."""
     box = page.locator("#editor canvas").first.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2 + dy
+    page.wait_for_timeout(500)  # the canvas draws the fetched image on its next frames
     page.mouse.move(cx - 40, cy)
     page.mouse.down()
     for i in range(1, 21):
         page.mouse.move(cx - 40 + 4 * i, cy + i)
     page.mouse.up()
+
 
 
 def test_import_paint_reload_export(live_app, page, tmp_path):
@@ -58,7 +66,8 @@ def test_import_paint_reload_export(live_app, page, tmp_path):
     page.locator("#upload input[type=file]").set_input_files(str(video))
     expect(page.locator("#media input")).to_have_value(re.compile("walk.mp4"), timeout=60_000)
     page.locator("#new-expression textarea").fill("the moving square")
-    page.locator("#add-expression").click()
+    with frame_loaded(page):
+        page.locator("#add-expression").click()
     expect(page.locator("#expressions")).to_contain_text("the moving square")
     expect(page.locator("#mask-info")).to_contain_text("mask: 0 px (empty)")
 
@@ -72,7 +81,8 @@ def test_import_paint_reload_export(live_app, page, tmp_path):
         saved = store.get_mask(expr["id"], 0)
     assert saved.sum() == painted and saved.shape == (120, 160)
 
-    page.reload()
+    with frame_loaded(page):
+        page.reload()
     expect(page.locator("#mask-info")).to_contain_text("the moving square")
     expect(page.locator("#mask-info")).to_contain_text(f"mask: {painted} px (manual)")
     paint_stroke(page, dy=25)  # after a reload, a new stroke adds to the saved mask
@@ -81,14 +91,16 @@ def test_import_paint_reload_export(live_app, page, tmp_path):
         grown = store.get_mask(expr["id"], 0)
     assert grown.sum() > painted and np.array_equal(grown & saved, saved)
     saved = grown
-    # The overlay preview the browser shows is exactly the frame with this mask drawn over it.
+    # The overlay preview the browser shows is the frame with this mask drawn over it.
     src = page.locator("#preview img").get_attribute("src")
     shown = cv2.imdecode(np.frombuffer(urllib.request.urlopen(urllib.parse.urljoin(live_app.url, src)).read(),
                                        np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
     with ProjectStore(live_app.project) as store:
         frame = FrameReader(store.media_file(expr["media_id"]), "video").read(0)
     expected = render_overlay(frame, saved, opacity=0.5, color=MASK_RGB)
-    assert np.array_equal(shown, expected) and not np.array_equal(shown, frame)
+    # Display frames travel as quality-95 JPEG: close to the exact render, far from the bare frame.
+    assert np.abs(shown.astype(int) - expected).mean() < 3
+    assert np.abs(shown.astype(int) - frame).mean() > np.abs(shown.astype(int) - expected).mean() + 1
 
     page.locator("#export").click()
     link = page.locator("#export-file a").first
@@ -112,7 +124,8 @@ def test_keyboard_undo_redo_and_frames(live_app, page, tmp_path):
     page.locator("#upload input[type=file]").set_input_files(str(video))
     expect(page.locator("#media input")).to_have_value(re.compile("clip.avi"), timeout=60_000)
     page.locator("#new-expression textarea").fill("the square")
-    page.locator("#new-expression textarea").press("Enter")
+    with frame_loaded(page):
+        page.locator("#new-expression textarea").press("Enter")
     expect(page.locator("#mask-info")).to_contain_text("the square")
 
     paint_stroke(page)

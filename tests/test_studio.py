@@ -1,11 +1,13 @@
 """Studio verbs and page logic, without a browser."""
+import cv2
 import numpy as np
 import pytest
 
 import engine
 from app.media import MediaError
 from app.studio import Studio
-from app.ui_handlers import PageLogic, apply_strokes
+from app.overlay import render_overlay
+from app.ui_handlers import MASK_RGB, PageLogic, apply_strokes
 from tests.media_fixtures import write_image, write_video
 
 
@@ -133,7 +135,13 @@ def test_strokes_apply_to_the_saved_mask(studio, video_expr):
     studio.store.save_mask(eid, 3, box(5, 20, 8, 30))
     state, editor, preview, info = logic.view(logic.pick_expression(None, eid), 3, 0.5, False, True)
     assert editor["layers"] == [] and "330 px (manual)" in info
-    assert not np.array_equal(editor["background"], studio.frame(video_expr["media_id"], 3))  # overlay baked in
+    # One display file serves editor and preview: the frame with the saved mask drawn in.
+    assert editor["background"] == preview
+    shown = cv2.imread(preview)[:, :, ::-1].astype(int)
+    expected = render_overlay(studio.frame(video_expr["media_id"], 3), box(5, 20, 8, 30), color=MASK_RGB)
+    bare = studio.frame(video_expr["media_id"], 3)
+    inside = box(5, 20, 8, 30)  # the mask's pixels: tint and contour, through JPEG (quality 95, 4:4:4)
+    assert np.abs(shown - expected)[inside].mean() < 6 < np.abs(shown - bare)[inside].mean()
     state, preview, info = logic.save(state, 3, strokes(add=box(30, 40, 0, 10)), 0.5, False, True)
     assert np.array_equal(studio.store.get_mask(eid, 3), box(5, 20, 8, 30) | box(30, 40, 0, 10))
     # More strokes on the same (unreloaded) editor: the layer holds all strokes since the load.
