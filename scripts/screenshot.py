@@ -1,0 +1,39 @@
+"""Regenerate docs/screenshot.png: the demo project with one corrected mask, in Chromium.
+
+    python scripts/screenshot.py
+"""
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+from app.studio import Studio  # noqa: E402
+from tests.live_app import LiveApp  # noqa: E402
+
+project = Path(tempfile.mkdtemp()) / "demo.sqlite"
+app = LiveApp(project, demo=True)
+try:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(app.url)
+        time.sleep(4)
+        studio = Studio(project)  # a second writer, as a script would be: the page reloads to see it
+        frame = studio.frame(1, 0).astype(int)
+        red = (frame[:, :, 0] > 150) & (frame[:, :, 1] < 90) & (frame[:, :, 2] < 90)
+        studio.store.save_mask(1, 0, red)
+        studio.close()
+        page.reload()
+        time.sleep(5)
+        page.screenshot(path=str(ROOT / "docs" / "screenshot.png"))
+        browser.close()
+finally:
+    app.stop()
+print("wrote docs/screenshot.png")
