@@ -91,3 +91,45 @@ def m001_initial(db: Database) -> None:
 def m002_settings(db: Database) -> None:
     # Per-project key/value settings (e.g. keyboard shortcuts, last opened expression).
     db.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+@migrations()
+def m003_proposals_notes_links(db: Database) -> None:
+    # Model and propagation proposals are kept apart from the corrected masks, so the page can
+    # show them side by side and measure how far annotators moved from them.
+    db.execute("""
+        CREATE TABLE proposals (
+            object_id INTEGER NOT NULL REFERENCES objects(id),
+            frame INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            counts TEXT NOT NULL,
+            height INTEGER NOT NULL,
+            width INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (object_id, frame, source)
+        )""")
+    # Review comments and rejections.
+    db.execute("""
+        CREATE TABLE notes (
+            id INTEGER PRIMARY KEY,
+            expression_id INTEGER NOT NULL REFERENCES expressions(id),
+            kind TEXT NOT NULL CHECK (kind IN ('comment', 'reject')),
+            text TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""")
+    # History also records which objects an expression refers to ('link'); SQLite cannot
+    # relax a CHECK in place, so the table is rebuilt.
+    db.execute("""
+        CREATE TABLE changes_new (
+            id INTEGER PRIMARY KEY,
+            revision_id INTEGER NOT NULL REFERENCES revisions(id),
+            field TEXT NOT NULL CHECK (field IN ('mask', 'status', 'text', 'link')),
+            object_id INTEGER,
+            frame INTEGER,
+            before TEXT,
+            after TEXT
+        )""")
+    db.execute("INSERT INTO changes_new SELECT id, revision_id, field, object_id, frame, before, after FROM changes")
+    db.execute("DROP TABLE changes")
+    db.execute("ALTER TABLE changes_new RENAME TO changes")
+    db.execute("CREATE INDEX idx_changes_revision ON changes(revision_id)")

@@ -180,9 +180,25 @@ class ProjectStore:
         return object_id
 
     def add_object(self, expression_id: int, category: str = "object") -> int:
+        """A new object of the expression's media, referred to by the expression (undoable)."""
         with self._lock, self.db.atomic():
             expr = self.get_expression(expression_id)
-            return self._new_object(expression_id, expr["media_id"], category)
+            object_id = self._new_object(expression_id, expr["media_id"], category)
+            self._record(expression_id, f"add object {object_id}", [("link", object_id, None, "false", "true")])
+            return object_id
+
+    def remove_object(self, expression_id: int, object_id: int, base_revision: int | None = None) -> int:
+        """The expression stops referring to the object (undoable); its masks stay with the object."""
+        with self._lock, self.db.atomic():
+            self._check_revision(expression_id, base_revision)
+            objects = [o["id"] for o in self.list_objects(expression_id)]
+            self._object_for(expression_id, object_id)
+            if len(objects) == 1:
+                raise StoreError("an expression must refer to at least one object; add another object "
+                                 "before removing this one")
+            self.db.execute("DELETE FROM expression_objects WHERE expression_id = ? AND object_id = ?",
+                            [expression_id, object_id])
+            return self._record(expression_id, f"remove object {object_id}", [("link", object_id, None, "true", "false")])
 
     def get_expression(self, expression_id: int) -> dict:
         row = self._one("SELECT * FROM expressions WHERE id = ?", [expression_id])
@@ -250,11 +266,13 @@ class ProjectStore:
             for frame, mask in sorted(masks.items()):
                 self._check_frame(media, frame)
                 mask = self._check_mask(media, mask)
+                new_counts = rle.encode(mask)["counts"] if mask.any() else None
+                if source != "manual":  # kept apart, even where a manual frame wins below
+                    self._write_proposal(obj, frame, source, new_counts, media)
                 old = self._one("SELECT counts, source FROM masks WHERE object_id = ? AND frame = ?",
                                 [obj, frame])
                 if keep_manual and old and old["source"] == "manual":
                     continue
-                new_counts = rle.encode(mask)["counts"] if mask.any() else None
                 before = _mask_json(old["counts"], old["source"]) if old else None
                 after = _mask_json(new_counts, source)
                 if before == after:
@@ -275,6 +293,33 @@ class ProjectStore:
             "INSERT OR REPLACE INTO masks (object_id, frame, counts, height, width, source, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             [object_id, frame, data["counts"], media["height"], media["width"], data["source"], _now()])
+
+    def _write_proposal(self, object_id: int, frame: int, source: str, counts: str | None, media: dict) -> None:
+        if counts is None:
+            self.db.execute("DELETE FROM proposals WHERE object_id = ? AND frame = ? AND source = ?",
+                            [object_id, frame, source])
+            return
+        self.db.execute(
+            "INSERT OR REPLACE INTO proposals (object_id, frame, source, counts, height, width, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", [object_id, frame, source, counts, media["height"], media["width"], _now()])
+
+    def get_proposal(self, expression_id: int, frame: int, object_id: int | None = None,
+                     source: str | None = None) -> tuple[np.ndarray, str] | None:
+        """The latest model/propagation proposal for a frame (of `source`, if given), or None."""
+        obj = self._object_for(expression_id, object_id)
+        sql = "SELECT * FROM proposals WHERE object_id = ? AND frame = ?"
+        params = [obj, frame]
+        if source:
+            sql, params = sql + " AND source = ?", params + [source]
+        row = self._one(sql + " ORDER BY created_at DESC LIMIT 1", params)
+        if row is None:
+            return None
+        return rle.decode({"size": [row["height"], row["width"]], "counts": row["counts"]}), row["source"]
+
+    def proposal_frames(self, expression_id: int, object_id: int | None = None) -> dict[int, str]:
+        rows = self._rows("SELECT frame, source FROM proposals WHERE object_id = ? ORDER BY frame, created_at",
+                          [self._object_for(expression_id, object_id)])
+        return {r["frame"]: r["source"] for r in rows}
 
     @staticmethod
     def _check_frame(media: dict, frame: int) -> None:
@@ -312,6 +357,29 @@ class ProjectStore:
             self.db.execute(f"UPDATE expressions SET {field} = ? WHERE id = ?", [value, expression_id])
             change = (field, None, None, json.dumps(expr[field]), json.dumps(value))
             return self._record(expression_id, f"{field} -> {value}", [change])
+
+    # -- review --------------------------------------------------------------------------
+    def add_note(self, expression_id: int, text: str, kind: str = "comment") -> dict:
+        text = str(text).strip()
+        if not text:
+            raise StoreError("the comment is empty: say what needs fixing")
+        with self._lock, self.db.atomic():
+            self.get_expression(expression_id)
+            note_id = self.db["notes"].insert({"expression_id": expression_id, "kind": kind, "text": text,
+                                               "created_at": _now()}).last_pk
+        return self._one("SELECT * FROM notes WHERE id = ?", [note_id])
+
+    def notes(self, expression_id: int) -> list[dict]:
+        return self._rows("SELECT * FROM notes WHERE expression_id = ? ORDER BY id", [expression_id])
+
+    def reject(self, expression_id: int, comment: str, base_revision: int | None = None) -> int:
+        """A reviewer sends the expression back to 'in progress' with a comment saying why."""
+        with self._lock, self.db.atomic():
+            expr = self._check_revision(expression_id, base_revision)
+            if expr["status"] not in ("done", "reviewed"):
+                raise StoreError(f"only finished expressions can be rejected; this one is {expr['status']}")
+            self.add_note(expression_id, comment, kind="reject")
+            return self.set_status(expression_id, "in_progress")
 
     # -- revisions, undo and redo ----------------------------------------------------------
     def _check_revision(self, expression_id: int, base_revision: int | None) -> dict:
@@ -360,11 +428,21 @@ class ProjectStore:
                 value = ch["before"] if undo else ch["after"]
                 if ch["field"] == "mask":
                     self._write_mask(ch["object_id"], ch["frame"], value, media)
+                elif ch["field"] == "link":
+                    self._write_link(expression_id, ch["object_id"], json.loads(value))
                 else:
                     self.db.execute(f"UPDATE expressions SET {ch['field']} = ? WHERE id = ?",
                                     [json.loads(value), expression_id])
             self.db.execute("UPDATE revisions SET state = ? WHERE id = ?", [new_state, rev["id"]])
             return self._bump(expression_id)
+
+    def _write_link(self, expression_id: int, object_id: int, linked: bool) -> None:
+        if linked:
+            self.db.execute("INSERT OR IGNORE INTO expression_objects (expression_id, object_id) VALUES (?, ?)",
+                            [expression_id, object_id])
+        else:
+            self.db.execute("DELETE FROM expression_objects WHERE expression_id = ? AND object_id = ?",
+                            [expression_id, object_id])
 
     def history(self, expression_id: int) -> list[dict]:
         """Revisions of an expression, oldest first, with how many changes each holds."""
