@@ -1,25 +1,37 @@
-// Keyboard shortcuts: each key clicks a button (or toggles a checkbox) of the page by id.
+// Keyboard shortcuts. The keymap (action -> key) is the project's, kept in the hidden
+// #shortcut-map textbox; each action clicks a button (or toggles a checkbox) by id.
 (() => {
-  const keys = {
-    "ArrowLeft": "#prev-frame", "ArrowRight": "#next-frame",
-    "n": "#next-expression", "s": "#save", "f": "#fill-holes",
-    "o": "#show-overlay input", "l": "#outline-only input",
+  const targets = {
+    prev_frame: "#prev-frame", next_frame: "#next-frame", next_expression: "#next-expression",
+    save: "#save", undo: "#undo", redo: "#redo", toggle_overlay: "#show-overlay input",
+    outline_only: "#outline-only input", fill_holes: "#fill-holes", smooth: "#smooth",
+    propagate_forward: "#propagate-forward", propagate_backward: "#propagate-backward",
+    next_to_check: "#next-to-check", status_done: "#status-done", compare: "#compare input",
+  };
+  const fallback = { "ctrl+y": "redo", "ctrl+s": "save" };
+  const name = (e) => {
+    const parts = [];
+    if (e.ctrlKey || e.metaKey) parts.push("ctrl");
+    if (e.shiftKey && e.key.length > 1 || e.shiftKey && /[a-z]/i.test(e.key)) parts.push("shift");
+    if (e.altKey) parts.push("alt");
+    parts.push(e.key.toLowerCase());
+    return parts.join("+");
+  };
+  const keymap = () => {
+    const box = document.querySelector("#shortcut-map textarea, #shortcut-map input");
+    try {
+      const map = JSON.parse(box ? box.value : "{}");
+      return Object.fromEntries(Object.entries(map).map(([action, key]) => [key.toLowerCase(), action]));
+    } catch (_) { return {}; }
   };
   document.addEventListener("keydown", (e) => {
     const t = e.target;
     const typing = t && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName)) &&
       t.type !== "checkbox" && t.type !== "range";
     if (typing) return;
-    let target = null;
-    const k = e.key.length === 1 ? e.key.toLowerCase() : e.key;
-    if (e.ctrlKey || e.metaKey) {
-      if (k === "z") target = e.shiftKey ? "#redo" : "#undo";
-      else if (k === "y") target = "#redo";
-      else if (k === "s") target = "#save";
-    } else if (!e.altKey) {
-      target = keys[k] || null;
-    }
-    const el = target && document.querySelector(target);
+    const key = name(e);
+    const action = keymap()[key] || fallback[key];
+    const el = action && document.querySelector(targets[action]);
     if (!el) return;
     e.preventDefault();
     el.click();

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+import threading
+
 import engine
-from app import export_coco, mask_ops
+from app import export_coco, frame_tools, mask_ops
 from app import media as media_io
+from app.propagate import needs_review, propagate
 from app.overlay import render_overlay
 from app.store import ProjectStore, StoreError
 
@@ -23,6 +26,11 @@ class Studio:
         self.store = ProjectStore(project)
         self.frames = media_io.FrameCache(max_bytes=cache_bytes)
         self.engines = engine.EngineService(device=device, paths=engine_paths)
+        self.cancel_event = threading.Event()  # stops a running propagation
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+        self.engines.cancel()
 
     def close(self) -> None:
         self.frames.clear()
@@ -66,20 +74,77 @@ class Studio:
 
     # -- corrections -----------------------------------------------------------------------
     def apply_op(self, expression_id: int, frame: int, op: str, mask: np.ndarray | None = None,
-                 base_revision: int | None = None, min_area: int = 64) -> tuple[np.ndarray, int]:
-        """Fill holes / remove specks / clear on the given (or stored) mask, and save it."""
+                 base_revision: int | None = None, min_area: int = 64, object_id: int | None = None,
+                 radius: int = 2) -> tuple[np.ndarray, int]:
+        """Fill holes / remove specks / smooth / clear the given (or stored) mask, and save it."""
         if mask is None:
-            mask = self.store.get_mask(expression_id, frame)
+            mask = self.store.get_mask(expression_id, frame, object_id)
         ops = {"fill_holes": mask_ops.fill_holes, "clear": mask_ops.clear,
-               "remove_specks": lambda m: mask_ops.remove_specks(m, min_area=min_area)}
+               "remove_specks": lambda m: mask_ops.remove_specks(m, min_area=min_area),
+               "smooth": lambda m: frame_tools.smooth_edges(m, radius=radius)}
         if op not in ops:
             raise StoreError(f"unknown correction {op!r}; use one of {', '.join(ops)}")
         new = ops[op](mask)
-        revision = self.store.save_mask(expression_id, frame, new, base_revision=base_revision)
+        revision = self.store.save_mask(expression_id, frame, new, object_id=object_id, base_revision=base_revision)
         return new, revision
 
+    def apply_tool(self, expression_id: int, frame: int, tool: str, points: list, mask: np.ndarray | None = None,
+                   object_id: int | None = None, base_revision: int | None = None) -> tuple[np.ndarray, int]:
+        """Box (two corners) -> GrabCut mask; clicks refine (+ inside, - outside); polygon adds its area."""
+        expr = self.store.get_expression(expression_id)
+        image = self.frame(expr["media_id"], frame)
+        if mask is None:
+            mask = self.store.get_mask(expression_id, frame, object_id)
+        pts = [(float(x), float(y)) for x, y, *_ in points]
+        if tool == "box":
+            (x0, y0), (x1, y1) = pts[:2]
+            new = frame_tools.box_to_mask(image, (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+        elif tool == "click":
+            positives = [p[:2] for p in points if p[2] > 0]
+            negatives = [p[:2] for p in points if p[2] <= 0]
+            new = frame_tools.refine_with_clicks(image, mask, positives, negatives)
+        elif tool == "polygon":
+            new = mask | frame_tools.polygon_to_mask(mask.shape, pts)
+        else:
+            raise StoreError(f"unknown tool {tool!r}; use box, click or polygon")
+        revision = self.store.save_mask(expression_id, frame, new, object_id=object_id, base_revision=base_revision)
+        return new, revision
+
+    # -- video -----------------------------------------------------------------------------
+    def propagate(self, expression_id: int, frame: int, direction: str = "forward", count: int | None = None,
+                  object_id: int | None = None, progress=None, overwrite_manual: bool = False) -> dict:
+        """Carry the frame's mask through the video by optical flow. Manual frames are anchors:
+        never overwritten (unless asked) and they re-seed the track. One undo step."""
+        expr = self.store.get_expression(expression_id)
+        media = self.store.get_media(expr["media_id"])
+        start = self.store.get_mask(expression_id, frame, object_id)
+        if not start.any():
+            raise StoreError(f"frame {frame} has no mask to propagate; draw one there first")
+        sources = self.store.mask_sources(expression_id, object_id)
+        anchors = {} if overwrite_manual else {
+            f: self.store.get_mask(expression_id, f, object_id) for f, src in sources.items()
+            if src == "manual" and f != frame}
+        self.cancel_event.clear()
+        total = count or media["frames"]
+        masks, confidence, flagged = {}, {}, None
+        for step in propagate(lambda i: self.frame(media["id"], i), start, frame, direction, count,
+                              media["frames"], anchors=anchors, cancel=self.cancel_event.is_set):
+            masks[step.frame], confidence[step.frame] = step.mask, step.confidence
+            if step.flagged:
+                flagged = step.frame
+            if progress:
+                progress(min(len(masks) / total, 1.0), f"frame {step.frame}")
+        if self.cancel_event.is_set():
+            raise engine.Cancelled("propagation cancelled; nothing was saved")
+        revision = self.store.save_masks(expression_id, masks, object_id=object_id, source="propagated",
+                                         keep_manual=not overwrite_manual,
+                                         action=f"propagate {direction} from frame {frame}")
+        return {"frames": sorted(masks), "flagged": flagged, "revision": revision,
+                "confidence": {f: round(c, 3) for f, c in confidence.items()}}
+
     # -- engines ---------------------------------------------------------------------------
-    def segment(self, expression_id: int, engine_name: str, progress=None, overwrite_manual: bool = False) -> dict:
+    def segment(self, expression_id: int, engine_name: str, progress=None, overwrite_manual: bool = False,
+                object_id: int | None = None) -> dict:
         """Run an engine on the expression's media; its masks never replace manual frames
         unless overwrite_manual is set. Returns {"frames": n, "revision": r}."""
         expr = self.store.get_expression(expression_id)
@@ -94,9 +159,21 @@ class Studio:
                                                progress=progress)
         else:
             masks = self.engines.segment_image(engine_name, self.frame(media["id"], 0), expr["text"])[None]
-        revision = self.store.save_masks(expression_id, dict(enumerate(masks)), source=engine_name,
+        revision = self.store.save_masks(expression_id, dict(enumerate(masks)), source=engine_name, object_id=object_id,
                                          keep_manual=not overwrite_manual, action=f"segment with {engine_name}")
         return {"frames": int(len(masks)), "revision": revision}
+
+    def next_to_check(self, expression_id: int, frame: int, object_id: int | None = None,
+                      min_change: float = 0.1) -> int | None:
+        """The next frame after `frame` (wrapping around) that no one corrected and whose mask
+        changes from the frame before it by more than `min_change` (1 - IoU); None if none."""
+        expr = self.store.get_expression(expression_id)
+        n = self.store.get_media(expr["media_id"])["frames"]
+        sources = self.store.mask_sources(expression_id, object_id)
+        masks = {f: self.store.get_mask(expression_id, f, object_id) for f in range(n)}
+        ranked = [f for f in needs_review(masks, min_score=min_change) if sources.get(f) != "manual"]
+        ordered = sorted(f for f in ranked if f > frame) + sorted(f for f in ranked if f <= frame)
+        return ordered[0] if ordered else None
 
     # -- export ----------------------------------------------------------------------------
     def export_coco(self, out: str | Path) -> Path:

@@ -133,7 +133,7 @@ def test_strokes_apply_to_the_saved_mask(studio, video_expr):
     logic = PageLogic(studio)
     eid = video_expr["id"]
     studio.store.save_mask(eid, 3, box(5, 20, 8, 30))
-    state, editor, preview, info = logic.view(logic.pick_expression(None, eid), 3, 0.5, False, True)
+    state, editor, preview, info, *_ = logic.view(logic.pick_expression(None, eid), 3, 0.5, False, True)
     assert editor["layers"] == [] and "330 px (manual)" in info
     # One display file serves editor and preview: the frame with the saved mask drawn in.
     assert editor["background"] == preview
@@ -142,15 +142,15 @@ def test_strokes_apply_to_the_saved_mask(studio, video_expr):
     bare = studio.frame(video_expr["media_id"], 3)
     inside = box(5, 20, 8, 30)  # the mask's pixels: tint and contour, through JPEG (quality 95, 4:4:4)
     assert np.abs(shown - expected)[inside].mean() < 6 < np.abs(shown - bare)[inside].mean()
-    state, preview, info = logic.save(state, 3, strokes(add=box(30, 40, 0, 10)), 0.5, False, True)
+    state, preview, info, _ = logic.save(state, 3, strokes(add=box(30, 40, 0, 10)), 0.5, False, True)
     assert np.array_equal(studio.store.get_mask(eid, 3), box(5, 20, 8, 30) | box(30, 40, 0, 10))
     # More strokes on the same (unreloaded) editor: the layer holds all strokes since the load.
-    state, _, info = logic.save(state, 3, strokes(add=box(30, 40, 0, 10), erase=box(5, 20, 8, 18)),
+    state, _, info, _ = logic.save(state, 3, strokes(add=box(30, 40, 0, 10), erase=box(5, 20, 8, 18)),
                                 0.5, False, True)
     expected = box(5, 20, 18, 30) | box(30, 40, 0, 10)
     assert np.array_equal(studio.store.get_mask(eid, 3), expected) and state["revision"] == 3
     state, *_ = logic.view(state, 3, 0.5, False, True)  # the editor reloads on the saved mask
-    state, _, _ = logic.save(state, 3, strokes(), 0.5, False, True)  # nothing painted since: no new revision
+    state, *_ = logic.save(state, 3, strokes(), 0.5, False, True)  # nothing painted since: no new revision
     assert state["revision"] == 3 and np.array_equal(studio.store.get_mask(eid, 3), expected)
 
 
@@ -169,7 +169,8 @@ def test_fill_holes_from_the_page_uses_the_painted_mask(studio, video_expr):
     logic = PageLogic(studio)
     state, *_ = logic.view(logic.pick_expression(None, video_expr["id"]), 1, 0.5, False, True)
     ring = box(10, 30, 10, 30) & ~box(15, 25, 15, 25)
-    state, editor, preview, info = logic.correct("fill_holes", state, 1, strokes(add=ring), 0.5, False, True, 64)
+    state, editor, preview, info, *_ = logic.correct("fill_holes", state, 1, strokes(add=ring), 0.5, False, True,
+                                                     False, 64)
     assert np.array_equal(studio.store.get_mask(video_expr["id"], 1), box(10, 30, 10, 30))
     assert "400 px" in info and editor["layers"] == []
 
