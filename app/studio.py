@@ -15,7 +15,7 @@ import threading
 import engine
 from app import export_coco, frame_tools, mask_ops
 from app import media as media_io
-from app.propagate import needs_review, propagate
+from app.propagate import propagate, review_scores
 from app.overlay import render_overlay
 from app.store import ProjectStore, StoreError
 
@@ -164,15 +164,18 @@ class Studio:
         return {"frames": int(len(masks)), "revision": revision}
 
     def next_to_check(self, expression_id: int, frame: int, object_id: int | None = None,
-                      min_change: float = 0.1) -> int | None:
+                      min_change: float = 0.3) -> int | None:
         """The next frame after `frame` (wrapping around) that no one corrected and whose mask
-        changes from the frame before it by more than `min_change` (1 - IoU); None if none."""
+        changes from the frame before it (1 - IoU) by more than `min_change` and than twice the
+        clip's median change (steady motion is not a reason to look); None if none."""
         expr = self.store.get_expression(expression_id)
         n = self.store.get_media(expr["media_id"])["frames"]
         sources = self.store.mask_sources(expression_id, object_id)
         masks = {f: self.store.get_mask(expression_id, f, object_id) for f in range(n)}
-        ranked = [f for f in needs_review(masks, min_score=min_change) if sources.get(f) != "manual"]
-        ordered = sorted(f for f in ranked if f > frame) + sorted(f for f in ranked if f <= frame)
+        scores = review_scores(masks)
+        bar = max(min_change, 2 * float(np.median(list(scores.values())))) if scores else min_change
+        flagged = [f for f, score in scores.items() if score > bar and sources.get(f) != "manual"]
+        ordered = sorted(f for f in flagged if f > frame) + sorted(f for f in flagged if f <= frame)
         return ordered[0] if ordered else None
 
     # -- export ----------------------------------------------------------------------------

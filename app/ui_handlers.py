@@ -201,6 +201,8 @@ class PageLogic:
             return (state, _editor(shown), shown, "Write a referring expression for this media, then paint its mask.",
                     None, [], gr.update(choices=[], value=None))
         eid, oid = state["expression_id"], state["object_id"]
+        # Read the revision before the mask: this tab has now seen (at least) that revision.
+        state["revision"] = self.store.get_expression(eid)["revision"]
         mask = self.store.get_mask(eid, frame, oid)
         state["base"] = {"frame": frame, "rle": rle.encode(mask) if mask.any() else None}
         shown = self._overlay(image, mask, opacity, outline_only, show_overlay)

@@ -1,0 +1,152 @@
+"""The page's tools, propagation, objects, review and shortcuts, without a browser."""
+import json
+
+import cv2
+import gradio as gr
+import numpy as np
+import pytest
+
+from app.frame_tools import mask_iou
+from app.studio import Studio
+from app.ui_handlers import DEFAULT_SHORTCUTS, STRIP, PageLogic, frame_strip, parse_shortcuts
+from tests.page_fixtures import square_mask, write_moving_square
+
+DISP = (0.5, False, True, False)  # opacity, outline only, overlay, compare
+
+
+@pytest.fixture
+def page(tmp_path):
+    studio = Studio(tmp_path / "p.sqlite")
+    masks = write_moving_square(tmp_path / "clip.avi", frames=12)
+    media = studio.add_media(tmp_path / "clip.avi")[0]
+    expr = studio.store.add_expression(media["id"], "the textured square")
+    logic = PageLogic(studio)
+    state = logic.view(logic.pick_expression(None, expr["id"]), 0, *DISP)[0]
+    yield logic, state, masks
+    studio.close()
+
+
+def click(logic, tool, state, frame, x, y, compare=False):
+    evt = gr.SelectData(None, {"index": [x, y], "value": None, "selected": True})
+    return logic.click(tool, state, frame, None, 0.5, False, True, compare, evt)
+
+
+def test_box_tool_needs_two_corners_then_segments(page):
+    logic, state, truth = page
+    out = click(logic, "Box", state, 0, 14, 28)
+    assert out[0]["points"] == [[14, 28, 1]] and "1 point(s) placed" in out[3]
+    assert not logic.store.get_mask(state["expression_id"], 0).any()  # nothing saved yet
+    out = click(logic, "Box", out[0], 0, 54, 68)
+    saved = logic.store.get_mask(state["expression_id"], 0)
+    assert mask_iou(saved, truth[0]) > 0.9 and out[0]["points"] == []
+    assert logic.store.mask_sources(state["expression_id"]) == {0: "manual"}
+
+
+def test_negative_click_removes_and_positive_adds(page):
+    logic, state, truth = page
+    wrong = truth[0] | square_mask(8)  # a second, wrong region
+    logic.store.save_mask(state["expression_id"], 0, wrong)
+    state = logic.view(state, 0, *DISP)[0]
+    state = click(logic, "Click −", state, 0, 20 + 24 + 14, 48)[0]
+    after = logic.store.get_mask(state["expression_id"], 0)
+    assert not after[48, 58] and after[48, 30]
+
+
+def test_polygon_closes_into_the_mask_and_needs_three_points(page):
+    logic, state, _ = page
+    for x, y in [(10, 10), (40, 10)]:
+        state = click(logic, "Polygon", state, 0, x, y)[0]
+    with pytest.raises(gr.Error, match="at least 3 points"):
+        logic.close_polygon(state, 0, None, *DISP)
+    state = click(logic, "Polygon", state, 0, 40, 30)[0]
+    logic.close_polygon(state, 0, None, *DISP)
+    mask = logic.store.get_mask(state["expression_id"], 0)
+    assert mask[15, 35] and not mask[28, 12] and 300 < mask.sum() < 360  # right triangle, legs 30 and 20
+
+
+def test_propagation_keeps_iou_and_manual_anchor_survives(page):
+    logic, state, truth = page
+    eid = state["expression_id"]
+    logic.store.save_mask(eid, 0, truth[0])
+    anchor = truth[6].copy()  # a manual frame that differs from what flow would give
+    anchor[34:40, :] = False
+    logic.store.save_mask(eid, 6, anchor)
+    state = logic.view(state, 0, *DISP)[0]
+    state = logic.propagate("forward", state, 0, 0, *DISP)[0]
+    sources = logic.store.mask_sources(eid)
+    assert sources[6] == "manual" and np.array_equal(logic.store.get_mask(eid, 6), anchor)
+    assert all(sources[f] == "propagated" for f in range(1, 6))
+    ious = [mask_iou(logic.store.get_mask(eid, f), truth[f]) for f in range(1, 6)]
+    assert min(ious) >= 0.9, ious
+    proposal, source = logic.store.get_proposal(eid, 3)
+    assert source == "propagated" and np.array_equal(proposal, logic.store.get_mask(eid, 3))
+    logic.store.undo(eid)  # one propagation is one undo step
+    assert set(logic.store.mask_sources(eid)) == {0, 6}
+
+
+def test_next_frame_to_check_skips_smooth_and_manual_frames(page):
+    logic, state, truth = page
+    eid = state["expression_id"]
+    for f in range(12):
+        logic.studio.store.save_masks(eid, {f: truth[f]}, source="propagated")
+    logic.store.save_masks(eid, {7: np.zeros_like(truth[7])}, source="propagated")  # a dropout
+    assert logic.next_to_check(state, 0) == 7
+    assert logic.next_to_check(state, 7) == 8  # recovering from the dropout is a change too
+    logic.store.save_mask(eid, 7, truth[7])  # an annotator fixed it: steady motion is all that is left
+    assert logic.studio.next_to_check(eid, 0) is None
+
+
+def test_objects_are_separate_masks(page):
+    logic, state, truth = page
+    logic.store.save_mask(state["expression_id"], 0, truth[0])
+    out = logic.add_object(state, 0, *DISP)
+    state = out[0]
+    assert len(out[6]["choices"]) == 2 and out[6]["value"] == state["object_id"]
+    assert "object 2" in out[3] and "mask: 0 px" in out[3]
+    out = logic.remove_object(state, 0, *DISP)
+    assert len(out[6]["choices"]) == 1 and "mask: %d px" % truth[0].sum() in out[3]
+
+
+def test_review_reject_and_review_mode(page):
+    logic, state, _ = page
+    eid = state["expression_id"]
+    state = logic.set_status("done", state, "all")[0]
+    second = logic.store.add_expression(state["media_id"], "the background")
+    nxt, _, radio = logic.next_expression(state, review_mode=True)
+    assert nxt["expression_id"] == eid  # the only done one
+    state, radio, _, comment = logic.reject(state, "misses the top edge", "all")
+    assert logic.store.get_expression(eid)["status"] == "in_progress" and comment == ""
+    assert "misses the top edge" in logic.view(state, 0, *DISP)[3]
+    assert [c[1] for c in logic.filter_expressions(state, "todo")["choices"]] == [second["id"]]
+
+
+def test_compare_shows_proposal_beside_correction(page):
+    logic, state, truth = page
+    eid = state["expression_id"]
+    logic.store.save_masks(eid, {0: truth[0]}, source="propagated")
+    logic.store.save_mask(eid, 0, np.zeros_like(truth[0]))
+    preview = logic.view(state, 0, 0.5, False, True, True)[2]
+    img = cv2.imread(preview)
+    assert img.shape[1] == 2 * 128 + 4  # side by side
+
+
+def test_frame_strip_colours():
+    strip = frame_strip(4, {0: "manual", 1: "flowrvs", 2: "propagated"}, current=3, width=4)
+    assert tuple(strip[7, 0]) == STRIP["manual"] and tuple(strip[7, 1]) == STRIP["model"]
+    assert tuple(strip[7, 2]) == STRIP["propagated"] and tuple(strip[7, 3]) == STRIP["empty"]
+    assert tuple(strip[0, 3]) == (40, 40, 40)
+
+
+def test_shortcuts_are_validated_and_stored(page):
+    logic, _, _ = page
+    keys = json.loads(logic.shortcuts())
+    assert keys == DEFAULT_SHORTCUTS
+    keys["save"] = "w"
+    merged, keymap = logic.save_shortcuts(json.dumps(keys))
+    assert json.loads(merged)["save"] == "w" and logic.store.get_setting("shortcuts")["save"] == "w"
+    with pytest.raises(gr.Error, match="more than one action"):
+        parse_shortcuts(json.dumps({"save": "n", "next_expression": "N"}))
+    with pytest.raises(gr.Error, match="unknown actions"):
+        parse_shortcuts(json.dumps({"launch_rockets": "x"}))
+    with pytest.raises(gr.Error, match="not valid JSON"):
+        parse_shortcuts("{save: w}")
