@@ -1,0 +1,251 @@
+"""Tiny seeded FlowRVS assets for the tests: a Wan2.1-layout folder (the real diffusers /
+transformers classes at toy sizes, saved with their own save_pretrained), the same folder in
+the Hugging Face cache layout, and `.pth` files in every layout the release used.
+
+Built once per test session in a temporary folder (`assets()`); nothing is downloaded.
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+import functools
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TINY_DIT = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
+                in_channels=16, out_channels=16, text_dim=32, freq_dim=16, ffn_dim=32,
+                num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+                eps=1e-6, rope_max_seq_len=32)
+TINY_VAE = dict(base_dim=8, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                temperal_downsample=[False, True, True])
+TINY_T5 = dict(vocab_size=64, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+               relative_attention_num_buckets=8, relative_attention_max_distance=16,
+               pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+WORDS = ("the a an dog cat person man woman left right on of in small big large red blue "
+         "green square circle triangle moving running jumping first second which is and to "
+         "from with near far top bottom").split()
+MAX_SIZE = (32, 48)          # the tests' resolution box instead of the release's 480 x 832
+HF_HASH = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+def make_transformer(in_channels: int, seed: int):
+    from diffusers import WanTransformer3DModel
+    _seed(seed)
+    model = WanTransformer3DModel(**{**TINY_DIT, "in_channels": in_channels})
+    # A random init leaves proj_out and the modulation tables near their defaults; widen the
+    # output so the velocity (and hence the mask) clearly depends on the inputs and the text.
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    return model.eval()
+
+
+def make_vae(out_channels: int, seed: int, encoder_from=None):
+    from diffusers import AutoencoderKLWan
+    _seed(seed)
+    vae = AutoencoderKLWan(**TINY_VAE, out_channels=out_channels)
+    if encoder_from is not None:  # the tuned VAE keeps Wan's frozen encoder
+        state = {k: v for k, v in encoder_from.state_dict().items()
+                 if not k.startswith("decoder.")}
+        vae.load_state_dict(state, strict=False)
+    return vae.eval()
+
+
+def make_text_encoder(seed: int):
+    from transformers import UMT5Config, UMT5EncoderModel
+    _seed(seed)
+    return UMT5EncoderModel(UMT5Config(**TINY_T5)).eval()
+
+
+def make_tokenizer():
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
+    for word in WORDS:
+        vocab.setdefault(word, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>",
+                                                       special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>",
+                                   unk_token="<unk>", model_max_length=512)
+
+
+def write_wan_dir(root: Path) -> Path:
+    """A Wan2.1-T2V-1.3B-Diffusers-shaped folder with tiny seeded components."""
+    from diffusers import UniPCMultistepScheduler
+    root.mkdir(parents=True, exist_ok=True)
+    make_transformer(16, seed=1).save_pretrained(root / "transformer")
+    make_vae(3, seed=2).save_pretrained(root / "vae")
+    make_text_encoder(seed=3).save_pretrained(root / "text_encoder")
+    make_tokenizer().save_pretrained(root / "tokenizer")
+    # Wan ships a UniPC config with flow_shift 3.0; the release reads it into
+    # FlowMatchEulerDiscreteScheduler, which ignores flow_shift (shift stays 1.0).
+    UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                            flow_shift=3.0, num_train_timesteps=1000).save_pretrained(
+        root / "scheduler")
+    return root
+
+
+def write_hf_cache(cache_root: Path, wan_dir: Path, repo="Wan-AI/Wan2.1-T2V-1.3B-Diffusers") -> Path:
+    """The same files as a Hugging Face hub cache entry: blobs + snapshots/<hash> symlinks."""
+    entry = cache_root / ("models--" + repo.replace("/", "--"))
+    snap = entry / "snapshots" / HF_HASH
+    for src in sorted(wan_dir.rglob("*")):
+        if not src.is_file():
+            continue
+        data = src.read_bytes()
+        blob = entry / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+        link = snap / src.relative_to(wan_dir)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(os.path.relpath(blob, link.parent), link)
+    (entry / "refs").mkdir(parents=True, exist_ok=True)
+    (entry / "refs" / "main").write_text(HF_HASH)
+    return entry
+
+
+def flowrvs_order(model) -> list:
+    """Parameters in the FlowRVS training class's order (attention: norm_q, norm_k, to_q,
+    to_k, to_v, to_out), written independently of engine.flowrvs for the EMA fixture."""
+    named = list(model.named_parameters())
+    out, i = [], 0
+    sub_rank = {"norm_q": 0, "norm_k": 1, "to_q": 2, "to_k": 3, "to_v": 4, "to_out": 5}
+    while i < len(named):
+        name = named[i][0]
+        parts = name.split(".")
+        if len(parts) > 3 and parts[0] == "blocks" and parts[2] in ("attn1", "attn2"):
+            prefix = ".".join(parts[:3]) + "."
+            j = i
+            while j < len(named) and named[j][0].startswith(prefix):
+                j += 1
+            group = named[i:j]
+            group.sort(key=lambda kv: sub_rank[kv[0][len(prefix):].split(".")[0]])
+            out.extend(p for _, p in group)
+            i = j
+        else:
+            out.append(named[i][1])
+            i += 1
+    return out
+
+
+def ema_state(model, order: str = "flowrvs") -> dict:
+    """diffusers EMAModel.state_dict() over the model's parameters in the given order."""
+    from diffusers.training_utils import EMAModel
+    params = flowrvs_order(model) if order == "flowrvs" else list(model.parameters())
+    return EMAModel(params, decay=0.9999).state_dict()
+
+
+def _args():
+    return argparse.Namespace(lr=5e-5, epochs=50, dataset_file="mevis", num_frames=17)
+
+
+def write_checkpoints(root: Path) -> dict:
+    """Every DiT and VAE file layout; returns {name: path} plus the seeded source models."""
+    root.mkdir(parents=True, exist_ok=True)
+    files = {}
+    models = {}
+    for ch, seed in ((16, 11), (32, 12)):
+        dit = make_transformer(ch, seed=seed)
+        models[ch] = dit
+        sd = dit.state_dict()
+        module_sd = {"module." + k: v for k, v in sd.items()}
+        layouts = {
+            f"dit{ch}_bare": sd,
+            f"dit{ch}_module": module_sd,
+            f"dit{ch}_model": {"model": sd, "epoch": 3, "args": _args()},
+            f"dit{ch}_model_module": {"model": module_sd, "epoch": 3, "args": _args()},
+            f"dit{ch}_ema": {"ema_model": ema_state(dit), "epoch": 3, "args": _args()},
+            f"dit{ch}_ema_diffusers_order": {"ema_model": ema_state(dit, "diffusers")},
+        }
+        for name, obj in layouts.items():
+            path = root / f"{name}.pth"
+            torch.save(obj, path)
+            files[name] = path
+    # model and ema with different weights: 'auto' must pick 'model' (as the release's scripts)
+    other = make_transformer(32, seed=13)
+    models["other32"] = other
+    both = {"model": models[32].state_dict(), "ema_model": ema_state(other), "args": _args()}
+    files["dit32_model_and_ema"] = root / "dit32_model_and_ema.pth"
+    torch.save(both, files["dit32_model_and_ema"])
+    # broken files for strict loading
+    sd = dict(models[16].state_dict())
+    dropped = sd.pop("blocks.1.ffn.net.2.bias")
+    files["dit16_missing"] = root / "dit16_missing.pth"
+    torch.save(sd, files["dit16_missing"])
+    sd["blocks.1.ffn.net.2.bias"] = dropped
+    sd["blocks.0.attn2.extra_gate"] = torch.zeros(3)
+    files["dit16_unexpected"] = root / "dit16_unexpected.pth"
+    torch.save(sd, files["dit16_unexpected"])
+    # profiler buffers the release's loaders ignore
+    sd = dict(models[16].state_dict())
+    sd["total_ops"] = torch.zeros(1, dtype=torch.float64)
+    sd["blocks.0.total_params"] = torch.zeros(1, dtype=torch.float64)
+    files["dit16_thop"] = root / "dit16_thop.pth"
+    torch.save({"model": sd}, files["dit16_thop"])
+
+    # tuned VAE: Wan's encoder, a fine-tuned decoder with a 1-channel causal conv_out
+    from diffusers import AutoencoderKLWan
+    wan_vae = AutoencoderKLWan.from_pretrained(str(root.parent / "wan" / "vae"))
+    tuned = make_vae(1, seed=21, encoder_from=wan_vae)
+    models["tuned_vae"] = tuned
+    vsd = {"vae." + k: v for k, v in tuned.state_dict().items()}
+    files["vae_model"] = root / "tuned_vae.pth"
+    torch.save({"model": vsd, "epoch": 2, "args": _args()}, files["vae_model"])
+    files["vae_bare"] = root / "tuned_vae_bare.pth"
+    torch.save(vsd, files["vae_bare"])
+    bad = dict(vsd)
+    bad.pop("vae.decoder.conv_out.bias")
+    files["vae_missing"] = root / "tuned_vae_missing.pth"
+    torch.save({"model": bad}, files["vae_missing"])
+    return files, models
+
+
+class Assets:
+    def __init__(self, root: Path):
+        self.root = root
+        self.wan = write_wan_dir(root / "wan")
+        self.hf_cache = root / "hub"
+        self.hf_entry = write_hf_cache(self.hf_cache, self.wan)
+        self.files, self.models = write_checkpoints(root / "ckpt")
+
+
+@functools.lru_cache(maxsize=1)
+def assets() -> Assets:
+    root = Path(tempfile.mkdtemp(prefix="flowrvs-test-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return Assets(root)
+
+
+@functools.lru_cache(maxsize=None)
+def pipeline(dit: str = "dit32_model", vae: str = "vae_model", **kwargs):
+    """A cached FlowRVSPipeline over the tiny assets (tests must not mutate it)."""
+    from engine.flowrvs import FlowRVSPipeline
+    a = assets()
+    return FlowRVSPipeline.from_official(a.wan, a.files[dit], a.files[vae] if vae else None,
+                                         device="cpu", max_size=MAX_SIZE, **kwargs)
+
+
+def video(num_frames: int, height: int = 40, width: int = 60, seed: int = 0) -> np.ndarray:
+    """A moving bright square on a textured background, uint8 [T,H,W,3]."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 120, (height, width, 3), dtype=np.uint8)
+    frames = np.repeat(base[None], num_frames, axis=0)
+    s = max(4, min(height, width) // 3)
+    for t in range(num_frames):
+        x = (2 * t) % max(1, width - s)
+        frames[t, height // 4:height // 4 + s, x:x + s] = (230, 40, 40)
+    return frames
