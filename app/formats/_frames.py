@@ -1,0 +1,104 @@
+"""Frames out of the project's media, and folders of frames into lossless videos.
+
+Export: video frames are decoded with app.media.FrameReader and written as JPEG files
+00000.jpg, 00001.jpg, ... (quality 95 by default: what dataset loaders expect; JPEG is lossy
+for pixels, never for masks, which are written separately). Image media are copied byte for
+byte.
+
+Import: a folder of frames becomes one video media, FFV1 in Matroska (.mkv). FFV1 is
+lossless: the video decodes to exactly the pixels the JPEG files decode to, so importing adds
+no loss of its own (MJPG, the other codec every OpenCV wheel writes, would re-compress each
+frame). Each frame is one intra frame, so seeking is frame-exact. The store's public
+add_media() takes one file per media, which this keeps: nothing in the store changes.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from app import media as media_io
+from app.formats._base import Problems
+
+LOSSLESS_FOURCC, LOSSLESS_EXT = "FFV1", ".mkv"
+FRAME_NOTE = ("frame folders were stored as lossless FFV1 .mkv videos (frames decode exactly as "
+              "the JPEG files did)")
+
+
+def frame_name(index: int) -> str:
+    return f"{index:05d}"
+
+
+def write_video_frames(path: Path, frames: int, folder: Path, quality: int = 95) -> list[str]:
+    """Decode a video media and write its frames as JPEG files; returns the frame names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    reader = media_io.FrameReader(path, "video", frames)
+    names = []
+    try:
+        for i in range(frames):
+            bgr = cv2.cvtColor(reader.read(i), cv2.COLOR_RGB2BGR)
+            name = frame_name(i)
+            if not cv2.imwrite(str(folder / f"{name}.jpg"), bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)]):
+                raise OSError(f"could not write {folder / name}.jpg")
+            names.append(name)
+    finally:
+        reader.close()
+    return names
+
+
+def copy_media_file(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+
+
+def decode_frame(path: Path) -> np.ndarray | None:
+    """BGR uint8, decoded as app.media decodes images (EXIF orientation applied); None if not."""
+    try:
+        data = np.fromfile(path, np.uint8)
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except (OSError, cv2.error):
+        return None
+    return bgr
+
+
+def assemble_video(frames: list[Path], out: Path, fps: float, size: tuple[int, int] | None,
+                   problems: Problems, entry: str) -> tuple[int, int] | None:
+    """Write frame files into a lossless video at `out`; returns (width, height) or None.
+
+    `size` (w, h), when known from the masks, is what every frame must be; otherwise the
+    first frame sets it. Problems name each unreadable frame or frame of the wrong size.
+    """
+    writer, before = None, len(problems)
+    try:
+        for path in frames:
+            if not path.is_file():
+                problems.add(path, entry, "frame file is missing")
+                continue
+            bgr = decode_frame(path)
+            if bgr is None:
+                problems.add(path, entry, "frame cannot be decoded as an image (corrupt or not an image)")
+                continue
+            h, w = bgr.shape[:2]
+            if size is None:
+                size = (w, h)
+            if (w, h) != tuple(size):
+                problems.add(path, entry, f"frame is {w}x{h} but the video's masks/frames are "
+                                          f"{size[0]}x{size[1]}")
+                continue
+            if len(problems) > before:
+                continue  # keep checking the remaining frames, but write nothing more
+            if writer is None:
+                writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*LOSSLESS_FOURCC), float(fps),
+                                         (w, h))
+                if not writer.isOpened():
+                    raise RuntimeError(f"this OpenCV cannot write {LOSSLESS_FOURCC} video into {out.suffix}; "
+                                       "frame folders cannot be imported here")
+            writer.write(bgr)
+    finally:
+        if writer is not None:
+            writer.release()
+    if len(problems) > before or size is None:
+        return None
+    return size

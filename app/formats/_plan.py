@@ -1,0 +1,173 @@
+"""An import as a plan: what a reader found, checked, then written in one transaction.
+
+Readers build a Plan without touching the project. apply_plan() then
+  1. builds the media files outside the project (frame folders -> lossless videos) and
+     probes images, collecting problems (missing or unreadable frames, wrong sizes);
+  2. raises one FormatError if anything is wrong (the project is unchanged);
+  3. writes media, objects, expressions and masks inside `with store.lock, store.db.atomic()`,
+     removing the media files it copied if anything fails, so the import is all or nothing.
+
+Masks are written as the baseline of their expressions: directly into the masks table (in
+the store's canonical RLE), not as an undoable revision; a later edit's undo returns to the
+imported mask, never to nothing.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app import media as media_io
+from app.formats import _frames
+from app.formats._base import FormatError, ImportReport, Problems
+from app.store import STATUSES, ProjectStore
+
+DEFAULT_FPS = 24.0  # for frame folders whose dataset gives no frame rate
+
+
+@dataclass
+class MediaPlan:
+    name: str  # the media's name in the project
+    entry: str  # where it comes from in the dataset, for messages
+    file: Path | None = None  # an image added as it is
+    frames: list[Path] | None = None  # frame files assembled into one lossless video
+    fps: float | None = None
+    size: tuple[int, int] | None = None  # (width, height) the dataset's masks/entries expect
+    n_frames: int = 1
+
+
+@dataclass
+class ObjectPlan:
+    media: str  # key of its MediaPlan
+    label: int | None = None  # wanted label (palette id); kept when free in the media
+    category: str = "object"
+    masks: dict[int, str] = field(default_factory=dict)  # frame -> canonical counts (non-empty)
+    sources: dict[int, str] = field(default_factory=dict)  # frame -> source, where the dataset says
+
+
+@dataclass
+class ExpressionPlan:
+    media: str
+    text: str
+    objects: list  # keys of ObjectPlans
+    status: str = "todo"
+
+
+@dataclass
+class Plan:
+    format: str
+    source: Path
+    media: dict[str, MediaPlan] = field(default_factory=dict)
+    objects: dict = field(default_factory=dict)  # key -> ObjectPlan
+    expressions: list[ExpressionPlan] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _prepare_media(plan: Plan, tmp: Path, problems: Problems) -> dict[str, Path]:
+    """Files to add, one per media: images as they are, frame folders as FFV1 videos."""
+    files: dict[str, Path] = {}
+    for n, (key, mp) in enumerate(plan.media.items()):
+        if mp.frames is not None:
+            out = tmp / f"{n}{_frames.LOSSLESS_EXT}"
+            size = _frames.assemble_video(mp.frames, out, mp.fps or DEFAULT_FPS, mp.size, problems, mp.entry)
+            if size is not None:
+                files[key] = out
+            continue
+        try:
+            info = media_io.probe(mp.file)
+        except media_io.MediaError as e:
+            problems.add(mp.file, mp.entry, str(e))
+            continue
+        if mp.size is not None and (info.width, info.height) != tuple(mp.size):
+            problems.add(mp.file, mp.entry, f"image is {info.width}x{info.height} but the dataset says "
+                                            f"{mp.size[0]}x{mp.size[1]}")
+            continue
+        files[key] = mp.file
+    return files
+
+
+def apply_plan(store: ProjectStore, plan: Plan, problems: Problems) -> ImportReport:
+    problems.raise_if_any(plan.source)
+    report = ImportReport(plan.format, str(plan.source), skipped=list(plan.skipped), notes=list(plan.notes))
+    if any(mp.frames is not None for mp in plan.media.values()):
+        report.notes.append(_frames.FRAME_NOTE)
+    store.path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".flowlabel-import-", dir=store.path.parent) as tmp:
+        files = _prepare_media(plan, Path(tmp), problems)
+        problems.raise_if_any(plan.source)
+        copied: list[Path] = []
+        with store.lock:
+            try:
+                with store.db.atomic():
+                    _write(store, plan, files, copied, report)
+            except BaseException:
+                for path in copied:  # the rows went with the transaction; the files go too
+                    path.unlink(missing_ok=True)
+                raise
+    return report
+
+
+def _write(store: ProjectStore, plan: Plan, files: dict[str, Path], copied: list[Path],
+           report: ImportReport) -> None:
+    db, now = store.db, _now()
+    media_id = {}
+    for key, mp in plan.media.items():
+        row = store.add_media(files[key], name=mp.name)
+        if not row["existing"]:
+            copied.append(store.media_dir / row["path"])
+        expected = (mp.size or (row["width"], row["height"])) + (mp.n_frames,)
+        if (row["width"], row["height"], row["frames"]) != tuple(expected):
+            raise FormatError(f"{mp.entry}: the media decodes to {row['width']}x{row['height']}, "
+                              f"{row['frames']} frame(s), but the dataset has {expected[0]}x{expected[1]}, "
+                              f"{expected[2]} frame(s); nothing was imported")
+        media_id[key] = row["id"]
+        if row["id"] not in report.media_ids:
+            report.media_ids.append(row["id"])
+
+    # Objects: keep the dataset's ids as labels (palette ids) where they are free in the media.
+    labels = {mid: {r["label"] for r in db.query("SELECT label FROM objects WHERE media_id = ?", [mid])}
+              for mid in set(media_id.values())}
+    wanted = {}
+    for key, op in plan.objects.items():
+        taken = labels[media_id[op.media]]
+        if op.label is not None and op.label >= 1 and op.label not in taken:
+            wanted[key] = op.label
+            taken.add(op.label)
+    object_id, relabelled = {}, 0
+    for key, op in plan.objects.items():
+        taken = labels[media_id[op.media]]
+        label = wanted.get(key)
+        if label is None:
+            label = max(taken, default=0) + 1
+            taken.add(label)
+            relabelled += op.label is not None
+        object_id[key] = db["objects"].insert({"media_id": media_id[op.media], "label": label,
+                                               "category": op.category, "created_at": now}).last_pk
+    if relabelled:
+        report.notes.append(f"{relabelled} object id(s) were taken in their media already; they got new labels")
+
+    for ep in plan.expressions:
+        status = ep.status if ep.status in STATUSES else "todo"
+        eid = db["expressions"].insert({"media_id": media_id[ep.media], "text": ep.text, "status": status,
+                                        "revision": 0, "created_at": now, "updated_at": now}).last_pk
+        db["expression_objects"].insert_all(
+            ({"expression_id": eid, "object_id": object_id[k]} for k in dict.fromkeys(ep.objects)),
+            ignore=True)
+
+    n_masks = 0
+    for key, op in plan.objects.items():
+        mp = plan.media[op.media]
+        row = store.get_media(media_id[op.media])
+        rows = [{"object_id": object_id[key], "frame": frame, "counts": counts, "height": row["height"],
+                 "width": row["width"], "source": op.sources.get(frame, "import"), "updated_at": now}
+                for frame, counts in sorted(op.masks.items()) if 0 <= frame < mp.n_frames]
+        db["masks"].insert_all(rows)
+        n_masks += len(rows)
+    report.read = {"media": len(plan.media), "expressions": len(plan.expressions),
+                   "objects": len(plan.objects), "masks": n_masks}
