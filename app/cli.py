@@ -1,4 +1,4 @@
-"""Command line: `python launch.py` serves the studio; `python launch.py export ...` exports."""
+"""Command line: `python launch.py` serves the studio; `export ...` and `import ...` move datasets."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +16,12 @@ MODEL_PATHS = {
     ("flowrvs", "vae_checkpoint"): ("--flowrvs-vae", "FLOWLABEL_FLOWRVS_VAE", "FlowRVS tuned_vae.pth"),
     ("flowseg", "model_dir"): ("--flowseg-dir", "FLOWLABEL_FLOWSEG_DIR", "FlowSeg save_pretrained folder"),
 }
+# The names of app.formats.FORMATS, kept here so that --help does not load the format readers.
+FORMAT_NAMES = ("coco", "coco-polygons", "refcoco", "ytvos", "mevis")
+FORMATS_HELP = ("coco: COCO JSON, RLE masks (exact); coco-polygons: COCO JSON with polygons (lossy: holes "
+                "are filled); refcoco: instances.json + refs(unc).p + refs.json + images/; ytvos: "
+                "Ref-YouTube-VOS/Ref-DAVIS17 meta_expressions.json + JPEGImages/ + Annotations/ palette PNGs; "
+                "mevis: meta_expressions.json + mask_dict.json + JPEGImages/")
 
 
 def default_project() -> Path:
@@ -52,8 +58,18 @@ def parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("export", help="export the project's annotations")
     # SUPPRESS: `--project P export` and `export --project P` both work; neither resets the other.
     exp.add_argument("--project", type=Path, default=argparse.SUPPRESS, help=project_help)
-    exp.add_argument("--format", choices=["coco"], default="coco", help="export format (default coco)")
-    exp.add_argument("--out", type=Path, required=True, help="file to write")
+    exp.add_argument("--format", choices=FORMAT_NAMES, default="coco",
+                     help=f"export format (default coco). {FORMATS_HELP}")
+    exp.add_argument("--out", type=Path, required=True,
+                     help="file to write (coco, coco-polygons) or folder (refcoco, ytvos, mevis: new, empty, or "
+                          "an earlier export, which is replaced)")
+    imp = sub.add_parser("import", help="import a dataset into the project (all or nothing)")
+    imp.add_argument("--project", type=Path, default=argparse.SUPPRESS, help=project_help)
+    imp.add_argument("--format", choices=FORMAT_NAMES, required=True, help=f"dataset format. {FORMATS_HELP}")
+    imp.add_argument("--media-root", type=Path, default=None,
+                     help="folder holding the images (coco, refcoco: default <src>/images or the json's "
+                          "folder) or JPEGImages/ and Annotations/ (ytvos, mevis: default the json's folder)")
+    imp.add_argument("src", type=Path, help="the dataset: its JSON file or its folder")
     return p
 
 
@@ -83,6 +99,8 @@ def main(argv=None) -> int:
     project = args.project or default_project()
     if args.command == "export":
         return export(project, args)
+    if args.command == "import":
+        return import_(project, args)
     return serve(project, args)
 
 
@@ -93,10 +111,47 @@ def export(project: Path, args) -> int:
         print(f"error: no project at {project}; pass --project with the path of an existing project file",
               file=sys.stderr)
         return 2
+    if args.format != "coco":
+        from app import formats
+        with ProjectStore(project) as store:
+            try:
+                report = formats.get(args.format).export(store, args.out)
+            except formats.FormatError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 1
+        print(report.summary())
+        return 0
     with ProjectStore(project) as store:
         out = write_coco(store, args.out)
         data_count = sum(1 for _ in store.iter_masks())
     print(f"wrote {out} ({data_count} masks)")
+    return 0
+
+
+def import_(project: Path, args) -> int:
+    from app import formats
+    from app.store import ProjectStore
+    if not args.src.exists():
+        print(f"error: {args.src} does not exist; pass the dataset's JSON file or folder", file=sys.stderr)
+        return 2
+    new = not Path(project).exists()
+    with ProjectStore(project) as store:
+        try:
+            report = formats.get(args.format).import_(store, args.src, media_root=args.media_root)
+        except formats.FormatError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed = True
+        else:
+            failed = False
+    if failed:
+        if new:  # a failed import leaves no empty project behind either
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{store.path}{suffix}").unlink(missing_ok=True)
+            if store.media_dir.is_dir() and not any(store.media_dir.iterdir()):
+                store.media_dir.rmdir()
+        return 1
+    print(f"project: {store.path}")
+    print(report.summary())
     return 0
 
 
