@@ -25,6 +25,7 @@ from typing import Callable, Iterator, Mapping
 import cv2
 import numpy as np
 
+from app.frame_tools import mask_iou
 from app.mask_ops import _check as _check_mask
 
 DIRECTIONS = ("forward", "backward")
@@ -42,7 +43,7 @@ class PropagationStep:
 def propagate(get_frame: Callable[[int], np.ndarray], mask: np.ndarray, start: int, direction: str,
               count: int | None, num_frames: int, *, anchors: Mapping[int, np.ndarray] = {},
               min_confidence: float = 0.5, cancel: Callable[[], bool] | None = None,
-              flow_side: int = 640) -> Iterator[PropagationStep]:
+              flow_side: int = 480) -> Iterator[PropagationStep]:
     """Carry `mask` (on frame `start`) through the video, one PropagationStep per frame.
 
     get_frame(i): frame i as RGB uint8 [H, W, 3] (or grey [H, W]), same size as the mask.
@@ -109,8 +110,6 @@ def needs_review(masks: Mapping[int, np.ndarray], confidences: Mapping[int, floa
 def review_scores(masks: Mapping[int, np.ndarray],
                   confidences: Mapping[int, float] | None = None) -> dict[int, float]:
     """frame -> score in 0..1 (see needs_review)."""
-    from app.frame_tools import mask_iou
-
     scores = {}
     for frame in sorted(masks):
         if frame - 1 in masks:
@@ -123,79 +122,94 @@ def review_scores(masks: Mapping[int, np.ndarray],
 
 # -- internals --------------------------------------------------------------------------------
 class _Flow:
-    """Dense flow between two grey frames of one size, and the mask warp that uses it."""
+    """One propagation step at a time: flow between two grey frames, and the mask warp."""
 
     def __init__(self, shape: tuple[int, int], flow_side: int):
         height, width = shape
         self.shape = shape
-        self.scale = flow_side / max(height, width) if UPSCALE else min(1.0, flow_side / max(height, width))
+        self.scale = min(1.0, flow_side / max(height, width))
         self.small = (max(1, round(width * self.scale)), max(1, round(height * self.scale)))
-        self.dis = _flow_engine()
+        self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        self.dis.setFinestScale(0)  # the preset stops at 1/4 resolution; small objects need full
         self.grid = _grid(self.small[1], self.small[0])
-        self.full_grid = _grid(height, width) if self.scale != 1.0 else self.grid
+        self.full_grid = _grid(height, width) if self.scale < 1.0 else self.grid
+        self.band = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * BAND + 1, 2 * BAND + 1))
 
-    def _shrink(self, image, interpolation=cv2.INTER_AREA):
-        return image if self.scale == 1.0 else cv2.resize(image, self.small, interpolation=interpolation)
+    def _shrink(self, image: np.ndarray) -> np.ndarray:
+        return image if self.scale == 1.0 else cv2.resize(image, self.small, interpolation=cv2.INTER_AREA)
 
-    def step(self, old_grey: np.ndarray, new_grey: np.ndarray, old_mask: np.ndarray):
+    def _grow(self, image: np.ndarray, interpolation=cv2.INTER_LINEAR) -> np.ndarray:
+        return image if self.scale == 1.0 else cv2.resize(image, self.shape[::-1], interpolation=interpolation)
+
+    def step(self, old_grey: np.ndarray, new_grey: np.ndarray, old_mask: np.ndarray) -> tuple[np.ndarray, float]:
         old_g, new_g = self._shrink(old_grey), self._shrink(new_grey)
-        old_m = self._shrink(old_mask.astype(np.float32))
+        old_m = self._shrink(old_mask.view(np.uint8).astype(np.float32))
         back = self.dis.calc(new_g, old_g, None)    # new(p) ~ old(p + back(p))
         fwd = self.dis.calc(old_g, new_g, None)     # old(q) ~ new(q + fwd(q))
         map_x, map_y = self.grid[0] + back[..., 0], self.grid[1] + back[..., 1]
-        # Per pixel, is the raw flow trustworthy? Forward and backward agree ...
+
+        # 1. Which pixels' flow can be trusted: forward and backward flow agree, the pixel looks
+        #    like the one it is pulled from, and that one lies inside the frame.
         fwd_at = cv2.remap(fwd, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         consistent = (np.sum((back + fwd_at) ** 2, axis=2)
                       <= 0.01 * (np.sum(back ** 2, axis=2) + np.sum(fwd_at ** 2, axis=2)) + 0.5)
-        # ... the pixel looks like the one it is pulled from, and that one lies in the frame.
         pulled = cv2.remap(old_g, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         height, width = old_g.shape
         reliable = (consistent & (np.abs(new_g.astype(np.int16) - pulled) <= PHOTO_TOL)
                     & (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1))
-        # Flow smears across the object's outline (DIS patches straddle it), so pixels there
-        # move with the object's own motion: the flow of nearby reliable object-core pixels.
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * BAND + 1, 2 * BAND + 1))
-        core = cv2.erode((old_m >= 0.5).view(np.uint8), kernel)
-        if not core.any():
-            core = (old_m >= 0.5).view(np.uint8)
-        far = 1 - cv2.dilate((old_m > 0).view(np.uint8), kernel)
+
+        # 2. Flow smears across outlines (DIS patches straddle them): background just behind a
+        #    moving object inherits some of its motion and would pull the object's old pixels
+        #    along, so the mask would grow every frame. Pixels whose flow is not reliably that of
+        #    the object's core or of the background well away from it move instead with the
+        #    object's own motion: a Gaussian-weighted mean of the reliable core flow near them.
+        inside = (old_m >= 0.5).view(np.uint8)
+        if not inside.any():  # smaller than a pixel at flow resolution
+            inside = (old_m > 0).view(np.uint8)
+        core = cv2.erode(inside, self.band)
+        if not core.any():  # thinner than the band: use the whole mask
+            core = inside
+        away = 1 - cv2.dilate((old_m > 0).view(np.uint8), self.band)
         from_core = cv2.remap(core.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR) >= 0.5
-        from_far = cv2.remap(far.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=1) >= 0.5
-        obj = (reliable & from_core).astype(np.float32)
-        sigma = 2.0 * BAND
-        weight = cv2.GaussianBlur(obj, (0, 0), sigma)
-        obj_flow = cv2.GaussianBlur(back * obj[..., None], (0, 0), sigma) / np.maximum(weight, 1e-6)[..., None]
-        use_obj = ~(reliable & (from_core | from_far)) & (weight > 0.05)
-        fused = np.where(use_obj[..., None], obj_flow, back)
-        if FUSE == "raw":
-            fused = back
-        # Warp the full-resolution mask with the fused flow.
-        if self.scale != 1.0:
-            fused = cv2.resize(fused, (self.shape[1], self.shape[0]), interpolation=cv2.INTER_LINEAR) / self.scale
-        warped = cv2.remap(old_mask.astype(np.float32), self.full_grid[0] + fused[..., 0],
-                           self.full_grid[1] + fused[..., 1], cv2.INTER_LINEAR,
+        from_away = cv2.remap(away.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=1) >= 0.5
+        tracked = (reliable & from_core).astype(np.float32)
+        weight = cv2.GaussianBlur(tracked, (0, 0), 2.0 * BAND)
+        core_flow = cv2.GaussianBlur(back * tracked[..., None], (0, 0), 2.0 * BAND)
+        core_flow /= np.maximum(weight, 1e-6)[..., None]
+        use_core = (weight > 0.05) & ~(reliable & (from_core | from_away))
+        flow = np.where(use_core[..., None], core_flow, back)
+
+        # 3. Pull the full-resolution mask along the flow (a float warp, thresholded at 0.5). Keep
+        #    only pixels whose own flow is reliable or that moved with reliably tracked core
+        #    pixels nearby: the rest (an object leaving the frame, stray flow) has no support.
+        if self.scale < 1.0:
+            flow = self._grow(flow) / self.scale
+        warped = cv2.remap(old_mask.view(np.uint8).astype(np.float32), self.full_grid[0] + flow[..., 0],
+                           self.full_grid[1] + flow[..., 1], cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        new_mask = warped >= 0.5
-        new_small = self._shrink(new_mask.astype(np.float32)) >= 0.5
-        if not new_small.any():
+        candidate = warped >= 0.5
+        supported = (reliable | use_core).view(np.uint8)
+        new_mask = candidate & self._grow(supported, cv2.INTER_NEAREST).view(bool)
+        if not new_mask.any():
             return new_mask, 0.0
-        return new_mask, float(np.mean(reliable[new_small]))
+        # 4. Confidence: the share of the warped mask that is kept and whose own flow is reliable.
+        return new_mask, float(np.count_nonzero(self._small_mask(new_mask) & reliable)
+                               / max(1, np.count_nonzero(self._small_mask(candidate))))
+
+    def _small_mask(self, mask: np.ndarray) -> np.ndarray:
+        """The mask at flow resolution: pixels at least half covered (any, for a tiny mask)."""
+        coverage = self._shrink(mask.view(np.uint8).astype(np.float32))
+        small = coverage >= 0.5
+        return small if small.any() else coverage > 0
 
 
-BAND = 4  # px at flow resolution: how far flow smears across an outline
-FUSE = "fused"
-UPSCALE = False
+BAND = 4  # px at flow resolution: how far DIS flow smears across an outline
 
 
-def _grid(height, width):
+def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     ys, xs = np.mgrid[:height, :width].astype(np.float32)
     return xs, ys
-
-
-def _flow_engine():
-    """The dense flow method: anything with calc(a, b, None) -> flow [H, W, 2] float32."""
-    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
 
 
 def _frames_to_visit(start, direction, count, num_frames) -> range:
