@@ -199,7 +199,7 @@ def write_checkpoints(root: Path) -> dict:
 
     # tuned VAE: Wan's encoder, a fine-tuned decoder with a 1-channel causal conv_out
     from diffusers import AutoencoderKLWan
-    wan_vae = AutoencoderKLWan.from_pretrained(str(root.parent / "wan" / "vae"))
+    wan_vae = AutoencoderKLWan.from_pretrained(str(root.parent / "wan" / "vae"), low_cpu_mem_usage=False)
     tuned = make_vae(1, seed=21, encoder_from=wan_vae)
     models["tuned_vae"] = tuned
     vsd = {"vae." + k: v for k, v in tuned.state_dict().items()}

@@ -63,18 +63,31 @@ def resolve_wan_dir(wan_dir) -> Path:
                                               if candidates else "") +
             f". Download {WAN_REPO_ID} with `huggingface-cli download {WAN_REPO_ID} "
             "--local-dir DIR` and pass DIR")
-    if "/" in str(wan_dir) and not path.exists() and str(wan_dir).count("/") == 1:
-        try:
-            from huggingface_hub import snapshot_download
-            local = snapshot_download(str(wan_dir), local_files_only=True)
-        except Exception as exc:  # not in the local cache: we never download
-            raise FileNotFoundError(
-                f"{wan_dir!r} is neither a folder nor a repo in the local Hugging Face cache "
-                f"({type(exc).__name__}); FlowLabel never downloads. Fetch it first with "
-                f"`huggingface-cli download {wan_dir}` or pass a local folder") from None
-        return resolve_wan_dir(local)
+    if not path.exists() and _is_repo_id(str(wan_dir)):
+        entry = hub_cache_dir() / ("models--" + str(wan_dir).replace("/", "--"))
+        if entry.is_dir():
+            return _snapshot_of(entry)
+        raise FileNotFoundError(
+            f"{wan_dir!r} is neither a folder nor a repo in the local Hugging Face cache "
+            f"({hub_cache_dir()}); FlowLabel never downloads. Fetch it first with "
+            f"`huggingface-cli download {wan_dir}` or pass a local folder")
     raise FileNotFoundError(f"Wan folder {path} does not exist; pass a local "
                             f"{WAN_REPO_ID.split('/')[1]} folder or its Hugging Face cache path")
+
+
+def _is_repo_id(text: str) -> bool:
+    parts = text.split("/")
+    return len(parts) == 2 and all(parts) and not text.startswith((".", "~"))
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache, read from the environment at call time."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "huggingface" / "hub"
 
 
 def _looks_like_wan(path: Path) -> bool:
@@ -319,3 +332,29 @@ def checkpoint_generation_hint(obj) -> Optional[int]:
             if value in (1, 2):
                 return int(value)
     return None
+
+
+def load_diffusers_model(model_cls, folder, **config_overrides):
+    """`model_cls` from a save_pretrained folder (config.json + safetensors, sharded or not),
+    loaded strictly. Avoids diffusers' from_pretrained, which needs `accelerate` for models
+    with keep-in-fp32 modules (WanTransformer3DModel)."""
+    import json
+    from safetensors.torch import load_file
+    folder = Path(folder)
+    config = model_cls.load_config(str(folder))
+    model = model_cls.from_config(config, **config_overrides)
+    index = folder / "diffusion_pytorch_model.safetensors.index.json"
+    single = folder / "diffusion_pytorch_model.safetensors"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        files = [folder / s for s in shards]
+    elif single.is_file():
+        files = [single]
+    else:
+        raise FileNotFoundError(f"{folder} has no diffusion_pytorch_model.safetensors "
+                                "(or its .index.json); save it with save_pretrained(...)")
+    state = OrderedDict()
+    for f in files:
+        state.update(load_file(str(f)))
+    load_strict(model, state, folder, f"{model_cls.__name__} weights")
+    return model

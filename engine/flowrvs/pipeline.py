@@ -144,7 +144,7 @@ class FlowRVSPipeline:
         else:
             log.warning("no tuned VAE given: decoding masks with the stock Wan VAE (3 channels "
                         "averaged); pass tuned_vae.pth for the release's results")
-            vae = AutoencoderKLWan.from_pretrained(str(wan / "vae"))
+            vae = ck.load_diffusers_model(AutoencoderKLWan, wan / "vae")
 
         text_encoder, tokenizer = cls._load_text(wan, dtype)
         num_train = 1000
@@ -179,8 +179,8 @@ class FlowRVSPipeline:
                                     f"{', '.join(s + '/' for s in SUBFOLDERS)}")
         device = pick_device(device)
         dtype = _as_dtype(dtype, device)
-        transformer = WanTransformer3DModel.from_pretrained(str(directory / "transformer"))
-        vae = AutoencoderKLWan.from_pretrained(str(directory / "vae"))
+        transformer = ck.load_diffusers_model(WanTransformer3DModel, directory / "transformer")
+        vae = ck.load_diffusers_model(AutoencoderKLWan, directory / "vae")
         text_encoder, tokenizer = cls._load_text(directory, dtype)
         scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(str(directory / "scheduler"))
         pipe = cls(transformer, vae, text_encoder, tokenizer, scheduler, config, **pipeline_kwargs)

@@ -59,6 +59,11 @@ def _setting(name: str, value):
     return os.environ.get(env) or None
 
 
+def _is_repo_id(text: str) -> bool:
+    parts = text.split("/")
+    return len(parts) == 2 and all(parts) and not text.startswith((".", "~"))
+
+
 def _where(name: str) -> str:
     flag, env = ENV_VARS[name]
     return f"{flag} / {env}" if flag else env
@@ -93,7 +98,7 @@ def load(device=None, wan_dir=None, dit_checkpoint=None, vae_checkpoint=None, mo
         [("wan_dir", wan_dir), ("dit_checkpoint", dit_checkpoint), ("vae_checkpoint", vae_checkpoint)]
     for name, value in checks:
         if value is not None and not Path(value).expanduser().exists() and \
-                not (name == "wan_dir" and str(value).count("/") == 1):
+                not (name == "wan_dir" and _is_repo_id(str(value))):
             raise FileNotFoundError(f"FlowRVS {name} {value} does not exist; fix "
                                     f"{_where(name)}")
 
