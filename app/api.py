@@ -80,10 +80,17 @@ def register(studio: Studio) -> None:
         return {"frames": studio.segment(int(expression_id), engine)["frames"]}
 
     @user_errors
+    def propagate(expression_id: int, frame: int, direction: str = "forward", count: int | None = None) -> dict:
+        """Carry the frame's mask forward or backward by optical flow (count frames, or to the end);
+        manual frames are kept and re-seed the track."""
+        result = studio.propagate(int(expression_id), int(frame), direction, int(count) if count else None)
+        return {"frames": result["frames"], "flagged": result["flagged"], "revision": result["revision"]}
+
+    @user_errors
     def export_coco() -> FileData:
         """The COCO JSON (with RefCOCO-style refs) of the whole project."""
         return FileData(path=str(studio.export_coco(out_dir / "coco.json")))
 
-    for fn in (add_media, add_expression, save_mask, get_mask, export_coco):
+    for fn in (add_media, add_expression, save_mask, get_mask, propagate, export_coco):
         gr.api(fn, api_name=fn.__name__)
     gr.api(segment, api_name="segment", concurrency_id="engine", concurrency_limit=1)

@@ -115,6 +115,8 @@ class Studio:
                   object_id: int | None = None, progress=None, overwrite_manual: bool = False) -> dict:
         """Carry the frame's mask through the video by optical flow. Manual frames are anchors:
         never overwritten (unless asked) and they re-seed the track. One undo step."""
+        if direction not in ("forward", "backward"):
+            raise StoreError(f"direction must be 'forward' or 'backward', not {direction!r}")
         expr = self.store.get_expression(expression_id)
         media = self.store.get_media(expr["media_id"])
         start = self.store.get_mask(expression_id, frame, object_id)

@@ -289,3 +289,21 @@ def test_api_example_script_runs(app, client, media, summary):
     expected = np.zeros((h, w), np.uint8)
     expected[h // 4:3 * h // 4, w // 4:3 * w // 4] = 255
     assert (w, h) == (320, 240) and np.array_equal(mask, expected)
+
+
+def test_propagate_endpoint_follows_the_object_and_keeps_manual_frames(client, tmp_path):
+    from app.frame_tools import mask_iou
+    from tests.page_fixtures import write_moving_square
+
+    truth = write_moving_square(tmp_path / "square.avi", frames=10)
+    media = client.predict(handle_file(str(tmp_path / "square.avi")), api_name="/add_media")
+    eid = client.predict(media["media_id"], "the square", api_name="/add_expression")["expression_id"]
+    save(client, eid, 0, truth[0], tmp_path / "m0.png")
+    save(client, eid, 4, truth[4], tmp_path / "m4.png")
+    out = client.predict(eid, 0, "forward", 6, api_name="/propagate")
+    assert out["frames"] == [1, 2, 3, 5, 6] and out["flagged"] is None  # frame 4 is manual: kept
+    assert np.array_equal(get(client, eid, 4) > 0, truth[4])
+    assert min(mask_iou(get(client, eid, f) > 0, truth[f]) for f in out["frames"]) >= 0.9
+    message = error_of(client, eid, 9, "forward", 3, api_name="/propagate")
+    assert "no mask to propagate" in message
+    assert "direction" in error_of(client, eid, 0, "sideways", 3, api_name="/propagate")
