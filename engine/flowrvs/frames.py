@@ -28,8 +28,8 @@ def model_size(height: int, width: int, max_height: int = 480, max_width: int = 
         raise ValueError(
             f"frames of {height}x{width} (h x w) are too elongated: fitting them inside "
             f"{max_height}x{max_width} leaves {int(height * ratio)}x{int(width * ratio)}, "
-            f"less than {multiple} pixels on a side. Crop the video to an aspect ratio "
-            f"between 1:{max_width // multiple} and {max_height // multiple}:1")
+            f"less than {multiple} pixels on a side. Crop the video to a width:height ratio "
+            f"between 1:{max_height // multiple} and {max_width // multiple}:1")
     return h, w
 
 
