@@ -117,7 +117,7 @@ def test_imported_frames_are_exactly_the_jpeg_files(source, fresh, tmp_path):
     imported = formats.import_ytvos(target, tmp_path / "yt")
     assert any("FFV1" in n for n in imported.notes) and report.written["frames"] == 10
     media = target.list_media()[0]
-    assert target.media_file(media["id"]).suffix == ".mkv" and media["fps"] == pytest.approx(10.0)
+    assert target.media_file(media["id"]).suffix == ".avi" and media["fps"] == pytest.approx(10.0)
     reader = FrameReader(target.media_file(media["id"]), "video", media["frames"])
     for i in (0, 3, 5, 1):  # seeking too
         jpeg = cv2.cvtColor(cv2.imread(str(tmp_path / "yt" / "JPEGImages" / "clip" / f"{i:05d}.jpg")),

@@ -5,11 +5,13 @@ Export: video frames are decoded with app.media.FrameReader and written as JPEG 
 for pixels, never for masks, which are written separately). Image media are copied byte for
 byte.
 
-Import: a folder of frames becomes one video media, FFV1 in Matroska (.mkv). FFV1 is
-lossless: the video decodes to exactly the pixels the JPEG files decode to, so importing adds
-no loss of its own (MJPG, the other codec every OpenCV wheel writes, would re-compress each
-frame). Each frame is one intra frame, so seeking is frame-exact. The store's public
-add_media() takes one file per media, which this keeps: nothing in the store changes.
+Import: a folder of frames becomes one video media, FFV1 in AVI. FFV1 is lossless: the video
+decodes to exactly the pixels the JPEG files decode to, so importing adds no loss of its own
+(MJPG, the other codec every OpenCV wheel writes, would re-compress each frame). Each frame
+is one intra frame, so seeking is frame-exact. AVI rather than Matroska because the AVI
+muxer is deterministic (Matroska writes a random segment id): the same frames give the same
+file, so importing a dataset twice reuses the media (the store deduplicates by content).
+The store's public add_media() takes one file per media, which this keeps.
 """
 from __future__ import annotations
 
@@ -22,8 +24,8 @@ import numpy as np
 from app import media as media_io
 from app.formats._base import Problems
 
-LOSSLESS_FOURCC, LOSSLESS_EXT = "FFV1", ".mkv"
-FRAME_NOTE = ("frame folders were stored as lossless FFV1 .mkv videos (frames decode exactly as "
+LOSSLESS_FOURCC, LOSSLESS_EXT = "FFV1", ".avi"
+FRAME_NOTE = ("frame folders were stored as lossless FFV1 .avi videos (frames decode exactly as "
               "the JPEG files did)")
 
 

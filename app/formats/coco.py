@@ -242,7 +242,7 @@ def read_instances(data, file: Path, media_root: Path, problems: Problems, plan:
             video = videos.get(vid, {})
             name = video.get("name") if isinstance(video.get("name"), str) else f"video_{vid}"
             fps = video.get("fps") if isinstance(video.get("fps"), (int, float)) else None
-            mp = plan.media[key] = MediaPlan(f"{Path(name).stem}.mkv", f"video {vid}", frames=[], fps=fps,
+            mp = plan.media[key] = MediaPlan(Path(name).stem + _frames.LOSSLESS_EXT, f"video {vid}", frames=[], fps=fps,
                                              size=(w, h))
         if (w, h) != mp.size:
             problems.add(file, entry, f"frame is {w}x{h} but other frames of video {vid} are "

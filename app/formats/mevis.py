@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.formats import _video
+from app.formats import _frames, _video
 from app.formats._base import (ExportReport, ImportReport, Problems, as_int, decode_rle, encode_counts,
                                export_folder, read_json, snapshot, unique_stems, write_json_atomic)
 from app.formats._plan import ExpressionPlan, MediaPlan, ObjectPlan, Plan, apply_plan
@@ -90,7 +90,7 @@ def _read_video(vid, video, path, dict_path, mask_dict, root, fps, owner, proble
     entry = f"videos[{vid!r}]"
     frames = video["frames"]
     table = _video.objects_table(video, problems, path, entry, 0, None)
-    media = MediaPlan(f"{vid}.mkv", entry, fps=_video.fps_of(video, fps),
+    media = MediaPlan(f"{vid}{_frames.LOSSLESS_EXT}", entry, fps=_video.fps_of(video, fps),
                       frames=[root / "JPEGImages" / vid / f"{name}.jpg" for name in frames], n_frames=len(frames))
     obj_of: dict[str, int] = {}  # anno_id -> obj_id in this video
     for key, exp in video.get("expressions", {}).items():

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from app import rle
-from app.formats import _video
+from app.formats import _frames, _video
 from app.formats._base import (ExportReport, ImportReport, Problems, as_int, encode_counts, export_folder,
                                snapshot, unique_stems, write_json_atomic)
 from app.formats._plan import ExpressionPlan, MediaPlan, ObjectPlan, Plan, apply_plan
@@ -175,7 +175,7 @@ def _read_video(vid, video, path, root, fps, problems, plan) -> None:
         plan.skipped.append((entry, f"{missing} of {len(frames)} frames have no Annotations PNG: no masks there"))
     known = set(table) if table is not None else set(masks) if missing < len(frames) else None
 
-    plan.media[vid] = MediaPlan(f"{vid}.mkv", entry, fps=_video.fps_of(video, fps),
+    plan.media[vid] = MediaPlan(f"{vid}{_frames.LOSSLESS_EXT}", entry, fps=_video.fps_of(video, fps),
                                         frames=[root / "JPEGImages" / vid / f"{name}.jpg" for name in frames],
                                         size=(size[1], size[0]) if size else None, n_frames=len(frames))
     named = set()
