@@ -232,3 +232,27 @@ def test_needs_review_counts_low_confidence():
     assert needs_review(masks) == []  # frame 7 has no frame 6 to compare with
     assert needs_review(masks, confidences={2: 0.4, 1: 0.9, 7: 0.7}) == [2, 7, 1]
     assert needs_review({}) == []
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_an_object_leaving_the_frame_is_flagged_by_the_time_it_is_gone(seed):
+    """A 24 px patch moves 3 px/frame out through the right edge (gone from frame 13)."""
+    width, height = SIZE
+    rng = np.random.default_rng(seed)
+    background, patch = texture(rng, height, width, 1.5), texture(rng, 24, 24, 1.0)
+    frames, truth = [], []
+    for i in range(16):
+        x = 90 + 3 * i
+        visible = max(0, min(24, width - x))
+        frame = background.astype(np.int16)
+        frame[30:54, x:x + visible] = patch[:, :visible].astype(np.int16) + (40, -30, 10)
+        mask = np.zeros((height, width), bool)
+        mask[30:54, x:x + visible] = True
+        frames.append(np.clip(frame, 0, 255).astype(np.uint8))
+        truth.append(mask)
+    steps = list(propagate(lambda i: frames[i], truth[0], 0, "forward", None, 16))
+    print(f"\nleaving: {[(s.frame, round(mask_iou(s.mask, truth[s.frame]), 2), round(s.confidence, 2)) for s in steps]}")
+    assert steps[-1].flagged and steps[-1].frame <= 13
+    for s in steps[:-1]:
+        assert truth[s.frame].any() and mask_iou(s.mask, truth[s.frame]) >= 0.6, s.frame
+    assert all(mask_iou(s.mask, truth[s.frame]) >= 0.95 for s in steps if s.frame <= 10)
