@@ -36,7 +36,8 @@ def encode_prompt(tokenizer, text_encoder, prompt: str, max_sequence_length: int
                   device=None, dtype=None) -> torch.Tensor:
     """One expression -> [1, max_sequence_length, d_model]: real-token rows, then zeros.
 
-    `prompt` is cleaned here (clean_prompt is idempotent, so cleaning twice is harmless).
+    `prompt` is the raw expression; it is cleaned here, once (cleaning is not idempotent:
+    a second pass would collapse the spaces left where quotes were dropped).
     """
     cleaned = clean_prompt(prompt)
     inputs = tokenizer([cleaned], padding="max_length", max_length=max_sequence_length,
