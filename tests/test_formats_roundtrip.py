@@ -186,7 +186,9 @@ def test_foreign_mevis_zero_based_ids_int_anno_ids(fresh, tmp_path):
     a[1:5, 1:5] = True
     b = np.zeros((16, 24), bool)
     b[3:9, 3:9] = True  # overlaps a: MeViS keeps both
-    enc = lambda m: {"size": [16, 24], "counts": mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))["counts"].decode()}  # noqa: E731
+
+    def enc(m):
+        return {"size": [16, 24], "counts": mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))["counts"].decode()}
     (root / "mask_dict.json").write_text(json.dumps(
         {"10": [enc(a), None, enc(a)], "11": [None, enc(b), enc(b)], "99": [None, None, None]}))
     (root / "meta_expressions.json").write_text(json.dumps({"videos": {"v": {

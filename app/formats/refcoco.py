@@ -36,8 +36,9 @@ def export_refcoco(store: ProjectStore, out, split: str = "train", splitby: str 
                    jpeg_quality: int = 95) -> ExportReport:
     out = Path(out)
     report = ExportReport("refcoco", out)
-    data = build_coco(store)
-    media = {m["id"]: m for m in store.list_media()}
+    with store.lock:  # the JSON and the media rows from one moment
+        data = build_coco(store)
+        media = {m["id"]: m for m in store.list_media()}
     videos = {i for i, m in media.items() if m["kind"] == "video"}
     if videos:
         report.warnings.append(f"{len(videos)} video(s) skipped: RefCOCO holds images only "
