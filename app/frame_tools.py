@@ -18,6 +18,7 @@ import numpy as np
 from app.mask_ops import _check as _check_mask
 
 MARGIN = 0.5  # crop margin around the box / mask, as a share of its larger side (at least 16 px)
+GRABCUT_SIDE = 480  # px: larger crops are segmented downscaled (edges within ~1 px of that scale)
 
 
 def box_to_mask(image: np.ndarray, box: Sequence[float], iterations: int = 5) -> np.ndarray:
@@ -157,24 +158,48 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 # -- internals --------------------------------------------------------------------------------
 def _grabcut(image, labels, box, iterations) -> np.ndarray:
-    """Run GrabCut (mask mode) on a crop around `box` (x0, y0, x1, y1) plus a margin; pixels
-    outside the crop keep their label's side. Returns the bool object mask."""
+    """Run GrabCut (mask mode) on a crop around `box` (x0, y0, x1, y1) plus a margin, at most
+    GRABCUT_SIDE px on its longer side (GrabCut's time grows with the pixel count: a 1080x1080
+    crop takes seconds); pixels outside the crop keep their label's side. Returns the bool
+    object mask at full resolution."""
     height, width = labels.shape
     x0, y0, x1, y1 = (int(v) for v in box)
     margin = max(16, int(MARGIN * max(x1 - x0, y1 - y0)))
     cx0, cy0 = max(0, x0 - margin), max(0, y0 - margin)
     cx1, cy1 = min(width, x1 + margin), min(height, y1 + margin)
-    crop = np.ascontiguousarray(labels[cy0:cy1, cx0:cx1])
+    crop = labels[cy0:cy1, cx0:cx1]
     result = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+    patch = image[cy0:cy1, cx0:cx1]
+    scale = min(1.0, GRABCUT_SIDE / max(crop.shape))
+    if scale < 1.0:
+        size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+        patch = cv2.resize(patch, size, interpolation=cv2.INTER_AREA)
+        crop = _shrink_labels(crop, size)
+    crop = np.ascontiguousarray(crop)
     is_fg = (crop == cv2.GC_FGD) | (crop == cv2.GC_PR_FGD)
     if is_fg.all() or not is_fg.any():
         return result  # one colour model would be empty: GrabCut cannot run, keep the labels
     # OpenCV's GrabCut wants BGR; its colour models do not care about channel order.
-    patch = np.ascontiguousarray(image[cy0:cy1, cx0:cx1])
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.grabCut(patch, crop, None, bgd, fgd, int(iterations), cv2.GC_INIT_WITH_MASK)
-    result[cy0:cy1, cx0:cx1] = (crop == cv2.GC_FGD) | (crop == cv2.GC_PR_FGD)
+    cv2.grabCut(np.ascontiguousarray(patch), crop, None, bgd, fgd, int(iterations), cv2.GC_INIT_WITH_MASK)
+    fg = ((crop == cv2.GC_FGD) | (crop == cv2.GC_PR_FGD))
+    if scale < 1.0:
+        fg = cv2.resize(fg.view(np.uint8).astype(np.float32), (cx1 - cx0, cy1 - cy0),
+                        interpolation=cv2.INTER_LINEAR) >= 0.5
+    result[cy0:cy1, cx0:cx1] = fg
     return result
+
+
+def _shrink_labels(labels, size) -> np.ndarray:
+    """GrabCut labels at a smaller size: a small pixel is definite background (or else definite
+    object) if any definite pixel of that kind falls in it, else probable object if at least
+    half of it was, else probable background."""
+    def share(value):
+        return cv2.resize((labels == value).view(np.uint8).astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    small = np.where(share(cv2.GC_PR_FGD) + share(cv2.GC_FGD) >= 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    small[share(cv2.GC_FGD) > 0] = cv2.GC_FGD
+    small[share(cv2.GC_BGD) > 0] = cv2.GC_BGD
+    return small
 
 
 def _discs(points, shape, radius) -> np.ndarray:
