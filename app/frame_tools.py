@@ -71,7 +71,7 @@ def refine_with_clicks(image: np.ndarray, mask: np.ndarray, positives: Sequence[
     labels[pos_discs] = cv2.GC_FGD
     labels[neg_discs] = cv2.GC_BGD
     seed = labels != cv2.GC_PR_BGD  # where the object may be: the mask and the positive discs
-    if not seed.any() or not positives and not negatives:
+    if not seed.any() or (not positives and not negatives):
         result = mask.copy()  # nothing to refine from: no object at all, or no clicks
     else:
         ys, xs = np.nonzero(seed)
@@ -252,7 +252,8 @@ def _check_box(box, width, height) -> tuple[int, int, int, int]:
 
 
 def _check_points(points, width, height, what) -> list[tuple[float, float]]:
-    pts = np.asarray(points if len(points) else np.zeros((0, 2)), dtype=np.float64)
+    points = list(points) if points is not None else []
+    pts = np.asarray(points if points else np.zeros((0, 2)), dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != 2:
         raise ValueError(f"{what} must be a sequence of (x, y) pairs, got shape {list(pts.shape)}")
     if not np.isfinite(pts).all():

@@ -74,7 +74,7 @@ def propagate(get_frame: Callable[[int], np.ndarray], mask: np.ndarray, start: i
     if not mask.any():
         raise ValueError(f"the mask on frame {start} is empty; draw the object on frame {start} "
                          "before propagating it")
-    if not 0.0 <= float(min_confidence) <= 1.0:
+    if not isinstance(min_confidence, (int, float, np.integer, np.floating)) or not 0.0 <= min_confidence <= 1.0:
         raise ValueError(f"min_confidence must be between 0 and 1, got {min_confidence!r}")
     if not isinstance(flow_side, (int, np.integer)) or flow_side < 16:
         raise ValueError(f"flow_side must be an integer >= 16 (pixels), got {flow_side!r}")

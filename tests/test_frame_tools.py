@@ -28,7 +28,9 @@ def disc_scene(seed=0):
 
 @pytest.fixture(scope="module")
 def scene():
-    return disc_scene()
+    image, disc = disc_scene()
+    image.flags.writeable = disc.flags.writeable = False  # as the frame cache hands frames out
+    return image, disc
 
 
 # -- box_to_mask ------------------------------------------------------------------------------

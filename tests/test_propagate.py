@@ -200,11 +200,18 @@ def test_frames_of_the_wrong_size_or_type_are_refused(clip):
         list(propagate(lambda i: frames[i].astype(np.float32), truth[0], 0, "forward", 2, 12))
 
 
-def test_grey_frames_work_too(clip):
+@pytest.mark.parametrize("kind", ["grey", "rgba", "read-only"])
+def test_grey_rgba_and_read_only_frames_work_too(clip, kind):
     frames, truth, _ = clip
-    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
-    steps = list(propagate(lambda i: grey[i], truth[0], 0, "forward", 5, 12))
-    assert min(mask_iou(s.mask, truth[s.frame]) for s in steps) >= 0.9
+    if kind == "grey":
+        frames = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
+    elif kind == "rgba":
+        frames = np.concatenate([frames, np.full(frames.shape[:3] + (1,), 255, np.uint8)], axis=3)
+    else:  # as the frame cache hands them out
+        frames = frames.copy()
+        frames.flags.writeable = False
+    steps = list(propagate(lambda i: frames[i], truth[0], 0, "forward", 5, 12))
+    assert len(steps) == 5 and min(mask_iou(s.mask, truth[s.frame]) for s in steps) >= 0.9
 
 
 # -- needs_review -----------------------------------------------------------------------------
