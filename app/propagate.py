@@ -62,8 +62,8 @@ def propagate(get_frame: Callable[[int], np.ndarray], mask: np.ndarray, start: i
         overwritten); reaching one, propagation continues from the anchor's mask (a
         correction re-seeds the track). An empty anchor means "the object is not here":
         propagation stops there.
-    min_confidence: a step whose confidence is below it is yielded with flagged=True, and
-        propagation stops after it.
+    min_confidence: a step whose confidence is below it (or whose mask came out empty) is
+        yielded with flagged=True, and propagation stops after it.
     cancel(): checked before each frame; when it returns True, the generator ends.
     flow_side: the longer side, in px, at which flow is computed (speed; the mask stays full size).
 
@@ -97,7 +97,7 @@ def _run(get_frame, mask, start, frames, anchors, min_confidence, cancel, flow_s
             tracker.seed(current, mask)
             continue
         mask, confidence = tracker.step(previous, current, mask)
-        flagged = confidence < min_confidence
+        flagged = confidence < min_confidence or not mask.any()  # nothing left to carry on
         yield PropagationStep(frame=index, mask=mask, confidence=confidence, flagged=flagged)
         if flagged:
             return

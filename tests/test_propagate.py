@@ -144,9 +144,24 @@ def test_confidence_drops_and_propagation_stops_where_the_object_vanishes():
 
 def test_min_confidence_decides_where_to_flag():
     frames, truth, _ = make_clip(vanish_from=6)
-    assert [s.frame for s in run(frames, truth[0], 0, min_confidence=0.0)] == list(range(1, 12))
+    steps = run(frames, truth[0], 0, min_confidence=0.0)  # goes on past the vanishing ...
+    assert [s.frame for s in steps] == list(range(1, len(steps) + 1)) and len(steps) > 6
+    assert len(steps) == 11 or not steps[-1].mask.any()  # ... until the end or nothing is left
     steps = run(frames, truth[0], 0, min_confidence=1.0)
     assert len(steps) == 1 and steps[0].flagged
+
+
+def test_a_mask_that_leaves_the_frame_whole_is_flagged_empty_even_at_min_confidence_0():
+    # The camera pans: everything moves 8 px right, and the mask (the 4 rightmost columns)
+    # leaves the frame in one step.
+    width, height = SIZE
+    wide = texture(np.random.default_rng(7), height, width + 40, 1.5)
+    frames = [np.ascontiguousarray(wide[:, 40 - 8 * i:40 - 8 * i + width]) for i in range(4)]
+    mask = np.zeros((height, width), bool)
+    mask[20:60, -4:] = True
+    steps = list(propagate(lambda i: frames[i], mask, 0, "forward", None, 4, min_confidence=0.0))
+    assert len(steps) == 1 and steps[0].flagged and steps[0].confidence == 0.0
+    assert not steps[0].mask.any()
 
 
 def test_cancel_is_checked_before_every_frame(clip):
