@@ -12,6 +12,10 @@ A palette PNG holds one id per pixel: where objects overlap, the higher id wins 
 report counts the pixels (they do not come back on import; mevis and coco keep them).
 Image media are skipped (videos only). An Annotations PNG is written for every frame.
 
+ReferFormer keeps the json apart from the frames (ref-youtube-vos/meta_expressions/train/
+meta_expressions.json, ref-youtube-vos/train/JPEGImages): pass the json and media_root=
+ref-youtube-vos/train (--media-root on the command line). Ref-DAVIS17 is the same.
+
 Import: frames without a PNG have no masks (as in the validation split); ids in a PNG that no
 expression names are skipped with a note; with an "objects" table, any other id is an error.
 """
