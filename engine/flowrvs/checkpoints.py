@@ -131,13 +131,29 @@ def read_checkpoint(path) -> object:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
         return load_file(str(path))
+    # mmap: training checkpoints carry optimizer state we never read; map instead of copying
+    mmap = _is_zip_checkpoint(path)
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as exc:
-        log.warning("%s needs a full unpickle (weights_only=False): %s", path,
+        log.warning("%s needs a full unpickle (weights_only=False), which can run code stored "
+                    "in the file; only load checkpoints you trust. (%s)", path,
                     str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
+
+
+def _is_zip_checkpoint(path: Path) -> bool:
+    import zipfile
+    return zipfile.is_zipfile(path)
+
+
+def build_model(model_cls, config, **overrides):
+    """model_cls.from_config without random initialisation (strict loading overwrites every
+    parameter and persistent buffer), as diffusers' from_pretrained does."""
+    from diffusers.models.modeling_utils import no_init_weights
+    with no_init_weights():
+        return model_cls.from_config(config, **overrides)
 
 
 def _is_state_dict(obj) -> bool:
@@ -342,7 +358,7 @@ def load_diffusers_model(model_cls, folder, **config_overrides):
     from safetensors.torch import load_file
     folder = Path(folder)
     config = model_cls.load_config(str(folder))
-    model = model_cls.from_config(config, **config_overrides)
+    model = build_model(model_cls, config, **config_overrides)
     index = folder / "diffusion_pytorch_model.safetensors.index.json"
     single = folder / "diffusion_pytorch_model.safetensors"
     if index.is_file():

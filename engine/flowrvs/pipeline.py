@@ -129,7 +129,8 @@ class FlowRVSPipeline:
         log.info("%s: %s", dit_path, describe_generation(config))
 
         transformer_config = WanTransformer3DModel.load_config(str(wan / "transformer"))
-        transformer = WanTransformer3DModel.from_config(transformer_config, in_channels=in_channels)
+        transformer = ck.build_model(WanTransformer3DModel, transformer_config,
+                                     in_channels=in_channels)
         state = ck.dit_state_dict(obj, dit_path, transformer, kind, payload)
         ck.load_strict(transformer, state, dit_path, "DiT checkpoint")
         del obj, payload, state
@@ -138,7 +139,8 @@ class FlowRVSPipeline:
         if vae_checkpoint is not None:
             vae_path = Path(vae_checkpoint)
             vstate = ck.vae_state_dict(ck.read_checkpoint(vae_path), vae_path)
-            vae = AutoencoderKLWan.from_config(vae_config, out_channels=ck.vae_out_channels(vstate))
+            vae = ck.build_model(AutoencoderKLWan, vae_config,
+                                 out_channels=ck.vae_out_channels(vstate))
             ck.load_strict(vae, vstate, vae_path, "tuned VAE checkpoint")
             del vstate
         else:
