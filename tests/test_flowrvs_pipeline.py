@@ -371,3 +371,16 @@ def test_importing_the_engine_does_not_import_torch():
     code = "import sys, engine.flowrvs; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_bfloat16_runs_and_stays_close_to_float32():
+    from engine.flowrvs import FlowRVSPipeline
+    a = assets()
+    pipe = FlowRVSPipeline.from_official(a.wan, a.files["dit16_model"], a.files["vae_model"],
+                                         device="cpu", dtype="bfloat16", max_size=MAX_SIZE)
+    assert pipe.dtype == pipe.vae.dtype == pipe.text_encoder.dtype == torch.bfloat16
+    frames = video(5, seed=13)
+    low = pipe(frames, "the dog", return_probs=True)
+    full = pipeline("dit16_model")(frames, "the dog", return_probs=True)
+    assert low.dtype == np.float32 and np.abs(low - full).max() < 0.05
+    assert ((low > 0.5) == (full > 0.5)).mean() > 0.95
