@@ -15,13 +15,14 @@ import gradio as gr
 from gradio.data_classes import FileData
 
 import engine
+from app.formats import FormatError
 from app.mask_png import read_mask_png, write_mask_png
 from app.media import MediaError
 from app.store import StoreError
 from app.studio import Studio
 
 # Mistakes a user can fix; anything else is a bug and keeps its traceback in the log.
-USER_ERRORS = (StoreError, MediaError, engine.UnknownEngineError, engine.Cancelled)
+USER_ERRORS = (StoreError, MediaError, FormatError, engine.UnknownEngineError, engine.Cancelled)
 
 
 def user_errors(fn):

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+import shutil
 import threading
 
 import engine
-from app import export_coco, frame_tools, mask_ops
+from app import export_coco, formats, frame_tools, mask_ops
 from app import media as media_io
 from app.propagate import propagate, review_scores
 from app.overlay import render_overlay
@@ -180,6 +181,20 @@ class Studio:
         ordered = sorted(f for f in flagged if f > frame) + sorted(f for f in flagged if f <= frame)
         return ordered[0] if ordered else None
 
-    # -- export ----------------------------------------------------------------------------
+    # -- datasets in and out ---------------------------------------------------------------
     def export_coco(self, out: str | Path) -> Path:
         return export_coco.write_coco(self.store, out)
+
+    def export_dataset(self, fmt: str, out_dir: str | Path) -> tuple[Path, object]:
+        """Export in any format; a folder format comes back zipped, for download."""
+        spec = formats.get(fmt)
+        out_dir = Path(out_dir)
+        target = out_dir / (f"{self.store.path.stem}-{fmt}" + (".json" if spec.target == "file" else ""))
+        report = spec.export(self.store, target)
+        if spec.target == "folder":
+            target = Path(shutil.make_archive(str(target), "zip", root_dir=target))
+        return target, report
+
+    def import_dataset(self, fmt: str, src: str | Path, media_root: str | Path | None = None):
+        """All or nothing: a FormatError lists every problem and leaves the project unchanged."""
+        return formats.get(fmt).import_(self.store, src, media_root=media_root)

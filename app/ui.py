@@ -7,6 +7,7 @@ import gradio as gr
 
 import engine
 from app import api
+from app.formats import FORMATS
 from app.media import IMAGE_EXTS, VIDEO_EXTS
 from app.studio import Studio
 from app.ui_handlers import ADD_COLOR, ERASE_COLOR, STATUS_LABELS, TOOLS, PageLogic, empty_state
@@ -59,6 +60,14 @@ def build(studio: Studio) -> gr.Blocks:
                         cancel_btn = gr.Button("Cancel", elem_id="cancel")
                 export_btn = gr.Button("Export COCO JSON", elem_id="export")
                 export_file = gr.File(label="Export", interactive=False, elem_id="export-file", height=80)
+                with gr.Accordion("Datasets in and out", open=False):
+                    fmt = gr.Dropdown([(f"{k}: {v.about}", k) for k, v in FORMATS.items()], value="coco",
+                                      label="Format", elem_id="dataset-format")
+                    export_any = gr.Button("Export in this format", size="sm", elem_id="export-dataset")
+                    src = gr.Textbox(label="Import from (file or folder on this machine)", elem_id="import-src")
+                    media_root = gr.Textbox(label="Frames folder, if kept apart (optional)", elem_id="import-media")
+                    import_btn = gr.Button("Import", size="sm", elem_id="import-dataset")
+                    import_report = gr.Markdown(elem_id="import-report")
             with gr.Column(scale=3):
                 with gr.Row():
                     prev_btn = gr.Button("◀", size="sm", scale=0, elem_id="prev-frame")
@@ -177,6 +186,8 @@ def build(studio: Studio) -> gr.Blocks:
                                 concurrency_limit=1).then(**show_frame)
         cancel_btn.click(studio.cancel, cancels=[seg])
         export_btn.click(logic.export, outputs=[export_file])
+        export_any.click(logic.export_dataset, [fmt], [export_file])
+        import_btn.click(logic.import_dataset, [fmt, src, media_root], [import_report, media_dd], **edits)
     return demo
 
 

@@ -7,6 +7,7 @@ plain values or gr.update()s, so the page logic is testable without a browser.
 from __future__ import annotations
 
 import json
+import tempfile
 
 import cv2
 import gradio as gr
@@ -443,6 +444,20 @@ class PageLogic:
     def export(self):
         out = self.studio.store.path.with_name(self.studio.store.path.stem + "_coco.json")
         return str(self.studio.export_coco(out))
+
+    @user_errors
+    def export_dataset(self, fmt):
+        path, report = self.studio.export_dataset(fmt, tempfile.mkdtemp(prefix="flowlabel-export-"))
+        for warning in getattr(report, "warnings", []) or []:
+            gr.Warning(str(warning))
+        return str(path)
+
+    @user_errors
+    def import_dataset(self, fmt, src, media_root):
+        if not (src or "").strip():
+            raise gr.Error("Type the path of the dataset (file or folder) on this machine.")
+        report = self.studio.import_dataset(fmt, src.strip(), (media_root or "").strip() or None)
+        return report.summary(), gr.update(choices=media_choices(self.studio))
 
     @staticmethod
     def _require(state) -> int:

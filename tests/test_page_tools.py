@@ -150,3 +150,24 @@ def test_shortcuts_are_validated_and_stored(page):
         parse_shortcuts(json.dumps({"launch_rockets": "x"}))
     with pytest.raises(gr.Error, match="not valid JSON"):
         parse_shortcuts("{save: w}")
+
+
+def test_datasets_out_and_back_in_through_the_page(page, tmp_path):
+    import zipfile
+    logic, state, truth = page
+    eid = state["expression_id"]
+    for f in (0, 3):
+        logic.store.save_mask(eid, f, truth[f])
+    archive = logic.export_dataset("mevis")
+    assert archive.endswith(".zip")
+    zipfile.ZipFile(archive).extractall(tmp_path / "mevis")
+    other = PageLogic(Studio(tmp_path / "other.sqlite"))
+    report, media = other.import_dataset("mevis", str(tmp_path / "mevis"), "")
+    assert "mask" in report and len(media["choices"]) == 1
+    imported = other.store.list_expressions()[0]
+    assert imported["text"] == "the textured square"
+    for f in (0, 3):
+        assert np.array_equal(other.store.get_mask(imported["id"], f), truth[f])
+    with pytest.raises(gr.Error, match="nothing was imported"):
+        other.import_dataset("mevis", str(tmp_path / "nowhere"), "")
+    other.studio.close()
