@@ -14,7 +14,6 @@ A pipeline keeps per-run state (the scheduler's timesteps): calls are serialised
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from pathlib import Path
 from typing import Callable, Optional
