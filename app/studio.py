@@ -132,9 +132,10 @@ class Studio:
         masks, confidence, flagged = {}, {}, None
         for step in propagate(lambda i: self.frame(media["id"], i), start, frame, direction, count,
                               media["frames"], anchors=anchors, cancel=self.cancel_event.is_set):
-            masks[step.frame], confidence[step.frame] = step.mask, step.confidence
-            if step.flagged:
+            if step.flagged:  # its mask is unreliable (maybe empty): report the frame, save nothing there
                 flagged = step.frame
+                break
+            masks[step.frame], confidence[step.frame] = step.mask, step.confidence
             if progress:
                 progress(min(len(masks) / total, 1.0), f"frame {step.frame}")
         if self.cancel_event.is_set():

@@ -171,3 +171,27 @@ def test_datasets_out_and_back_in_through_the_page(page, tmp_path):
     with pytest.raises(gr.Error, match="nothing was imported"):
         other.import_dataset("mevis", str(tmp_path / "nowhere"), "")
     other.studio.close()
+
+
+def test_propagation_stops_before_a_lost_track_and_saves_nothing_there(tmp_path):
+    import cv2 as _cv2
+    studio = Studio(tmp_path / "lost.sqlite")
+    masks = write_moving_square(tmp_path / "clip.avi", frames=10)
+    # Frames 6.. show different noise: the tracked texture is gone.
+    cap = _cv2.VideoCapture(str(tmp_path / "clip.avi"))
+    frames = [cap.read()[1] for _ in range(10)]
+    rng = np.random.default_rng(5)
+    for t in range(6, 10):
+        frames[t] = rng.integers(0, 255, frames[t].shape, dtype=np.uint8)
+    writer = _cv2.VideoWriter(str(tmp_path / "lost.avi"), _cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (128, 96))
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    media = studio.add_media(tmp_path / "lost.avi")[0]
+    eid = studio.store.add_expression(media["id"], "the square")["id"]
+    studio.store.save_mask(eid, 0, masks[0])
+    result = studio.propagate(eid, 0, "forward")
+    assert result["flagged"] is not None and result["flagged"] >= 6
+    assert result["flagged"] not in studio.store.mask_sources(eid)
+    assert max(result["frames"]) < result["flagged"]
+    studio.close()
