@@ -22,7 +22,8 @@ from app.store import StoreError
 from app.studio import Studio
 
 # Mistakes a user can fix; anything else is a bug and keeps its traceback in the log.
-USER_ERRORS = (StoreError, MediaError, FormatError, engine.UnknownEngineError, engine.Cancelled)
+USER_ERRORS = (StoreError, MediaError, FormatError, engine.UnknownEngineError, engine.EngineNotConfigured,
+               engine.Cancelled, FileNotFoundError)
 
 
 def user_errors(fn):

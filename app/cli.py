@@ -14,6 +14,8 @@ MODEL_PATHS = {
     ("flowrvs", "dit_checkpoint"): ("--flowrvs-checkpoint", "FLOWLABEL_FLOWRVS_CHECKPOINT",
                                     "FlowRVS DiT .pth checkpoint"),
     ("flowrvs", "vae_checkpoint"): ("--flowrvs-vae", "FLOWLABEL_FLOWRVS_VAE", "FlowRVS tuned_vae.pth"),
+    ("flowrvs", "model_dir"): ("--flowrvs-model-dir", "FLOWLABEL_FLOWRVS_MODEL_DIR",
+                               "FlowRVS folder written by save_pretrained (instead of the three above)"),
     ("flowseg", "model_dir"): ("--flowseg-dir", "FLOWLABEL_FLOWSEG_DIR", "FlowSeg save_pretrained folder"),
 }
 # The names of app.formats.FORMATS, kept here so that --help does not load the format readers.

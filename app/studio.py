@@ -158,6 +158,7 @@ class Studio:
         if media["kind"] not in info.kinds:
             raise StoreError(f"engine {info.name!r} segments {' and '.join(info.kinds)}s, but {media['name']} "
                              f"is a {media['kind']}; choose an engine for {media['kind']}s")
+        self.engines.load(engine_name)
         if media["kind"] == "video":
             masks = self.engines.segment_video(engine_name, self.all_frames(media["id"]), expr["text"],
                                                progress=progress)

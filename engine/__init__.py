@@ -4,13 +4,20 @@ Engines (FlowRVS for video, FlowSeg for images) register themselves with
 `register_segmenter`; the app talks only to `EngineService`, which owns the accelerator.
 Importing this package never imports torch.
 """
-from .registry import (Cancelled, Segmenter, SegmenterInfo, UnknownEngineError,
+from .registry import (Cancelled, EngineNotConfigured, Segmenter, SegmenterInfo, UnknownEngineError,
                        available_segmenters, load_segmenter, pick_device,
                        register_segmenter, segmenter_info, unregister_segmenter)
 from .service import EngineService
 
 __all__ = [
-    "Cancelled", "EngineService", "Segmenter", "SegmenterInfo", "UnknownEngineError",
+    "Cancelled", "EngineNotConfigured", "EngineService", "Segmenter", "SegmenterInfo", "UnknownEngineError",
     "available_segmenters", "load_segmenter", "pick_device", "register_segmenter",
     "segmenter_info", "unregister_segmenter",
 ]
+
+# Built-in engines. Loading stays lazy: the factory imports torch and reads weights only when
+# the engine is first used, from the paths given by flags or environment variables.
+from . import flowrvs as _flowrvs  # noqa: E402
+
+register_segmenter("flowrvs", _flowrvs.load, kinds=("video", "image"),
+                   description="FlowRVS (Wan2.1 DiT, official weights): referring video segmentation")

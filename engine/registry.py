@@ -18,6 +18,10 @@ class Cancelled(Exception):
     """Raised out of a segmentation call after EngineService.cancel()."""
 
 
+class EngineNotConfigured(RuntimeError):
+    """An engine is installed but lacks what it needs (weights, paths); the message says which."""
+
+
 class UnknownEngineError(ValueError):
     """No segmenter is registered under the requested name."""
 

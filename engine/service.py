@@ -45,6 +45,11 @@ class EngineService:
         """Ask the running call (if any) to stop; it raises Cancelled at its next check."""
         self._cancel.set()
 
+    def load(self, name: str, **paths) -> None:
+        """Load (and cache) a segmenter now, so a missing weight fails before any frame is decoded."""
+        with self._lock:
+            self._load(name, paths)
+
     def unload(self) -> None:
         """Drop every cached segmenter (frees its memory once nothing else holds it)."""
         with self._lock:

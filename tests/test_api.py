@@ -263,12 +263,18 @@ def test_empty_expression_text_is_refused(client, video, text):
     assert "the expression is empty" in message
 
 
-@pytest.mark.parametrize("engine", ["flowrvs", "flowseg", "no-such-engine"])
-def test_segment_says_no_engine_is_installed(client, video, image, expression_id, engine):
+@pytest.mark.parametrize("engine", ["flowseg", "no-such-engine"])
+def test_segment_names_the_registered_engines(client, video, image, expression_id, engine):
     image_expression = client.predict(image["media_id"], "the still", api_name="/add_expression")["expression_id"]
     for target in (expression_id, image_expression):
         message = error_of(client, target, engine, api_name="/segment")
-        assert "no segmentation engine is installed" in message and repr(engine) in message
+        assert f"unknown segmentation engine {engine!r}" in message and "flowrvs" in message
+
+
+def test_segment_with_unconfigured_flowrvs_says_which_paths(client, video, expression_id):
+    message = error_of(client, expression_id, "flowrvs", api_name="/segment")
+    for flag in ("--flowrvs-wan-dir", "FLOWLABEL_FLOWRVS_WAN_DIR", "--flowrvs-checkpoint"):
+        assert flag in message
 
 
 # -- the README's example ------------------------------------------------------------------

@@ -76,9 +76,14 @@ def test_frames_are_decoded_on_demand_and_bounded(tmp_path):
     studio.close()
 
 
-def test_segment_without_engine_says_so(studio, video_expr):
-    with pytest.raises(engine.UnknownEngineError, match="no segmentation engine is installed"):
+def test_segment_with_unknown_or_unconfigured_engine_says_so(studio, video_expr, monkeypatch):
+    with pytest.raises(engine.UnknownEngineError, match="registered engines: flowrvs"):
+        studio.segment(video_expr["id"], "flowseg")
+    for var in ("FLOWLABEL_FLOWRVS_WAN_DIR", "FLOWLABEL_FLOWRVS_CHECKPOINT", "FLOWLABEL_FLOWRVS_MODEL_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(engine.EngineNotConfigured, match="--flowrvs-wan-dir"):
         studio.segment(video_expr["id"], "flowrvs")
+    assert studio.store.mask_sources(video_expr["id"]) == {} and studio.frames.nbytes == 0
 
 
 def test_segment_keeps_manual_frames(studio, video_expr, bright_engine):
@@ -204,5 +209,5 @@ def test_segment_checks_the_engine_before_decoding(studio, video_expr):
     finally:
         engine.unregister_segmenter("images-only")
     with pytest.raises(engine.UnknownEngineError):
-        studio.segment(video_expr["id"], "flowrvs")
+        studio.segment(video_expr["id"], "flowseg")
     assert studio.frames.nbytes == 0

@@ -18,15 +18,17 @@ from typing import Optional
 
 import numpy as np
 
+from engine.registry import EngineNotConfigured
+
 ENV_VARS = {
     "wan_dir": ("--flowrvs-wan-dir", "FLOWLABEL_FLOWRVS_WAN_DIR"),
     "dit_checkpoint": ("--flowrvs-checkpoint", "FLOWLABEL_FLOWRVS_CHECKPOINT"),
     "vae_checkpoint": ("--flowrvs-vae", "FLOWLABEL_FLOWRVS_VAE"),
-    "model_dir": (None, "FLOWLABEL_FLOWRVS_MODEL_DIR"),
+    "model_dir": ("--flowrvs-model-dir", "FLOWLABEL_FLOWRVS_MODEL_DIR"),
 }
 
 
-class FlowRVSNotConfigured(RuntimeError):
+class FlowRVSNotConfigured(EngineNotConfigured):
     """The FlowRVS engine was asked for without the model files it needs."""
 
 
