@@ -183,6 +183,16 @@ class Studio:
         ordered = sorted(f for f in flagged if f > frame) + sorted(f for f in flagged if f <= frame)
         return ordered[0] if ordered else None
 
+    def proposal_agreement(self, expression_id: int, object_id: int | None = None) -> list[dict]:
+        """Per frame with a model or propagation proposal: IoU between it and the final mask
+        (1 = the annotator kept it as proposed). Shows where a model fails."""
+        rows = []
+        for frame, source in sorted(self.store.proposal_frames(expression_id, object_id).items()):
+            proposal, source = self.store.get_proposal(expression_id, frame, object_id)
+            final = self.store.get_mask(expression_id, frame, object_id)
+            rows.append({"frame": frame, "iou": frame_tools.mask_iou(proposal, final), "source": source})
+        return rows
+
     # -- datasets in and out ---------------------------------------------------------------
     def export_coco(self, out: str | Path) -> Path:
         return export_coco.write_coco(self.store, out)

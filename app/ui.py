@@ -7,6 +7,7 @@ import gradio as gr
 
 import engine
 from app import api
+from app.api import user_errors
 from app.formats import FORMATS
 from app.media import IMAGE_EXTS, VIDEO_EXTS
 from app.studio import Studio
@@ -117,6 +118,11 @@ def build(studio: Studio) -> gr.Blocks:
                 with gr.Accordion("History", open=False):
                     history = gr.Dataframe(headers=["revision", "action", "state", "time (UTC)", "changes"],
                                            interactive=False, elem_id="history")
+                with gr.Accordion("Proposal vs correction", open=False):
+                    agree_btn = gr.Button("Measure", size="sm", elem_id="measure-agreement")
+                    agree_text = gr.Markdown(elem_id="agreement")
+                    agree_plot = gr.LinePlot(x="frame", y="iou", color="source", y_lim=[0, 1],
+                                             title="IoU between proposal and final mask", elem_id="agreement-plot")
                 with gr.Accordion("Shortcuts", open=False):
                     shortcuts = gr.Code(language="json", label="action: key (Ctrl+, Shift+, Alt+ allowed)",
                                         interactive=True, elem_id="shortcuts-editor")
@@ -175,6 +181,7 @@ def build(studio: Studio) -> gr.Blocks:
         reject_btn.click(logic.reject, [state, comment, show], [state, expr_radio, media_dd, comment], **edits) \
             .then(**show_frame)
         save_keys.click(logic.save_shortcuts, [shortcuts], [shortcuts, keymap])
+        agree_btn.click(user_errors(logic.agreement), [state], [agree_plot, agree_text])
 
         upload.upload(logic.add_media, [upload], [state, media_dd, expr_radio, upload]) \
             .then(**slider_update).then(**show_frame)

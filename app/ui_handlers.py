@@ -399,6 +399,19 @@ class PageLogic:
         return state, gr.update(choices=expression_choices(self.studio, state["media_id"], show), value=eid), \
             gr.update(choices=media_choices(self.studio), value=state["media_id"]), ""
 
+    def agreement(self, state):
+        """Plot data: IoU between the proposal and the final mask, per frame, and a summary line."""
+        import pandas as pd
+        eid = self._require(state)
+        rows = self.studio.proposal_agreement(eid, state["object_id"])
+        if not rows:
+            return pd.DataFrame({"frame": [], "iou": [], "source": []}), \
+                "No model or propagation proposal for this object yet."
+        table = pd.DataFrame(rows)
+        moved = int((table["iou"] < 0.99).sum())
+        return table, (f"Mean IoU between proposal and final mask: {table['iou'].mean():.3f} over {len(table)} "
+                       f"frame(s); the annotator changed {moved} of them.")
+
     # -- settings --------------------------------------------------------------------------
     def shortcuts(self) -> str:
         return json.dumps({**DEFAULT_SHORTCUTS, **self.store.get_setting("shortcuts", {})}, indent=1)

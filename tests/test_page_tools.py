@@ -195,3 +195,16 @@ def test_propagation_stops_before_a_lost_track_and_saves_nothing_there(tmp_path)
     assert result["flagged"] not in studio.store.mask_sources(eid)
     assert max(result["frames"]) < result["flagged"]
     studio.close()
+
+
+def test_agreement_between_proposal_and_final(page):
+    logic, state, truth = page
+    eid = state["expression_id"]
+    logic.store.save_masks(eid, {0: truth[0], 1: truth[1]}, source="propagated")
+    half = truth[1].copy()
+    half[:, :48] = False
+    logic.store.save_mask(eid, 1, half)  # the annotator cut the proposal on frame 1
+    table, text = logic.agreement(state)
+    assert list(table["frame"]) == [0, 1] and table["iou"][0] == 1.0
+    assert abs(table["iou"][1] - half.sum() / truth[1].sum()) < 1e-9
+    assert "changed 1 of them" in text
