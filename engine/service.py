@@ -18,6 +18,7 @@ from typing import Optional
 
 import numpy as np
 
+from .checks import check_expression, check_frames, check_image, describe
 from .registry import Cancelled, ProgressFn, Segmenter, available_segmenters, \
     load_segmenter, pick_device, segmenter_info
 
@@ -58,8 +59,8 @@ class EngineService:
     def segment_video(self, name: str, frames: np.ndarray, expression: str,
                       progress: Optional[ProgressFn] = None, **paths) -> np.ndarray:
         """frames uint8 [T,H,W,3] RGB -> bool [T,H,W]."""
-        _check_frames(frames)
-        _check_expression(expression)
+        check_frames(frames)
+        check_expression(expression)
         _check_kind(name, "video")
         with self._lock:
             self._cancel.clear()
@@ -72,8 +73,8 @@ class EngineService:
     def segment_image(self, name: str, image: np.ndarray, expression: str,
                       **paths) -> np.ndarray:
         """image uint8 [H,W,3] RGB -> bool [H,W]."""
-        _check_image(image)
-        _check_expression(expression)
+        check_image(image)
+        check_expression(expression)
         _check_kind(name, "image")
         with self._lock:
             self._cancel.clear()
@@ -111,46 +112,9 @@ def _check_kind(name: str, kind: str) -> None:
                          f"{', '.join(others) or 'none'}")
 
 
-def _describe(a) -> str:
-    if isinstance(a, np.ndarray):
-        return f"{a.dtype} array of shape {list(a.shape)}"
-    return type(a).__name__
-
-
-def _check_frames(frames) -> None:
-    if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError("frames must be a numpy array of shape [T,H,W,3] (RGB); got "
-                         f"{_describe(frames)}. Stack frames with np.stack(list_of_frames); "
-                         "convert BGR/gray with cv2.cvtColor")
-    if frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 (0-255), got {frames.dtype}; for floats in "
-                         "[0,1] use (frames * 255).round().astype(np.uint8)")
-    if min(frames.shape[:3]) == 0:
-        raise ValueError(f"frames must hold at least one non-empty frame, got shape "
-                         f"{list(frames.shape)}")
-
-
-def _check_image(image) -> None:
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[-1] != 3:
-        raise ValueError("image must be a numpy array of shape [H,W,3] (RGB); got "
-                         f"{_describe(image)}. Drop alpha with image[..., :3]; convert "
-                         "gray with cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)")
-    if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8 (0-255), got {image.dtype}; for floats in "
-                         "[0,1] use (image * 255).round().astype(np.uint8)")
-    if min(image.shape[:2]) == 0:
-        raise ValueError(f"image must not be empty, got shape {list(image.shape)}")
-
-
-def _check_expression(expression) -> None:
-    if not isinstance(expression, str) or not expression.strip():
-        raise ValueError("expression must be a non-empty string describing the object, "
-                         f"e.g. 'the dog on the left'; got {expression!r}")
-
-
 def _check_output(name: str, out, shape: tuple, method: str) -> np.ndarray:
     if not isinstance(out, np.ndarray) or out.dtype != np.bool_ or out.shape != tuple(shape):
         raise RuntimeError(f"engine {name!r} broke the segmenter contract: {method} must "
                            f"return a bool array of shape {list(shape)}, returned "
-                           f"{_describe(out)}")
+                           f"{describe(out)}")
     return out

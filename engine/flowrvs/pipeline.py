@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
+
+from engine.checks import check_frames
 import torch
 
 from engine.registry import Cancelled, pick_device
@@ -55,12 +57,6 @@ def _as_dtype(dtype, device: str) -> torch.dtype:
     if str(dtype) not in names:
         raise ValueError(f"dtype must be a torch dtype or one of {sorted(names)}, got {dtype!r}")
     return names[str(dtype)]
-
-
-def _describe(a) -> str:
-    if isinstance(a, np.ndarray):
-        return f"{a.dtype} array of shape {list(a.shape)}"
-    return type(a).__name__
 
 
 class FlowRVSPipeline:
@@ -251,16 +247,7 @@ class FlowRVSPipeline:
 
     def check_inputs(self, frames, expression, num_steps, schedule, return_probs, progress,
                      window, overlap) -> None:
-        if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[-1] != 3:
-            raise ValueError("frames must be a numpy array of shape [T,H,W,3] (RGB); got "
-                             f"{_describe(frames)}. For one image use image[None]; stack "
-                             "frames with np.stack(list_of_frames)")
-        if frames.dtype != np.uint8:
-            raise ValueError(f"frames must be uint8 (0-255), got {frames.dtype}; for floats in "
-                             "[0,1] use (frames * 255).round().astype(np.uint8)")
-        if min(frames.shape[:3]) == 0:
-            raise ValueError(f"frames must hold at least one non-empty frame, got shape "
-                             f"{list(frames.shape)}")
+        check_frames(frames)
         model_size(frames.shape[1], frames.shape[2], self.config.max_height,
                    self.config.max_width, self.config.size_multiple)
         if not isinstance(expression, str) or not clean_prompt(expression):

@@ -1,0 +1,41 @@
+"""Input checks shared by the engine service and the engines: messages that teach the fix."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def describe(a) -> str:
+    if isinstance(a, np.ndarray):
+        return f"{a.dtype} array of shape {list(a.shape)}"
+    return type(a).__name__
+
+
+def check_frames(frames) -> None:
+    if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError("frames must be a numpy array of shape [T,H,W,3] (RGB); got "
+                         f"{describe(frames)}. Stack frames with np.stack(list_of_frames); for one "
+                         "image use image[None]; convert BGR/gray with cv2.cvtColor")
+    if frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (0-255), got {frames.dtype}; for floats in "
+                         "[0,1] use (frames * 255).round().astype(np.uint8)")
+    if min(frames.shape[:3]) == 0:
+        raise ValueError(f"frames must hold at least one non-empty frame, got shape "
+                         f"{list(frames.shape)}")
+
+
+def check_image(image) -> None:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError("image must be a numpy array of shape [H,W,3] (RGB); got "
+                         f"{describe(image)}. Drop alpha with image[..., :3]; convert "
+                         "gray with cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)")
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 (0-255), got {image.dtype}; for floats in "
+                         "[0,1] use (image * 255).round().astype(np.uint8)")
+    if min(image.shape[:2]) == 0:
+        raise ValueError(f"image must not be empty, got shape {list(image.shape)}")
+
+
+def check_expression(expression) -> None:
+    if not isinstance(expression, str) or not expression.strip():
+        raise ValueError("expression must be a non-empty string describing the object, "
+                         f"e.g. 'the dog on the left'; got {expression!r}")
