@@ -1,7 +1,15 @@
-"""Command line: `python launch.py` serves the studio; `export ...` and `import ...` move datasets."""
+"""Command line: `python launch.py` serves the studio; `export ...` and `import ...` move datasets;
+`evaluate ...` scores an engine against the corrected masks; `annotate ...` pre-annotates in batch.
+
+Plugin engines: `--engine-module M` (repeatable) or FLOWLABEL_ENGINE_MODULES=M1,M2 imports each
+module before anything else runs; a module registers its engines with engine.register_segmenter.
+"""
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -18,6 +26,10 @@ MODEL_PATHS = {
                                "FlowRVS folder written by save_pretrained (instead of the three above)"),
     ("flowseg", "model_dir"): ("--flowseg-dir", "FLOWLABEL_FLOWSEG_DIR", "FlowSeg save_pretrained folder"),
 }
+ENGINE_MODULES_ENV = "FLOWLABEL_ENGINE_MODULES"
+ENGINE_MODULE_HELP = (f"import this Python module (dotted name, or a .py file) before starting; it registers "
+                      f"its own engines with engine.register_segmenter. Repeatable; also env {ENGINE_MODULES_ENV} "
+                      "(comma-separated)")
 # The names of app.formats.FORMATS, kept here so that --help does not load the format readers.
 FORMAT_NAMES = ("coco", "coco-polygons", "refcoco", "ytvos", "mevis")
 FORMATS_HELP = ("coco: COCO JSON, RLE masks (exact); coco-polygons: COCO JSON with polygons (lossy: holes "
@@ -53,6 +65,7 @@ def parser() -> argparse.ArgumentParser:
                    help="where engines run: cpu, cuda, cuda:1 ... (default: cuda when available, else cpu)")
     p.add_argument("--no-demo", action="store_true",
                    help="do not add the demo media from assets/ to a new, empty project")
+    p.add_argument("--engine-module", action="append", default=[], metavar="MODULE", help=ENGINE_MODULE_HELP)
     for (eng, key), (flag, env, what) in MODEL_PATHS.items():
         p.add_argument(flag, dest=f"{eng}__{key}", default=os.environ.get(env),
                        help=f"{what} (env {env})")
@@ -72,7 +85,74 @@ def parser() -> argparse.ArgumentParser:
                      help="folder holding the images (coco, refcoco: default <src>/images or the json's "
                           "folder) or JPEGImages/ and Annotations/ (ytvos, mevis: default the json's folder)")
     imp.add_argument("src", type=Path, help="the dataset: its JSON file or its folder")
+    ev = sub.add_parser("evaluate", help="score an engine against the project's corrected masks (read-only): "
+                                         "J&F for videos, cIoU/gIoU for images")
+    _engine_args(ev, project_help)
+    ev.add_argument("--json", type=Path, default=None,
+                    help="where to write the report (default: <project>-eval-<engine>.json beside the project)")
+    ann = sub.add_parser("annotate", help="pre-annotate every expression that has no masks yet (resumable: "
+                                          "run again after an interruption)")
+    _engine_args(ann, project_help)
+    ann.add_argument("--ray", metavar="ADDRESS", default=None,
+                     help="run the engine on a Ray cluster (ray.init address: auto, host:6379, ray://host:10001), "
+                          "or 'local' to start one on this machine; one model actor per GPU")
+    ann.add_argument("--cpu-actors", type=int, default=1,
+                     help="with --ray on a cluster without GPUs: how many CPU model actors (default 1)")
+    ann.add_argument("--limit", type=int, default=None, help="annotate at most this many expressions")
     return p
+
+
+def _engine_args(sub: argparse.ArgumentParser, project_help: str) -> None:
+    # SUPPRESS: options given before the command are not reset by the subcommand's defaults.
+    sub.add_argument("--project", type=Path, default=argparse.SUPPRESS, help=project_help)
+    sub.add_argument("--engine", required=True, help="registered engine name (flowrvs, ... or a plugin's)")
+    sub.add_argument("--device", default=argparse.SUPPRESS, help="cpu, cuda, cuda:1 ... (default: cuda when "
+                                                                  "available, else cpu)")
+    sub.add_argument("--engine-module", dest="engine_module_sub", action="append", default=[],
+                     metavar="MODULE", help=ENGINE_MODULE_HELP)
+
+
+class EngineModuleError(Exception):
+    pass
+
+
+def engine_modules(args) -> list[str]:
+    """Plugin modules from the environment, then the flags (before and after the command)."""
+    env = [m.strip() for m in os.environ.get(ENGINE_MODULES_ENV, "").split(",") if m.strip()]
+    flags = list(getattr(args, "engine_module", None) or []) + list(getattr(args, "engine_module_sub", None) or [])
+    return list(dict.fromkeys(env + flags))
+
+
+def import_engine_modules(names) -> list:
+    """Import each plugin module (dotted name, or path to a .py file); importing registers its
+    engines. A module already imported is not imported again. Raises EngineModuleError."""
+    if os.getcwd() not in sys.path:  # `python /path/launch.py` from a folder holding the plugin
+        sys.path.append(os.getcwd())
+    loaded = []
+    for name in names:
+        try:
+            if name.endswith(".py"):
+                path = Path(name).expanduser().resolve()
+                key = f"flowlabel_plugin_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+                if key not in sys.modules:
+                    spec = importlib.util.spec_from_file_location(key, path)
+                    if spec is None or not path.is_file():
+                        raise FileNotFoundError(f"no such file: {path}")
+                    module = importlib.util.module_from_spec(spec)
+                    sys.modules[key] = module
+                    try:
+                        spec.loader.exec_module(module)
+                    except BaseException:
+                        del sys.modules[key]
+                        raise
+                loaded.append(sys.modules[key])
+            else:
+                loaded.append(importlib.import_module(name))
+        except Exception as e:
+            raise EngineModuleError(
+                f"could not import engine module {name!r}: {type(e).__name__}: {e}. Pass an importable module "
+                "name (on PYTHONPATH or in the current folder) or the path of a .py file") from e
+    return loaded
 
 
 def engine_paths(args) -> dict:
@@ -99,6 +179,15 @@ def seed_demo(studio) -> None:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     project = args.project or default_project()
+    try:
+        import_engine_modules(engine_modules(args))
+    except EngineModuleError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.command == "evaluate":
+        return evaluate(project, args)
+    if args.command == "annotate":
+        return annotate(project, args)
     if args.command == "export":
         return export(project, args)
     if args.command == "import":
@@ -167,4 +256,60 @@ def serve(project: Path, args) -> int:
     print(f"FlowLabel project: {studio.store.path}", flush=True)
     demo.queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, show_error=True, **ui.launch_kwargs())
+    return 0
+
+
+def _existing_project(project: Path) -> bool:
+    if Path(project).exists():
+        return True
+    print(f"error: no project at {project}; pass --project with the path of an existing project file",
+          file=sys.stderr)
+    return False
+
+
+def evaluate(project: Path, args) -> int:
+    import engine
+    from app import evaluate as ev
+    from app.store import ProjectStore
+    if not _existing_project(project):
+        return 2
+    engines = engine.EngineService(device=args.device, paths=engine_paths(args))
+    with ProjectStore(project) as store:
+        try:
+            report = ev.evaluate(store, args.engine, engines)
+        except engine.UnknownEngineError as e:
+            print(f"error: {e}; load plugin engines with --engine-module", file=sys.stderr)
+            return 2
+        except ev.EvaluationError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+    out = ev.write_json(report, args.json or ev.default_json_path(store.path, args.engine))
+    print(ev.format_table(report))
+    print(f"\nwrote {out}")
+    return 0
+
+
+def annotate(project: Path, args) -> int:
+    import engine
+    from app import batch
+    from app.studio import Studio
+    if not _existing_project(project):
+        return 2
+    studio = Studio(project, device=args.device, engine_paths=engine_paths(args))
+    try:
+        summary = batch.annotate(studio, args.engine, ray_address=args.ray, cpu_actors=args.cpu_actors,
+                                 engine_modules=engine_modules(args), engine_paths=engine_paths(args),
+                                 device=args.device, limit=args.limit)
+    except engine.UnknownEngineError as e:
+        print(f"error: {e}; load plugin engines with --engine-module", file=sys.stderr)
+        return 2
+    except batch.BatchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: what was saved stays saved; run the same command again to resume", file=sys.stderr)
+        return 130
+    finally:
+        studio.close()
+    print(summary.text())
     return 0
