@@ -59,6 +59,7 @@ class Summary:
     skipped: dict = field(default_factory=dict)
     actors: int = 0
     seconds: float = 0.0
+    startup_seconds: float = 0.0    # Ray: connecting and starting the actors (models load on first use)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -67,7 +68,8 @@ class Summary:
         rate = self.annotated / self.seconds if self.seconds else 0.0
         lines = [f"{self.engine} ({self.mode}{f', {self.actors} actor(s)' if self.actors else ''}): "
                  f"annotated {self.annotated} of {self.pending} pending expression(s), {self.frames} frames, "
-                 f"in {self.seconds:.1f} s ({rate:.2f} expressions/s)"]
+                 f"in {self.seconds:.1f} s ({rate:.2f} expressions/s)"
+                 + (f"; Ray start-up {self.startup_seconds:.1f} s of it" if self.startup_seconds else "")]
         if self.empty:
             lines.append(f"{self.empty} expression(s) came back empty: nothing was saved for them, so the "
                          "next run tries them again")
@@ -221,6 +223,7 @@ def _run_on_ray(studio: Studio, engine_name: str, todo: list[dict], summary: Sum
     if cpu_actors < 1:
         raise BatchError(f"cpu_actors must be at least 1, got {cpu_actors}")
     ray = _import_ray()
+    t0 = time.perf_counter()
     connected = _connect(ray, address, cpu_actors)
     try:
         gpus = int(ray.cluster_resources().get("GPU", 0))
@@ -236,6 +239,7 @@ def _run_on_ray(studio: Studio, engine_name: str, todo: list[dict], summary: Sum
             ray.get([a.describe.remote() for a in actors])  # fail early: plugin import, bad device
         except Exception as e:
             raise BatchError(f"the Ray workers could not start engine {engine_name}: {e}") from e
+        summary.startup_seconds = time.perf_counter() - t0
         _schedule(ray, studio, engine_name, todo, summary, bar, actors)
     finally:
         if connected:
