@@ -120,6 +120,8 @@ def test_import_paint_reload_export(live_app, page, tmp_path):
 def test_keyboard_undo_redo_and_frames(live_app, page, tmp_path):
     video = tmp_path / "clip.avi"
     write_video(video, frames=5, size=(96, 64))
+    with ProjectStore(live_app.project) as store:  # this project's own key for "next frame"
+        store.set_setting("shortcuts", {"next_frame": "k"})
     page.goto(live_app.url)
     page.locator("#upload input[type=file]").set_input_files(str(video))
     expect(page.locator("#media input")).to_have_value(re.compile("clip.avi"), timeout=60_000)
@@ -136,7 +138,7 @@ def test_keyboard_undo_redo_and_frames(live_app, page, tmp_path):
     expect(page.locator("#mask-info")).to_contain_text("mask: 0 px (empty)")
     page.keyboard.press("Control+Shift+Z")
     expect(page.locator("#mask-info")).to_contain_text(f"mask: {painted} px (manual)")
-    page.keyboard.press("ArrowRight")
+    page.keyboard.press("k")
     expect(page.locator("#mask-info")).to_contain_text("frame 1 · object 1 · mask: 0 px")
     page.keyboard.press("ArrowLeft")
     expect(page.locator("#mask-info")).to_contain_text(f"frame 0 · object 1 · mask: {painted} px")
