@@ -29,10 +29,10 @@ from itertools import product
 
 import numpy as np
 
-from engine.demo_world.world import SIZES, WorldConfig
+from engine.demo_world.world import KINDS, SIZES, WorldConfig
 
-KINDS_IMAGE = ("attribute", "size_superlative", "size_comparative", "position_superlative", "ordinal", "relation")
-KINDS_VIDEO = KINDS_IMAGE[:1] + ("attribute_plural", "motion", "motion_plural") + KINDS_IMAGE[1:]
+KINDS_VIDEO = KINDS
+KINDS_IMAGE = tuple(k for k in KINDS if "motion" not in k and "plural" not in k)
 NUMBERS = {2: "two", 3: "three"}
 ORDINALS = {2: "second", 3: "third"}
 # direction -> (axis, sign): a larger sign * coordinate is further that way
@@ -210,10 +210,11 @@ def candidates(objects, size: int, config: WorldConfig, video: bool) -> dict[str
     return out
 
 
-def choose(rng: np.random.Generator, pools: dict[str, list[Expression]], limit: int) -> list[Expression]:
-    """Up to `limit` expressions: kinds drawn evenly among those available, objects not yet
-    referred to preferred, texts distinct."""
-    pools = {kind: list(pool) for kind, pool in pools.items() if pool}
+def choose(rng: np.random.Generator, pools: dict[str, list[Expression]], limit: int,
+           kinds: tuple[str, ...] = KINDS) -> list[Expression]:
+    """Up to `limit` expressions of `kinds`: kinds drawn evenly among those available, objects
+    not yet referred to preferred, texts distinct."""
+    pools = {kind: list(pool) for kind, pool in pools.items() if pool and kind in kinds}
     chosen, covered, texts = [], set(), set()
     while len(chosen) < limit and pools:
         kinds = list(pools)

@@ -58,15 +58,25 @@ def _check(size: int, frames: int | None = None) -> None:
                          "FlowRVS likes 4k+1 frames: 5, 9, 13, ...")
 
 
+def _scene_with_expressions(rng, config: WorldConfig, size: int, frames: int, video: bool, tries: int = 100):
+    """A scene that has at least one expression of config.kinds."""
+    for _ in range(tries):
+        objects, full, visible = sample_scene(rng, config, size, frames, config.motions if video else ("still",))
+        pools = candidates(objects, size, config, video=video)
+        expressions = choose(rng, pools, config.max_expressions, config.kinds)
+        if expressions:
+            return objects, full, visible, expressions
+    raise RuntimeError(f"no scene in {tries} tries had an expression of kinds {config.kinds}; allow more kinds, "
+                       "colours or shapes")
+
+
 def generate_video_clip(rng: np.random.Generator, frames: int = 9, size: int = 64,
                         config: WorldConfig | None = None) -> VideoClip:
     """One clip: moving shapes and up to config.max_expressions expressions (MeViS style:
     an expression may refer to two or three objects)."""
     _check(size, frames)
     config = config or VIDEO_CONFIG
-    objects, full, visible = sample_scene(rng, config, size, frames, config.motions)
-    pools = candidates(objects, size, config, video=True)
-    expressions = choose(rng, pools, config.max_expressions)
+    objects, full, visible, expressions = _scene_with_expressions(rng, config, size, frames, True)
     return VideoClip(objects, paint(rng, objects, full, size), full, visible, expressions)
 
 
@@ -74,9 +84,7 @@ def generate_image(rng: np.random.Generator, size: int = 64, config: WorldConfig
     """One image: still shapes and up to config.max_expressions expressions, each naming one object."""
     _check(size)
     config = config or IMAGE_CONFIG
-    objects, full, visible = sample_scene(rng, config, size, 1, ("still",))
-    pools = candidates(objects, size, config, video=False)
-    expressions = choose(rng, pools, config.max_expressions)
+    objects, full, visible, expressions = _scene_with_expressions(rng, config, size, 1, False)
     return ImageScene(objects, paint(rng, objects, full, size), full, visible, expressions)
 
 

@@ -23,6 +23,9 @@ COLOURS = {  # RGB
 SHAPES = ("square", "circle", "triangle", "star", "hexagon")
 MOTIONS = ("left", "right", "up", "down", "still")
 SIZES = ("small", "big")
+# Expression constructions (see language.py); images use those without motion or plurals.
+KINDS = ("attribute", "attribute_plural", "motion", "motion_plural", "size_superlative", "size_comparative",
+         "position_superlative", "ordinal", "relation")
 # How far each shape reaches from its centre, in radii (the frame keeps every shape whole).
 EXTENT = 1.3
 _SHIFT = 4  # cv2 sub-pixel bits for polygon vertices
@@ -44,6 +47,7 @@ class WorldConfig:
     position_margin: float = 0.08  # "left of", "leftmost", "second from the top" need this gap
     size_ratio: float = 1.3  # "largest", "larger" need this ratio of radii
     max_expressions: int = 8  # per scene
+    kinds: tuple[str, ...] = KINDS  # constructions to use (e.g. leave out "relation" and "ordinal" to start easy)
 
     def __post_init__(self):
         def check(ok, why):
@@ -65,6 +69,8 @@ class WorldConfig:
               "'big' and 'small' are never in doubt")
         check(0 < self.min_visible <= 1, "min_visible is a share of an object's pixels, in (0, 1]")
         check(self.max_expressions >= 1, "max_expressions must be at least 1")
+        check(self.kinds and all(k in KINDS for k in self.kinds),
+              f"kinds must be a non-empty subset of {KINDS}, not {self.kinds}")
 
 
 VIDEO_CONFIG = WorldConfig()
