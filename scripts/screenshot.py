@@ -22,7 +22,7 @@ app = LiveApp(project, demo=True)
 try:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(app.url)
         time.sleep(4)
         studio = Studio(project)  # a second writer, as a script would be: the page reloads to see it
@@ -32,7 +32,7 @@ try:
         studio.close()
         page.reload()
         time.sleep(5)
-        page.screenshot(path=str(ROOT / "docs" / "screenshot.png"))
+        page.screenshot(path=str(ROOT / "docs" / "screenshot.png"), full_page=True)
         browser.close()
 finally:
     app.stop()
