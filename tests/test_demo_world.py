@@ -145,6 +145,9 @@ def test_masks_are_unions_of_visible_parts(clips, stills):
         assert scene.visible.shape[0] == n and scene.frames.dtype == np.uint8
         assert (scene.visible <= scene.full).all()
         assert scene.visible.sum(0).max() <= 1  # a pixel shows one object at most
+        for a in scene.objects:  # shapes of one colour never overlap (their border would not show)
+            for b in scene.objects[a.index + 1:]:
+                assert a.colour != b.colour or not (scene.full[a.index] & scene.full[b.index]).any()
         for o in scene.objects:  # what is hidden is covered by an object drawn above
             above = [p.index for p in scene.objects if p.depth > o.depth]
             cover = scene.full[above].any(0) if above else np.zeros_like(scene.full[0])

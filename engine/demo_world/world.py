@@ -44,6 +44,7 @@ class WorldConfig:
     big_radius: tuple[float, float] = (0.14, 0.17)
     travel: tuple[float, float] = (0.22, 0.38)  # distance a moving object covers over the clip
     min_visible: float = 0.35  # every object keeps this share of its pixels visible in every frame
+    same_colour_overlap: bool = False  # two shapes of one colour never overlap: their border would not show
     position_margin: float = 0.08  # "left of", "leftmost", "second from the top" need this gap
     size_ratio: float = 1.3  # "largest", "larger" need this ratio of radii
     max_expressions: int = 8  # per scene
@@ -215,6 +216,14 @@ def paint(rng: np.random.Generator, objects: list[SceneObject], full: np.ndarray
     return out
 
 
+def _same_colour_overlap(objects: list[SceneObject], full: np.ndarray) -> bool:
+    for a in objects:
+        for b in objects[a.index + 1:]:
+            if a.colour == b.colour and (full[a.index] & full[b.index]).any():
+                return True
+    return False
+
+
 def sample_scene(rng: np.random.Generator, config: WorldConfig, size: int, frames: int, motions: tuple[str, ...],
                  tries: int = 200):
     """Objects, full and visible masks of a scene where every object stays visible enough."""
@@ -222,7 +231,11 @@ def sample_scene(rng: np.random.Generator, config: WorldConfig, size: int, frame
         objects = _sample_objects(rng, config, size, frames, motions)
         full, visible = draw_masks(objects, size)
         area = full.sum((2, 3))
-        if area.min() > 0 and (visible.sum((2, 3)) / area).min() >= config.min_visible:
-            return objects, full, visible
-    raise RuntimeError(f"no scene in {tries} tries kept every object {config.min_visible:.0%} visible; "
-                       "lower min_visible or the number of objects, or use a larger --size")
+        if area.min() == 0 or (visible.sum((2, 3)) / area).min() < config.min_visible:
+            continue
+        if not config.same_colour_overlap and _same_colour_overlap(objects, full):
+            continue
+        return objects, full, visible
+    raise RuntimeError(f"no scene in {tries} tries kept every object {config.min_visible:.0%} visible "
+                       "(and shapes of one colour apart); lower min_visible or the number of objects, "
+                       "allow same_colour_overlap, or use a larger --size")
