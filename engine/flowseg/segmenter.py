@@ -1,0 +1,63 @@
+"""The FlowSeg engine behind the segmenter contract (engine/registry.py).
+
+Register it with the factory `load` for images. The model folder (a
+FlowSegPipeline.save_pretrained folder) comes from a keyword argument (the launch flag) or an
+environment variable:
+
+    --flowseg-dir DIR      FLOWLABEL_FLOWSEG_DIR
+
+No torch at import time: the pipeline is imported inside `load`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from engine.registry import EngineNotConfigured
+
+ENV_VARS = {"model_dir": ("--flowseg-dir", "FLOWLABEL_FLOWSEG_DIR")}
+
+
+class FlowSegNotConfigured(EngineNotConfigured):
+    """The FlowSeg engine was asked for without its model folder."""
+
+
+class FlowSegSegmenter:
+    """segment_image over a FlowSegPipeline, plus `candidates` for one-click replacement."""
+
+    def __init__(self, pipeline, k: int = 5):
+        self.pipeline = pipeline
+        self.k = k
+
+    def segment_image(self, image: np.ndarray, expression: str) -> np.ndarray:
+        return self.pipeline(image, expression)
+
+    def candidates(self, image: np.ndarray, expression: str, k: Optional[int] = None):
+        """FlowSegCandidates: masks bool [k, H, W] and scores, best (the selected mask) first."""
+        return self.pipeline.candidates(image, expression, k=k or self.k)
+
+
+def _where(name: str) -> str:
+    flag, env = ENV_VARS[name]
+    return f"{flag} / {env}"
+
+
+def load(device=None, model_dir=None, *, dtype=None, k: int = 5) -> FlowSegSegmenter:
+    """Factory for engine.register_segmenter: a FlowSegSegmenter on `device` from a
+    save_pretrained folder (model_dir, else $FLOWLABEL_FLOWSEG_DIR)."""
+    if model_dir is None or not str(model_dir).strip():
+        model_dir = os.environ.get(ENV_VARS["model_dir"][1]) or None
+    if model_dir is None:
+        raise FlowSegNotConfigured(
+            f"the FlowSeg engine needs a model folder; set {_where('model_dir')} to a folder "
+            "written by FlowSegPipeline.save_pretrained (flowseg_config.json, "
+            "model.safetensors, tokenizer/)")
+    path = Path(str(model_dir)).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"FlowSeg model_dir {path} does not exist; fix "
+                                f"{_where('model_dir')}")
+    from .pipeline import FlowSegPipeline
+    return FlowSegSegmenter(FlowSegPipeline.from_pretrained(path, device=device, dtype=dtype), k=k)
