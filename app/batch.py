@@ -252,8 +252,9 @@ def _schedule(ray, studio: Studio, engine_name: str, todo: list[dict], summary: 
     in_flight: dict = {}            # ObjectRef -> (expression, actor index)
     load = [0] * len(actors)
     frames_ref = (None, None)       # (media id, ObjectRef of its frames), shared by its expressions
-    while queue or in_flight:
-        while queue and len(in_flight) < IN_FLIGHT_PER_ACTOR * len(actors):
+    failure = None                  # the first failed expression: submit nothing more, save what finished
+    while (queue and failure is None) or in_flight:
+        while queue and failure is None and len(in_flight) < IN_FLIGHT_PER_ACTOR * len(actors):
             expr = queue.popleft()
             if _has_masks(store, expr["id"]):  # annotated meanwhile
                 bar.update(1)
@@ -276,8 +277,11 @@ def _schedule(ray, studio: Studio, engine_name: str, todo: list[dict], summary: 
         try:
             packed, shape = ray.get(ref)
         except Exception as e:
-            raise _stopped(summary, expr, getattr(e, "cause", None) or e) from e
+            failure = failure or (expr, getattr(e, "cause", None) or e)
+            continue
         masks = _unpack(packed, shape)
         save_result(store, expr["id"], engine_name, masks)  # the one store writer: this process
         _count(store, summary, expr, len(masks))
         bar.update(1)
+    if failure is not None:
+        raise _stopped(summary, *failure)

@@ -143,3 +143,24 @@ def test_ray_run_equals_the_in_process_run(tmp_path):
     ray_masks, local_masks = masks_of(on_ray["path"]), masks_of(local["path"])
     assert len(ray_masks[0]) == len(local_masks[0]) > 0
     assert ray_masks == local_masks
+
+
+def test_cli_stops_on_a_crash_and_resumes(project, tmp_path):
+    def annotate(engine_name):
+        env = {**os.environ, "FLOWLABEL_HOME": str(tmp_path / "home"), "FLOWLABEL_ENGINE_MODULES": "tests.fake_engines"}
+        return subprocess.run([sys.executable, "launch.py", "annotate", "--project", str(project["path"]),
+                               "--engine", engine_name, "--device", "cpu"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done = annotate("fake-fail-2nd")
+    assert done.returncode == 1 and "simulated crash" in done.stderr and "Traceback" not in done.stderr
+    assert "1 expression(s) were annotated and saved; run the same command again to resume" in done.stderr
+    done = annotate("fake-bright")
+    assert done.returncode == 0, done.stderr
+    assert "annotated 4 of 4 pending" in done.stdout and "skipped 2: already have masks" in done.stdout
+
+
+def test_bench_quick_in_process():
+    done = subprocess.run([sys.executable, "bench/batch.py", "--quick", "--no-ray"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "machine: " in done.stdout and "in-process: 8 expressions in" in done.stdout

@@ -167,3 +167,22 @@ def test_evaluate_in_process_groups_by_id_and_uses_the_union_of_objects(project)
     assert (gt0 | square).sum() > gt0.sum()
     expected = gt0.sum() / (gt0 | square).sum()
     assert row["J_frames"][0] == pytest.approx(expected) and row["J_frames"][1:] == [1.0] * 5
+
+
+def test_engine_modules_load_before_the_command_runs(tmp_path, monkeypatch):
+    """--engine-module (before or after the command, repeatable) and FLOWLABEL_ENGINE_MODULES
+    are imported before serve builds the Studio, so plugin engines show up in the app."""
+    from app import cli
+    plugin = tmp_path / "my_plugin.py"
+    plugin.write_text("import engine\nfrom tests.fake_engines import Bright\n"
+                      "engine.register_segmenter('tmp-plugin', Bright)\n")
+    seen = {}
+    monkeypatch.setattr(cli, "serve", lambda project, args: seen.setdefault("engines", engine.available_segmenters()) and 0)
+    monkeypatch.setenv("FLOWLABEL_ENGINE_MODULES", "tests.fake_engines, json")
+    try:
+        assert cli.main(["--engine-module", str(plugin), "--project", str(tmp_path / "p.sqlite")]) == 0
+    finally:
+        engine.unregister_segmenter("tmp-plugin")
+    assert {"tmp-plugin", "fake-bright"} <= set(seen["engines"])
+    args = cli.parser().parse_args(["--engine-module", "a", "evaluate", "--engine", "x", "--engine-module", "b"])
+    assert cli.engine_modules(args) == ["tests.fake_engines", "json", "a", "b"]
