@@ -414,13 +414,43 @@ class Trainer:
         """(frame latent mean, std, mask latent mean), cached: the encoder is frozen."""
         if item in self._cache:
             return self._cache[item]
-        x, m, _ = self._tensors(item)
-        with torch.no_grad():
-            d = self.vae.encode(torch.stack([x, m]).to(self.device)).latent_dist
-        out = (d.mean[:1].float(), d.std[:1].float(), d.mean[1:].float())
-        if self.args.cache_latents:
-            self._cache[item] = out
+        self._encode([item])
+        out = self._cache[item]
+        if not self.args.cache_latents:
+            del self._cache[item]
         return out
+
+    @torch.no_grad()
+    def _encode(self, items) -> None:
+        """Encode the clips and targets of `items` in one VAE batch; fill the cache. A clip's
+        frames are encoded once for all of its expressions."""
+        if not items:
+            return
+        clips, frames_at, xs, ms = {}, [], [], []
+        for it in items:
+            x, m, _ = self._tensors(it)
+            key = (self.data.samples[it[0]].vid,) + tuple(it[1:])
+            if key not in clips:
+                clips[key] = len(xs)
+                xs.append(x)
+            frames_at.append(clips[key])
+            ms.append(m)
+        d = self.vae.encode(torch.stack(xs + ms).to(self.device)).latent_dist
+        mean, std = d.mean.float(), d.std.float()
+        n = len(xs)
+        for k, (it, c) in enumerate(zip(items, frames_at)):
+            self._cache[it] = (mean[c:c + 1], std[c:c + 1], mean[n + k:n + k + 1])
+
+    def precompute_latents(self, batch: int = 32) -> None:
+        """Encode every expression's clip from frame 0, unflipped (the clips the demo trains
+        on when --num-frames equals the clip length), in VAE batches."""
+        items = [(i, 0, False) for i in range(len(self.data))]
+        items.sort(key=lambda it: self.data.samples[it[0]].vid)
+        t0 = time.time()
+        for k in range(0, len(items), batch):
+            self._encode([it for it in items[k:k + batch] if it not in self._cache])
+            if (k // batch) % 20 == 0:
+                log.info("encoded %d/%d targets %.0fs", k + batch, len(items), time.time() - t0)
 
     # -- steps --------------------------------------------------------------------------
     def step(self) -> float:
@@ -468,13 +498,13 @@ class Trainer:
         b = len(items)
         dist = self.vae.encode(torch.cat([x, m])).latent_dist
         z = dist.sample(generator=None) if self.args.train_vae_encoder else dist.mean
-        out = self.vae.decode(z, return_dict=False)[0]
+        out = decode_unclamped(self.vae, z)
+        mask = mask_loss(out[b:, -1:] if out.shape[1] == 4 else out[b:, :1], m[:, :1])
         if out.shape[1] == 4:    # tiny from scratch: RGB rows for frames, the mask row for masks
             rgb = F.mse_loss(out[:b, :3], x)
-            mask = F.mse_loss(out[b:, 3:], m[:, :1])
             kl = dist.kl()[:b].mean() / z[0].numel()
             return rgb + self.args.mask_weight * mask + self.args.kl_weight * kl
-        return F.mse_loss(out[b:, :1], m[:, :1])   # the release: 1-channel mask decoder
+        return mask              # the release's decoder tuning: 1-channel mask decoder
 
     # -- checkpoints ----------------------------------------------------------------------
     def state(self) -> dict:
@@ -543,6 +573,36 @@ class Trainer:
                                self.tokenizer, make_scheduler(), config)
 
 
+def decode_unclamped(vae, z: torch.Tensor) -> torch.Tensor:
+    """vae.decode without its final clamp to [-1, 1] (diffusers' AutoencoderKLWan._decode,
+    non-tiled): a loss on the clamped output has no gradient where the output is beyond
+    +-1, so a decoder that pushes every pixel to background could never recover."""
+    vae.clear_cache()
+    x = vae.post_quant_conv(z)
+    outs = []
+    for i in range(z.shape[2]):
+        vae._conv_idx = [0]
+        outs.append(vae.decoder(x[:, :, i:i + 1], feat_cache=vae._feat_map,
+                                feat_idx=vae._conv_idx, first_chunk=(i == 0)))
+    vae.clear_cache()
+    out = torch.cat(outs, 2)
+    if vae.config.patch_size is not None:
+        from diffusers.models.autoencoders.autoencoder_kl_wan import unpatchify
+        out = unpatchify(out, patch_size=vae.config.patch_size)
+    return out
+
+
+def mask_loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared hinge towards the mask image 2m-1 on unclamped decoder output: inside the
+    margin it is the MSE to +-1, beyond +-1 on the right side it is 0 (the decode clamps
+    there anyway). Foreground and background pixels weigh the same in total."""
+    err = F.relu(1 - out * target) ** 2
+    fg = target > 0
+    n_fg = fg.sum().clamp_min(1)
+    n_bg = (~fg).sum().clamp_min(1)
+    return 0.5 * (err[fg].sum() / n_fg + err[~fg].sum() / n_bg)
+
+
 class _Null:
     def __enter__(self):
         return self
@@ -571,6 +631,14 @@ def measure_latent_stats(vae, data: MevisData, size, limit: int = 64, device="cp
 
 # ---------------------------------------------------------------------------- building
 
+def _vocabulary(args, data: MevisData) -> list[str]:
+    words = set(data.vocabulary())
+    if args.demo_world_vocabulary:
+        from engine.demo_world import VOCABULARY
+        words.update(VOCABULARY)
+    return sorted(words)
+
+
 def build(args, data: MevisData):
     """-> (transformer, vae, text_encoder, tokenizer) per the source flags."""
     if args.vae_from or args.resume_from_pipeline:
@@ -581,15 +649,15 @@ def build(args, data: MevisData):
         if args.resume_from_pipeline:
             transformer = dvi_transformer(pipe.transformer, args.dvi)
         else:
-            transformer = tiny_components(data.vocabulary(), dvi=args.dvi, seed=args.seed)[0]
+            transformer = tiny_components(_vocabulary(args, data), dvi=args.dvi, seed=args.seed)[0]
             torch.manual_seed(args.seed)
             from transformers import UMT5Config, UMT5EncoderModel
             if args.tiny:   # tokenizer and text encoder over this data's words
-                tokenizer = build_tokenizer(data.vocabulary())
+                tokenizer = build_tokenizer(_vocabulary(args, data))
                 text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), **TINY_T5))
         return transformer, vae, text_encoder, tokenizer
     if args.tiny:
-        return tiny_components(data.vocabulary(), dvi=args.dvi, seed=args.seed,
+        return tiny_components(_vocabulary(args, data), dvi=args.dvi, seed=args.seed,
                                vae_out_channels=4 if args.stage == "vae" else 1)
     if not (args.wan_dir and args.dit_checkpoint):
         raise SystemExit("give --tiny, or --wan-dir and --dit-checkpoint (official weights), or "
@@ -637,6 +705,8 @@ def parse_args(argv=None):
                     help="vae stage: default on with --tiny, off otherwise (the release)")
     tr.add_argument("--mask-weight", type=float, default=4.0)
     tr.add_argument("--kl-weight", type=float, default=1e-3)
+    tr.add_argument("--demo-world-vocabulary", action="store_true",
+                    help="tiny tokenizer: add engine.demo_world.VOCABULARY to the data's words")
     tr.add_argument("--hflip", action="store_true", help="flip clips, swapping left/right")
     tr.add_argument("--gradient-checkpointing", action="store_true")
     tr.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
@@ -648,6 +718,8 @@ def parse_args(argv=None):
     tr.add_argument("--text-length", type=int, default=None,
                     help="text tokens (default 16 with --tiny, 256 otherwise)")
     tr.add_argument("--cache-latents", action=argparse.BooleanOptionalAction, default=True)
+    tr.add_argument("--precompute-latents", action="store_true",
+                    help="flow stage: encode every clip (from frame 0) before training")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     tr.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
@@ -684,6 +756,8 @@ def run(args) -> Trainer:
             log.info("resumed from %s at step %d", path, trainer.step_count)
         elif args.resume != "auto":
             raise FileNotFoundError(f"--resume {path}: no such checkpoint")
+    if args.stage == "flow" and args.precompute_latents:
+        trainer.precompute_latents()
     t0 = time.time()
     while trainer.step_count < args.max_steps:
         loss = trainer.step()
