@@ -15,10 +15,21 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 
 HF_HASH = "89abcdef0123456789abcdef0123456789abcdef"
 EXPRESSION = "the red square left of the blue circle"
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models on a shared 2-core box: one intra-op thread is ~40x faster than two
+    spinning OpenMP threads. Import this into a test module to apply it there."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @functools.lru_cache(maxsize=None)

@@ -105,6 +105,10 @@ class FlowSegConfig:
     notes: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        # JSON-normal form (e.g. id2label's int keys become strings) so that a saved and
+        # reloaded config compares equal to the original.
+        for name in ("siglip", "sam", "llm", "notes"):
+            setattr(self, name, json.loads(json.dumps(getattr(self, name))))
         self.sam_feature_layers = tuple(int(i) for i in self.sam_feature_layers)
         self.validate()
 

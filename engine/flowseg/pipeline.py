@@ -169,6 +169,7 @@ class FlowSegPipeline:
                                                   local_files_only=True)
         with no_init_weights():
             model = FlowSegModel(config)
+        model.llm.tie_weights()          # no_init_weights skips the tying done in post_init
         ck.load_weights(model, directory / ck.WEIGHTS_NAME)
         return cls(model, tokenizer, config).to(device, dtype)
 
