@@ -260,3 +260,29 @@ def test_bad_k(k):
 def test_unknown_words_still_segment():
     mask = pipeline()(image(0), "zyzzyva quux")
     assert mask.shape == (40, 56)
+
+
+def test_full_size_bsf_and_bar_parameter_cost_matches_the_paper():
+    """The paper: BSF + BAR add 5.93M parameters to the 9-layer, d=256 decoder."""
+    from engine.flowseg.config import FlowSegConfig
+    from engine.flowseg.decoder import FlowSegDecoder, count_parameters
+    from engine.flowseg.refine import BoundaryAwareRefinement
+    cfg = FlowSegConfig()
+    with torch.device("meta"):
+        full = count_parameters(FlowSegDecoder(cfg))
+        plain = count_parameters(FlowSegDecoder(cfg.replace(semantic_refinement=False,
+                                                            condition_refinement=False)))
+        bar = count_parameters(BoundaryAwareRefinement(cfg.mask_feature_size,
+                                                       cfg.bar_comp_channels, cfg.bar_hidden))
+    assert full - plain == 9 * (2 * (4 * 256 * 256 + 4 * 256) + (512 * 256 + 256)) == 5_918_976
+    assert round((full - plain + bar) / 1e6, 2) == 5.92 and bar < 5000
+
+
+def test_bfloat16_runs_and_agrees_with_float32():
+    from engine.flowseg.presets import random_pipeline
+    img = image(15)
+    bf16 = random_pipeline("tiny", seed=0, device="cpu", dtype="bf16")
+    assert bf16.dtype == torch.bfloat16
+    a, b = bf16.predict(img, EXPRESSION), pipeline().predict(img, EXPRESSION)
+    assert a.candidates.masks.dtype == np.bool_ and a.scores.dtype == np.float32
+    assert np.abs(a.scores - b.scores).max() < 0.1

@@ -102,7 +102,8 @@ class FlowSegPipeline:
         add_special_tokens(tokenizer, config)
         config.llm = {**config.llm, "vocab_size": max(int(config.llm.get("vocab_size", 0)),
                                                       len(tokenizer))}
-        with torch.random.fork_rng(devices=[]):
+        build_on = torch.device(pick_device(device))   # a 4B LLM is built on the GPU directly
+        with torch.random.fork_rng(devices=[]), build_on:
             torch.manual_seed(seed)
             model = FlowSegModel(config)
             model.init_new_parts()
