@@ -32,7 +32,7 @@ def _args(out, *extra):
 def _trainer(out, *extra):
     args = _args(out, *extra)
     torch.manual_seed(args.seed)
-    data = tr.MevisData(args.data, args.num_frames)
+    data = tr.MevisData(args.data, args.num_frames, args.max_videos)
     return tr.Trainer(data, *tr.build(args, data), args)
 
 
@@ -216,3 +216,20 @@ def test_mevis_reader_unions_objects_and_swaps_left_right(tmp_path):
     assert union.sum() >= target.sum()
     with pytest.raises(ValueError, match="4k\\+1"):
         tr.MevisData(_data_dir(), num_frames=4)
+
+
+# -- the shipped demo weights ---------------------------------------------------------------
+
+def test_demo_weights_fit_the_budget_and_segment():
+    from engine.flowrvs import demo
+    if not (demo.DEMO_DIR / "flowrvs_config.json").is_file():
+        pytest.skip("assets/flowrvs-demo/ not trained yet")
+    size = sum(p.stat().st_size for p in demo.DEMO_DIR.rglob("*") if p.is_file())
+    assert size <= 12 * 2 ** 20
+    assert not list(demo.DEMO_DIR.rglob("*.bin")) and list(demo.DEMO_DIR.rglob("*.safetensors"))
+    seg = demo.load_demo("cpu")
+    from engine.demo_world import video_samples
+    frames, expression, mask = next(iter(video_samples(seed=99, count=1)))
+    out = seg.segment_video(frames, expression)
+    assert out.dtype == bool and out.shape == mask.shape
+    assert seg.segment_image(frames[0], expression).shape == mask.shape[1:]

@@ -250,7 +250,7 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("evaluate", help="held-out and shuffled-expression J&F of the demo model")
     e.add_argument("--seed", type=int, default=1000)
-    e.add_argument("--count", type=int, default=60)
+    e.add_argument("--count", type=int, default=20, help="clips (about 8 expressions each)")
     e.add_argument("--data", help="evaluate on this MeViS folder instead of generating one")
     e.add_argument("--world", choices=("auto", "demo_world", "builtin"), default="auto")
     e.add_argument("--limit", type=int, default=None)
@@ -272,7 +272,20 @@ def main(argv=None) -> int:
     return 0
 
 
-RECIPE = """(filled in below once the shipped weights are trained)"""
+RECIPE = """\
+# The shipped weights (assets/flowrvs-demo/): CPU, one thread, about 35 minutes.
+python -m engine.demo_world video --seed 0 --count 1200 --out data/dw_train        # 9 frames, 64 px
+# Stage A: the tiny VAE from scratch (RGB + mask head; frames and masks, 5-frame windows)
+python -m engine.flowrvs.train --data data/dw_train --tiny --stage vae --out runs/demo_a \\
+    --num-frames 5 --batch-size 4 --lr 2e-3 --ema-decay 0 --max-steps 450 --threads 1
+# Stage B: the DiT flow (and the tiny UMT5) with BBS p=0.5, SPA, DVI, EMA; VAE frozen
+python -m engine.flowrvs.train --data data/dw_train --tiny --stage flow \\
+    --vae-from runs/demo_a/pipeline --demo-world-vocabulary --num-frames 9 \\
+    --max-videos 800 --precompute-latents --batch-size 16 --lr 1e-3 --ema-decay 0.998 \\
+    --max-steps STEPS_B --threads 1 --out runs/demo_b
+cp -r runs/demo_b/pipeline/. assets/flowrvs-demo/
+python -m engine.flowrvs.demo evaluate --seed 1000 --count 20
+"""
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -63,9 +63,9 @@ log = logging.getLogger("engine.flowrvs.train")
 CHECKPOINT = "checkpoint.pt"
 
 # The tiny config of the demo model (real diffusers / transformers classes at toy sizes).
-TINY_DIT = dict(patch_size=(1, 2, 2), num_attention_heads=4, attention_head_dim=16,
-                in_channels=16, out_channels=16, text_dim=64, freq_dim=32, ffn_dim=192,
-                num_layers=4, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+TINY_DIT = dict(patch_size=(1, 2, 2), num_attention_heads=4, attention_head_dim=24,
+                in_channels=16, out_channels=16, text_dim=64, freq_dim=32, ffn_dim=256,
+                num_layers=6, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
                 eps=1e-6, rope_max_seq_len=64)
 TINY_VAE = dict(base_dim=8, z_dim=16, dim_mult=[1, 2, 2, 2], num_res_blocks=1,
                 temperal_downsample=[False, True, True])
@@ -101,7 +101,7 @@ class MevisData:
     clip(i, start, flip) -> (frames uint8 [T,H,W,3], target bool [T,H,W], expression).
     """
 
-    def __init__(self, root, num_frames: int = 5):
+    def __init__(self, root, num_frames: int = 5, max_videos: Optional[int] = None):
         from PIL import Image  # noqa: F401  (fail early if Pillow is missing)
         self.root = Path(root)
         meta_path = self.root / "meta_expressions.json"
@@ -117,6 +117,8 @@ class MevisData:
         self.videos = json.loads(meta_path.read_text())["videos"]
         self.mask_dict = json.loads(dict_path.read_text())
         self.samples: list[Sample] = []
+        if max_videos is not None:
+            self.videos = {v: self.videos[v] for v in sorted(self.videos)[:max_videos]}
         for vid in sorted(self.videos):
             for eid, e in sorted(self.videos[vid]["expressions"].items(), key=lambda kv: kv[0]):
                 anno = tuple(str(a) for a in e.get("anno_id", []))
@@ -534,9 +536,10 @@ class Trainer:
         if state["stage"] != self.stage:
             raise ValueError(f"{path} is a '{state['stage']}' checkpoint; this run is "
                              f"--stage {self.stage}")
-        self.transformer.load_state_dict(state["transformer"])
         self.vae.load_state_dict(state["vae"])
-        self.text_encoder.load_state_dict(state["text_encoder"])
+        if self.stage == "flow":   # the vae stage neither trains nor exports a DiT
+            self.transformer.load_state_dict(state["transformer"])
+            self.text_encoder.load_state_dict(state["text_encoder"])
         if self.ema is not None and state["ema"] is not None:
             self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -712,6 +715,7 @@ def parse_args(argv=None):
     tr.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
                     help="bf16 autocast on CUDA")
     tr.add_argument("--num-frames", type=int, default=5)
+    tr.add_argument("--max-videos", type=int, default=None, help="use the first N videos")
     tr.add_argument("--size", type=int, nargs=2, default=(64, 64), metavar=("H", "W"))
     tr.add_argument("--max-height", type=int, default=None)
     tr.add_argument("--max-width", type=int, default=None)
@@ -745,7 +749,7 @@ def run(args) -> Trainer:
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     random.seed(args.seed)
-    data = MevisData(args.data, args.num_frames)
+    data = MevisData(args.data, args.num_frames, args.max_videos)
     transformer, vae, text_encoder, tokenizer = build(args, data)
     trainer = Trainer(data, transformer, vae, text_encoder, tokenizer, args)
     out = Path(args.out)
