@@ -18,7 +18,9 @@ Decoder variants (same weights for the parts they share, swapped into the same p
   +SR        semantic cross-attention and the sigmoid gate in every layer
   +SR+CR     full Bidirectional Semantic Flow (conditions refined by the queries)
   +BAR       BSF plus Boundary-Aware Refinement of the top-5 masks (= the FlowSeg model)
-"decoder" times the decoder (and BAR) alone on fixed features: the cost BSF and BAR add.
+"decoder ms" times the decoder (and BAR) alone on fixed features, best of 4x--runs calls with
+the variants taking turns: the cost BSF and BAR add. "end-to-end ms" is the median of --runs
+calls of the whole pipeline with that decoder swapped in (noisier: it includes the towers).
 """
 from __future__ import annotations
 
@@ -100,12 +102,28 @@ def timed(fn, runs: int, warmup: int, sync) -> list[float]:
     return times
 
 
+def interleaved(fn, names, runs: int, warmup: int, sync) -> dict:
+    """fn(name) timed `runs` times per name, the names taking turns."""
+    for _ in range(warmup):
+        for name in names:
+            fn(name)
+    times = {name: [] for name in names}
+    for _ in range(runs):
+        for name in names:
+            sync()
+            t0 = time.perf_counter()
+            fn(name)
+            sync()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
 def worker(args) -> dict:
     """One preset in this process; prints a JSON line."""
     import torch
     from engine.flowseg.decoder import FlowSegDecoder, count_parameters
     from engine.flowseg.images import sam_pixels, siglip_pixels
-    from engine.flowseg.presets import preset_config, random_pipeline
+    from engine.flowseg.presets import random_pipeline
     from engine.flowseg.refine import BoundaryAwareRefinement
     from engine.flowseg.text import encode_prompt
 
@@ -139,7 +157,7 @@ def worker(args) -> dict:
     full_decoder, full_bar = model.decoder, model.bar
     state = {**{f"decoder.{k}": v for k, v in full_decoder.state_dict().items()},
              **{f"bar.{k}": v for k, v in full_bar.state_dict().items()}}
-    rows = {}
+    variants = {}
     for name, switches in VARIANTS.items():
         cfg = pipe.config.replace(**switches)
         with torch.device(device):
@@ -151,27 +169,32 @@ def worker(args) -> dict:
                                  and k[8:] in decoder.state_dict()})
         if bar is not None:
             bar.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("bar.")})
-        decoder.to(dtype=model.dtype).eval().requires_grad_(False)
-        if bar is not None:
             bar.to(dtype=model.dtype).eval().requires_grad_(False)
+        decoder.to(dtype=model.dtype).eval().requires_grad_(False)
+        variants[name] = (cfg, decoder, bar)
 
-        def run_decoder():
-            with torch.inference_mode():
-                out = decoder(multi, mask_features, cond, pad, seg)
-                top = out.final.scores[0].topk(min(5, cfg.num_queries)).indices
-                if bar is not None:
-                    bar(out.final.mask_logits[:, top], mask_features)
+    def run_decoder(name):
+        cfg, decoder, bar = variants[name]
+        with torch.inference_mode():
+            out = decoder(multi, mask_features, cond, pad, seg)
+            top = out.final.scores[0].topk(min(5, cfg.num_queries)).indices
+            if bar is not None:
+                bar(out.final.mask_logits[:, top], mask_features)
 
-        dec = timed(run_decoder, args.runs * 3, args.warmup, sync)
-        model.decoder, model.bar = decoder, bar
+    def run_pipeline(name):
+        model.decoder, model.bar = variants[name][1], variants[name][2]
         try:
-            e2e_variant = e2e if name == "+BAR" else timed(lambda: pipe(image, EXPRESSION),
-                                                            args.runs, 1, sync)
+            pipe(image, EXPRESSION)
         finally:
             model.decoder, model.bar = full_decoder, full_bar
-        rows[name] = {"params": count_parameters(decoder) + count_parameters(bar),
-                      "decoder_ms": statistics.median(dec) * 1e3,
-                      "e2e_ms": statistics.median(e2e_variant) * 1e3}
+
+    # Round-robin over the variants so that a change in machine load hits all of them alike.
+    dec = interleaved(run_decoder, list(variants), args.runs * 4, args.warmup, sync)
+    e2e_v = interleaved(run_pipeline, list(variants), args.runs, 1, sync)
+    rows = {name: {"params": count_parameters(variants[name][1]) +
+                   count_parameters(variants[name][2]),
+                   "decoder_ms": min(dec[name]) * 1e3,   # best of N: least disturbed by load
+                   "e2e_ms": statistics.median(e2e_v[name]) * 1e3} for name in variants}
 
     return {
         "preset": args.preset, "device": device_name(device), "dtype": str(model.dtype),

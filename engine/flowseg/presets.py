@@ -4,7 +4,7 @@ tokenizer with a Qwen-style chat template, so nothing has to be downloaded.
 - tiny:  every part a few layers at width 16-64; a forward pass takes milliseconds.
 - small: a CPU-sized model (SigLIP 224, SAM 512, a 4-layer Qwen3, 100 queries).
 - full:  the paper's sizes (SigLIP-so400m 384, SAM ViT-L 1024, Qwen3-4B, 200 queries, 9
-         BSF layers); random weights, for GPU benchmarks only (~4.9B parameters).
+         BSF layers); random weights, for GPU benchmarks only (4.82B parameters).
 """
 from __future__ import annotations
 
