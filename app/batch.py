@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import os
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -121,7 +122,9 @@ def annotate(studio: Studio, engine_name: str, *, ray_address: Optional[str] = N
     t0 = time.perf_counter()
     bar = _progress(len(todo), engine_name, show_progress)
     try:
-        if ray_address is None:
+        if not todo:
+            pass  # nothing to do: no Ray cluster to start or reach
+        elif ray_address is None:
             _run_in_process(studio, engine_name, todo, summary, bar)
         else:
             _run_on_ray(studio, engine_name, todo, summary, bar, ray_address, cpu_actors,
@@ -214,8 +217,30 @@ def _connect(ray, address: str, cpu_actors: int) -> bool:
         ray.init(num_cpus=max(os.cpu_count() or 1, cpu_actors), include_dashboard=False,
                  runtime_env={"env_vars": {"PYTHONPATH": path.strip(os.pathsep)}})
     else:
-        ray.init(address=address, runtime_env={"working_dir": str(ROOT), "excludes": RAY_EXCLUDES})
+        _check_reachable(address)
+        try:
+            ray.init(address=address, runtime_env={"working_dir": str(ROOT), "excludes": RAY_EXCLUDES})
+        except Exception as e:
+            raise BatchError(
+                f"could not connect to the Ray cluster at {address}: {type(e).__name__}: {e}. Check the address "
+                "(`ray start --head` prints it; 'auto' finds a cluster started on this machine; 'local' starts "
+                "one for this run). Clusters started by `ray start` use token authentication: set "
+                "RAY_AUTH_MODE=token here, with the cluster's token in RAY_AUTH_TOKEN or ~/.ray/auth_token") from e
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds where nothing listens at host:port (ray.init retries for many minutes)."""
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms: Ray resolves them
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as e:
+        raise BatchError(f"nothing answers at {hostport} ({e}); start the cluster's head with "
+                         "`ray start --head` and pass the address it prints, 'auto' for a cluster on this "
+                         "machine, or 'local' to start one for this run") from e
 
 
 def _run_on_ray(studio: Studio, engine_name: str, todo: list[dict], summary: Summary, bar, address: str,

@@ -164,3 +164,12 @@ def test_bench_quick_in_process():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "machine: " in done.stdout and "in-process: 8 expressions in" in done.stdout
+
+
+def test_unreachable_ray_address_fails_fast(project):
+    studio = Studio(project["path"], device="cpu")
+    with pytest.raises(batch.BatchError, match=r"nothing answers at 127\.0\.0\.1:1 .*ray start --head"):
+        batch.annotate(studio, "fake-bright", ray_address="127.0.0.1:1", show_progress=False)
+    assert not any(studio.store.mask_sources(e["id"]) for e in studio.store.list_expressions()
+                   if e["text"] != "drawn by hand")
+    studio.close()
