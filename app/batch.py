@@ -253,10 +253,16 @@ def _run_on_ray(studio: Studio, engine_name: str, todo: list[dict], summary: Sum
     try:
         gpus = int(ray.cluster_resources().get("GPU", 0))
         worker = ray.remote(EngineWorker)
-        if gpus:  # one model per GPU; Ray sets CUDA_VISIBLE_DEVICES so each sees its own as "cuda"
-            actors = [worker.options(num_gpus=1, num_cpus=1).remote(engine_name, modules, device or "cuda", paths)
+        if gpus and not str(device or "").startswith("cpu"):
+            # One model per GPU. Ray sets CUDA_VISIBLE_DEVICES, so each actor's own GPU is "cuda"
+            # (a --device index such as cuda:1 means nothing inside an actor).
+            actors = [worker.options(num_gpus=1, num_cpus=1).remote(engine_name, modules, "cuda", paths)
                       for _ in range(gpus)]
         else:
+            cpus = int(ray.cluster_resources().get("CPU", 0))
+            if cpus < cpu_actors:
+                raise BatchError(f"the Ray cluster has {cpus} CPU(s) and no GPU: it cannot hold {cpu_actors} "
+                                 f"CPU actors of 1 CPU each; pass --cpu-actors {max(cpus, 1)} or fewer")
             actors = [worker.options(num_cpus=1).remote(engine_name, modules, device or "cpu", paths)
                       for _ in range(cpu_actors)]
         summary.actors = len(actors)
@@ -286,8 +292,12 @@ def _schedule(ray, studio: Studio, engine_name: str, todo: list[dict], summary: 
                 continue
             media = store.get_media(expr["media_id"])
             if frames_ref[0] != media["id"]:
-                frames = studio.all_frames(media["id"]) if media["kind"] == "video" else \
-                    studio.frame(media["id"], 0)[None]
+                try:
+                    frames = studio.all_frames(media["id"]) if media["kind"] == "video" else \
+                        studio.frame(media["id"], 0)[None]
+                except Exception as e:  # a damaged or missing media file
+                    failure = (expr, e)
+                    break
                 frames_ref = (media["id"], ray.put(frames))
                 del frames
             a = load.index(min(load))
