@@ -113,7 +113,11 @@ def annotate(studio: Studio, engine_name: str, *, ray_address: Optional[str] = N
              engine_modules: Sequence[str] = (), engine_paths: Optional[dict] = None,
              device: Optional[str] = None, limit: Optional[int] = None, show_progress: bool = True) -> Summary:
     """Pre-annotate the pending expressions of `studio`'s project. Raises UnknownEngineError
-    before doing anything, BatchError when the engine fails (what was saved stays saved)."""
+    before doing anything, BatchError when the engine fails (what was saved stays saved).
+
+    In-process the Studio's own engine service runs the model (its device and paths); the
+    Ray actors get `engine_modules` (imported in each worker, registering plugin engines),
+    `engine_paths` and `device` instead."""
     todo, skipped = pending_expressions(studio.store, engine_name)
     if limit is not None:
         todo = todo[:limit]
