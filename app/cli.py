@@ -86,12 +86,18 @@ def parser() -> argparse.ArgumentParser:
                           "folder) or JPEGImages/ and Annotations/ (ytvos, mevis: default the json's folder)")
     imp.add_argument("src", type=Path, help="the dataset: its JSON file or its folder")
     ev = sub.add_parser("evaluate", help="score an engine against the project's corrected masks (read-only): "
-                                         "J&F for videos, cIoU/gIoU for images")
+                                         "J&F for videos, cIoU/gIoU for images",
+                        description="Ground truth: every frame of expressions marked done/reviewed or whose masks "
+                                    "all come from an imported dataset; otherwise only frames with manual or "
+                                    "imported masks. Nothing is written into the project.")
     _engine_args(ev, project_help)
     ev.add_argument("--json", type=Path, default=None,
                     help="where to write the report (default: <project>-eval-<engine>.json beside the project)")
     ann = sub.add_parser("annotate", help="pre-annotate every expression that has no masks yet (resumable: "
-                                          "run again after an interruption)")
+                                          "run again after an interruption)",
+                         description="Runs the engine on every expression none of whose objects has a mask and "
+                                     "that is not marked done/reviewed, saving each in one transaction (manual "
+                                     "frames are never overwritten). Run it again to resume after an interruption.")
     _engine_args(ann, project_help)
     ann.add_argument("--ray", metavar="ADDRESS", default=None,
                      help="run the engine on a Ray cluster (ray.init address: auto, host:6379, ray://host:10001), "
@@ -104,7 +110,8 @@ def parser() -> argparse.ArgumentParser:
 
 def _engine_args(sub: argparse.ArgumentParser, project_help: str) -> None:
     # SUPPRESS: options given before the command are not reset by the subcommand's defaults.
-    sub.add_argument("--project", type=Path, default=argparse.SUPPRESS, help=project_help)
+    sub.add_argument("--project", type=Path, default=argparse.SUPPRESS,
+                     help=f"an existing project SQLite file. Default: {default_project()}")
     sub.add_argument("--engine", required=True, help="registered engine name (flowrvs, ... or a plugin's)")
     sub.add_argument("--device", default=argparse.SUPPRESS, help="cpu, cuda, cuda:1 ... (default: cuda when "
                                                                   "available, else cpu)")
