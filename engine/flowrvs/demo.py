@@ -39,17 +39,19 @@ MOTIONS = {"left": (-3, 0), "right": (3, 0), "up": (0, -3), "down": (0, 3), "sti
 
 # ---------------------------------------------------------------------------- the segmenter
 
-def load_demo(device=None, *, num_steps: int = 1, schedule: str = "official"):
-    """A FlowRVSSegmenter over the demo weights in assets/flowrvs-demo/ (CPU is fine)."""
+def load_demo(device=None, *, num_steps: int = 1, schedule: str = "official", model_dir=None):
+    """A FlowRVSSegmenter over the demo weights in assets/flowrvs-demo/ (CPU is fine);
+    model_dir: another save_pretrained folder (a training run's pipeline/)."""
     from engine.registry import EngineNotConfigured
     from .pipeline import FlowRVSPipeline
     from .segmenter import FlowRVSSegmenter
-    if not (DEMO_DIR / "flowrvs_config.json").is_file():
+    folder = Path(model_dir) if model_dir is not None else DEMO_DIR
+    if not (folder / "flowrvs_config.json").is_file():
         raise EngineNotConfigured(
-            f"the FlowRVS demo weights are missing from {DEMO_DIR}; train them with the "
+            f"the FlowRVS demo weights are missing from {folder}; train them with the "
             "commands of `python -m engine.flowrvs.demo recipe`, or use the 'flowrvs' engine "
             "with the official weights")
-    pipe = FlowRVSPipeline.from_pretrained(DEMO_DIR, device=device)
+    pipe = FlowRVSPipeline.from_pretrained(folder, device=device)
     return FlowRVSSegmenter(pipe, num_steps=num_steps, schedule=schedule)
 
 
@@ -229,7 +231,8 @@ def _jf(result) -> float:
 def cmd_evaluate(args) -> int:
     import torch
     torch.set_num_threads(args.threads)
-    seg = load_demo(args.device)
+    seg = load_demo(args.device, num_steps=args.steps,
+                    schedule="official" if args.steps == 1 else "linear", model_dir=args.model)
     with tempfile.TemporaryDirectory(prefix="flowrvs-demo-eval-") as tmp:
         root = Path(args.data) if args.data else Path(tmp)
         if not args.data:
@@ -255,6 +258,8 @@ def main(argv=None) -> int:
     e.add_argument("--world", choices=("auto", "demo_world", "builtin"), default="auto")
     e.add_argument("--limit", type=int, default=None)
     e.add_argument("--device", default="cpu")
+    e.add_argument("--model", help="a save_pretrained folder (default assets/flowrvs-demo/)")
+    e.add_argument("--steps", type=int, default=1, help="ODE steps (1: the official schedule)")
     e.add_argument("--threads", type=int, default=2)
     w = sub.add_parser("world", help="write a MeViS-format synthetic set")
     w.add_argument("--seed", type=int, required=True)

@@ -309,6 +309,12 @@ def tiny_components(words, dvi: bool = True, seed: int = 0, vae_out_channels: in
     return transformer, vae, text_encoder, tokenizer
 
 
+def _plain(config) -> dict:
+    """A model config without diffusers' private keys: `_use_default_values` would make
+    from_config drop values changed with register_to_config (e.g. latents_mean)."""
+    return {k: v for k, v in config.items() if not k.startswith("_")}
+
+
 def mask_vae(vae, row: Optional[int] = None):
     """The VAE with a 1-channel conv_out: row `row` of the current conv_out, or (row=None)
     the mean of its rows (the start of the release's decoder tuning)."""
@@ -316,7 +322,7 @@ def mask_vae(vae, row: Optional[int] = None):
     conv = vae.decoder.conv_out
     if conv.out_channels == 1:
         return vae
-    new = AutoencoderKLWan.from_config({**vae.config, "out_channels": 1})
+    new = AutoencoderKLWan.from_config({**_plain(vae.config), "out_channels": 1})
     state = vae.state_dict()
     w, b = state["decoder.conv_out.weight"], state["decoder.conv_out.bias"]
     if row is None:
@@ -340,7 +346,7 @@ def dvi_transformer(transformer, dvi: bool):
     if not dvi:
         raise ValueError(f"the checkpoint takes {transformer.config.in_channels} input channels "
                          "(DVI); fine-tune it with --dvi, or start from a 16-channel one")
-    new = WanTransformer3DModel.from_config({**transformer.config, "in_channels": want})
+    new = WanTransformer3DModel.from_config({**_plain(transformer.config), "in_channels": want})
     state = transformer.state_dict()
     w = state["patch_embedding.weight"]
     state["patch_embedding.weight"] = torch.cat([w, torch.zeros_like(w)], dim=1)
@@ -498,15 +504,17 @@ class Trainer:
         xs, ms = zip(*[self._tensors(it)[:2] for it in items])
         x, m = torch.stack(xs).to(self.device), torch.stack(ms).to(self.device)
         b = len(items)
+        if self.vae.config.out_channels != 4:   # decoder tuning: masks only, encoder frozen
+            with torch.no_grad():
+                z = self.vae.encode(m).latent_dist.mean
+            return mask_loss(decode_unclamped(self.vae, z)[:, :1], m[:, :1])
         dist = self.vae.encode(torch.cat([x, m])).latent_dist
         z = dist.sample(generator=None) if self.args.train_vae_encoder else dist.mean
-        out = decode_unclamped(self.vae, z)
-        mask = mask_loss(out[b:, -1:] if out.shape[1] == 4 else out[b:, :1], m[:, :1])
-        if out.shape[1] == 4:    # tiny from scratch: RGB rows for frames, the mask row for masks
-            rgb = F.mse_loss(out[:b, :3], x)
-            kl = dist.kl()[:b].mean() / z[0].numel()
-            return rgb + self.args.mask_weight * mask + self.args.kl_weight * kl
-        return mask              # the release's decoder tuning: 1-channel mask decoder
+        out = decode_unclamped(self.vae, z)   # tiny from scratch: RGB rows and the mask row
+        mask = mask_loss(out[b:, 3:], m[:, :1])
+        rgb = F.mse_loss(out[:b, :3], x)
+        kl = dist.kl()[:b].mean() / z[0].numel()
+        return rgb + self.args.mask_weight * mask + self.args.kl_weight * kl
 
     # -- checkpoints ----------------------------------------------------------------------
     def state(self) -> dict:
