@@ -131,12 +131,21 @@ def evaluate(store: ProjectStore, engine_name: str, engines: Optional[engine.Eng
                 if reader is not None:
                     reader.close()
                 reader = media_io.FrameReader(store.media_file(m["id"]), m["kind"], m["frames"])
-                frames = np.stack([reader.read(i) for i in range(m["frames"])])
+                try:
+                    frames = np.stack([reader.read(i) for i in range(m["frames"])])
+                except (media_io.MediaError, IndexError, OSError) as e:
+                    raise EvaluationError(f"cannot read {m['name']} (expression {expr['id']}): {e}") from e
                 reader_media = m["id"]
-            if m["kind"] == "video":
-                pred = engines.segment_video(engine_name, frames, expr["text"])
-            else:
-                pred = engines.segment_image(engine_name, frames[0], expr["text"])[None]
+            try:
+                if m["kind"] == "video":
+                    pred = engines.segment_video(engine_name, frames, expr["text"])
+                else:
+                    pred = engines.segment_image(engine_name, frames[0], expr["text"])[None]
+            except (engine.Cancelled, KeyboardInterrupt):
+                raise
+            except Exception as e:
+                raise EvaluationError(f"{engine_name} failed on expression {expr['id']} ({expr['text']!r}, "
+                                      f"{m['name']}): {type(e).__name__}: {e}") from e
             kind = m["kind"]
             preds[kind][expr["id"]] = pred[t.frames]
             gts[kind][expr["id"]] = ground_truth(store, t)

@@ -12,7 +12,7 @@ import engine
 from app import evaluate as ev
 from app.store import ProjectStore
 from app.studio import Studio
-from tests import fake_engines  # noqa: F401  (registers the fake engines in this process too)
+from tests import fake_engines  # registers the fake engines in this process too
 from tests.fake_engines import bright
 from tests.media_fixtures import write_image, write_video
 
@@ -186,3 +186,10 @@ def test_engine_modules_load_before_the_command_runs(tmp_path, monkeypatch):
     assert {"tmp-plugin", "fake-bright"} <= set(seen["engines"])
     args = cli.parser().parse_args(["--engine-module", "a", "evaluate", "--engine", "x", "--engine-module", "b"])
     assert cli.engine_modules(args) == ["tests.fake_engines", "json", "a", "b"]
+
+
+def test_an_engine_failure_names_the_expression(project, tmp_path):
+    fake_engines.FailSecond.calls = 0
+    with ProjectStore(project["path"]) as store:
+        with pytest.raises(ev.EvaluationError, match=r"fake-fail-2nd failed on expression \d+ \('the square'"):
+            ev.evaluate(store, "fake-fail-2nd", engine.EngineService(device="cpu"), show_progress=False)
