@@ -217,9 +217,10 @@ def _connect(ray, address: str, cpu_actors: int) -> bool:
     if address == "local":
         # Workers run on this machine: give them this repository and the caller's folder to
         # import from (plugin engine modules may live in either).
-        path = os.pathsep.join(dict.fromkeys([str(ROOT), os.getcwd(), *os.environ.get("PYTHONPATH", "").split(os.pathsep)]))
+        paths = [str(ROOT), os.getcwd(), *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
+        pythonpath = os.pathsep.join(p for p in dict.fromkeys(paths) if p)
         ray.init(num_cpus=max(os.cpu_count() or 1, cpu_actors), include_dashboard=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": path.strip(os.pathsep)}})
+                 runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
     else:
         _check_reachable(address)
         try:

@@ -177,7 +177,11 @@ def test_engine_modules_load_before_the_command_runs(tmp_path, monkeypatch):
     plugin.write_text("import engine\nfrom tests.fake_engines import Bright\n"
                       "engine.register_segmenter('tmp-plugin', Bright)\n")
     seen = {}
-    monkeypatch.setattr(cli, "serve", lambda project, args: seen.setdefault("engines", engine.available_segmenters()) and 0)
+
+    def serve(project, args):  # what the app would offer in its engine menu
+        seen["engines"] = engine.available_segmenters()
+        return 0
+    monkeypatch.setattr(cli, "serve", serve)
     monkeypatch.setenv("FLOWLABEL_ENGINE_MODULES", "tests.fake_engines, json")
     try:
         assert cli.main(["--engine-module", str(plugin), "--project", str(tmp_path / "p.sqlite")]) == 0
