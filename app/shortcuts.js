@@ -7,6 +7,8 @@
     outline_only: "#outline-only input", fill_holes: "#fill-holes", smooth: "#smooth",
     propagate_forward: "#propagate-forward", propagate_backward: "#propagate-backward",
     next_to_check: "#next-to-check", status_done: "#status-done", compare: "#compare input",
+    candidate_1: "#candidate-1", candidate_2: "#candidate-2", candidate_3: "#candidate-3",
+    candidate_4: "#candidate-4", candidate_5: "#candidate-5",
   };
   const fallback = { "ctrl+y": "redo", "ctrl+s": "save" };
   const name = (e) => {

@@ -28,6 +28,7 @@ class Studio:
         self.frames = media_io.FrameCache(max_bytes=cache_bytes)
         self.engines = engine.EngineService(device=device, paths=engine_paths)
         self.cancel_event = threading.Event()  # stops a running propagation
+        self._candidates: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # (expression, object) -> top-k
 
     def cancel(self) -> None:
         self.cancel_event.set()
@@ -163,10 +164,33 @@ class Studio:
             masks = self.engines.segment_video(engine_name, self.all_frames(media["id"]), expr["text"],
                                                progress=progress)
         else:
-            masks = self.engines.segment_image(engine_name, self.frame(media["id"], 0), expr["text"])[None]
+            image = self.frame(media["id"], 0)
+            found = self.engines.candidates(engine_name, image, expr["text"])
+            if found is not None:  # the engine's pick is candidate 1; the others wait for a click
+                self._candidates[expression_id, object_id] = found
+                while len(self._candidates) > 32:
+                    self._candidates.pop(next(iter(self._candidates)))
+                masks = found[0][:1]
+            else:
+                masks = self.engines.segment_image(engine_name, image, expr["text"])[None]
         revision = self.store.save_masks(expression_id, dict(enumerate(masks)), source=engine_name, object_id=object_id,
                                          keep_manual=not overwrite_manual, action=f"segment with {engine_name}")
         return {"frames": int(len(masks)), "revision": revision}
+
+    def candidates(self, expression_id: int, object_id: int | None = None):
+        """The last model run's top candidates for an image expression: (masks, scores) or None."""
+        return self._candidates.get((expression_id, object_id))
+
+    def choose_candidate(self, expression_id: int, index: int, object_id: int | None = None,
+                         base_revision: int | None = None) -> int:
+        """Replace the image's mask with candidate `index` (0-based); the choice is the annotator's."""
+        found = self.candidates(expression_id, object_id)
+        if found is None:
+            raise StoreError("no candidates for this expression: run an engine that offers them (FlowSeg) first")
+        if not 0 <= index < len(found[0]):
+            raise StoreError(f"there are {len(found[0])} candidates; choose 1 to {len(found[0])}")
+        return self.store.save_mask(expression_id, 0, found[0][index], object_id=object_id,
+                                    base_revision=base_revision)
 
     def next_to_check(self, expression_id: int, frame: int, object_id: int | None = None,
                       min_change: float = 0.3) -> int | None:

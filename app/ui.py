@@ -96,6 +96,11 @@ def build(studio: Studio) -> gr.Blocks:
                         eraser=False)
                     preview = gr.Image(label="Overlay (click here with Box / Click / Polygon)", interactive=False,
                                        elem_id="preview")
+                candidates = gr.Gallery(label="Candidates (click one, or press 1-5, to use it)", columns=5,
+                                        height=160, visible=False, allow_preview=False, elem_id="candidates")
+                with gr.Row(visible=True, elem_id="candidate-buttons"):
+                    pick_btns = [gr.Button(f"Use {i}", size="sm", min_width=40, elem_id=f"candidate-{i}")
+                                 for i in range(1, 6)]
                 with gr.Row(equal_height=True):
                     tool = gr.Radio(TOOLS, value="Paint", label="Tool", elem_id="tool", scale=3)
                     close_poly = gr.Button("Close polygon", size="sm", elem_id="close-polygon", scale=1)
@@ -190,7 +195,11 @@ def build(studio: Studio) -> gr.Blocks:
                 .then(**show_frame)
 
         seg = segment_btn.click(logic.segment, [state, engine_dd], [state], concurrency_id="engine",
-                                concurrency_limit=1).then(**show_frame)
+                                concurrency_limit=1).then(**show_frame) \
+            .then(logic.candidate_gallery, [state], [candidates])
+        candidates.select(logic.choose_from_gallery, view_in, view_out, **edits)
+        for i, btn in enumerate(pick_btns):
+            btn.click(lambda *a, i=i: logic.choose_candidate(i, *a), view_in, view_out, **edits)
         cancel_btn.click(studio.cancel, cancels=[seg])
         export_btn.click(logic.export, outputs=[export_file])
         export_any.click(logic.export_dataset, [fmt], [export_file])

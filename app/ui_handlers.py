@@ -33,6 +33,7 @@ DEFAULT_SHORTCUTS = {
     "undo": "Ctrl+z", "redo": "Ctrl+Shift+z", "toggle_overlay": "o", "outline_only": "l",
     "fill_holes": "f", "smooth": "m", "propagate_forward": "p", "propagate_backward": "Shift+p",
     "next_to_check": "j", "status_done": "d", "compare": "c",
+    **{f"candidate_{i}": str(i) for i in range(1, 6)},
 }
 
 
@@ -453,6 +454,26 @@ class PageLogic:
         result = self.studio.segment(eid, engine_name, progress=lambda f, msg="": progress(f, desc=msg),
                                      object_id=state["object_id"])
         return {**state, "revision": result["revision"]}
+
+    def candidate_gallery(self, state):
+        """Thumbnails of the last model run's top candidates (FlowSeg), best first."""
+        found = self.studio.candidates(state["expression_id"], state["object_id"]) \
+            if (state or {}).get("expression_id") else None
+        if found is None:
+            return gr.update(value=None, visible=False)
+        image = self.studio.frame(state["media_id"], 0)
+        items = [(self.display.write(render_overlay(image, m, opacity=0.5, color=MASK_RGB)), f"{i + 1}: {score:.2f}")
+                 for i, (m, score) in enumerate(zip(*found))]
+        return gr.update(value=items, visible=True)
+
+    @user_errors
+    def choose_candidate(self, index, state, frame, opacity, outline_only, show_overlay, compare):
+        eid = self._require(state)
+        revision = self.studio.choose_candidate(eid, int(index), state["object_id"], base_revision=state["revision"])
+        return self.view({**state, "revision": revision}, frame, opacity, outline_only, show_overlay, compare)
+
+    def choose_from_gallery(self, state, frame, opacity, outline_only, show_overlay, compare, evt: gr.SelectData):
+        return self.choose_candidate(evt.index, state, frame, opacity, outline_only, show_overlay, compare)
 
     def export(self):
         out = self.studio.store.path.with_name(self.studio.store.path.stem + "_coco.json")

@@ -21,3 +21,8 @@ from . import flowrvs as _flowrvs  # noqa: E402
 
 register_segmenter("flowrvs", _flowrvs.load, kinds=("video", "image"),
                    description="FlowRVS (Wan2.1 DiT, official weights): referring video segmentation")
+from . import flowseg as _flowseg  # noqa: E402
+
+register_segmenter("flowseg", _flowseg.load, kinds=("image",),
+                   description="FlowSeg (SigLIP + SAM + Qwen3, Bidirectional Semantic Flow, BAR): "
+                               "referring image segmentation with top-k candidates")

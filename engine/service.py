@@ -84,6 +84,26 @@ class EngineService:
             self._raise_if_cancelled()
         return _check_output(name, out, image.shape[:2], "segment_image")
 
+    def candidates(self, name: str, image: np.ndarray, expression: str, k: int = 5,
+                   **paths) -> tuple[np.ndarray, np.ndarray] | None:
+        """Top-k candidate masks (bool [k,H,W]) and scores, best first, from an engine that
+        offers them (FlowSeg); None for engines that do not."""
+        check_image(image)
+        check_expression(expression)
+        _check_kind(name, "image")
+        with self._lock:
+            self._cancel.clear()
+            segmenter = self._load(name, paths)
+            if not hasattr(segmenter, "candidates"):
+                return None
+            out = segmenter.candidates(image, expression, k=k)
+        masks = np.asarray(getattr(out, "masks", out[0] if isinstance(out, tuple) else None))
+        scores = np.asarray(getattr(out, "scores", out[1] if isinstance(out, tuple) else None), np.float32)
+        if masks.dtype != bool or masks.ndim != 3 or masks.shape[1:] != image.shape[:2] or len(scores) != len(masks):
+            raise RuntimeError(f"engine {name!r} broke the candidates contract: expected bool [k,H,W] masks "
+                               f"and k scores, got {describe(masks)} and {describe(scores)}")
+        return masks, scores
+
     # -- internals (call with the lock held) --
 
     def _load(self, name: str, paths: dict) -> Segmenter:

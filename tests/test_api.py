@@ -263,12 +263,18 @@ def test_empty_expression_text_is_refused(client, video, text):
     assert "the expression is empty" in message
 
 
-@pytest.mark.parametrize("engine", ["flowseg", "no-such-engine"])
+@pytest.mark.parametrize("engine", ["sam9", "no-such-engine"])
 def test_segment_names_the_registered_engines(client, video, image, expression_id, engine):
     image_expression = client.predict(image["media_id"], "the still", api_name="/add_expression")["expression_id"]
     for target in (expression_id, image_expression):
         message = error_of(client, target, engine, api_name="/segment")
-        assert f"unknown segmentation engine {engine!r}" in message and "flowrvs" in message
+        assert f"unknown segmentation engine {engine!r}" in message and "flowrvs, flowseg" in message
+
+
+def test_segment_with_an_image_engine_on_a_video_says_so(client, video, image, expression_id):
+    assert "choose an engine for videos" in error_of(client, expression_id, "flowseg", api_name="/segment")
+    image_expression = client.predict(image["media_id"], "the still", api_name="/add_expression")["expression_id"]
+    assert "--flowseg-dir" in error_of(client, image_expression, "flowseg", api_name="/segment")
 
 
 def test_segment_with_unconfigured_flowrvs_says_which_paths(client, video, expression_id):

@@ -208,3 +208,46 @@ def test_agreement_between_proposal_and_final(page):
     assert list(table["frame"]) == [0, 1] and table["iou"][0] == 1.0
     assert abs(table["iou"][1] - half.sum() / truth[1].sum()) < 1e-9
     assert "changed 1 of them" in text
+
+
+class TopK:
+    """Test engine offering candidates: five boxes of growing size, the second scored best."""
+    def __init__(self, device=None):
+        pass
+
+    def segment_image(self, image, expression):
+        return self.candidates(image, expression).masks[0]
+
+    def candidates(self, image, expression, k=5):
+        from types import SimpleNamespace
+        h, w = image.shape[:2]
+        masks = np.zeros((k, h, w), bool)
+        for i in range(k):
+            masks[i, : 4 * (i + 1), : 4 * (i + 1)] = True
+        order = [1, 0, 2, 3, 4][:k]
+        return SimpleNamespace(masks=masks[order], scores=np.linspace(0.9, 0.1, k).astype(np.float32))
+
+
+def test_image_candidates_show_and_one_click_replaces_the_mask(tmp_path):
+    import engine
+    from tests.media_fixtures import write_image
+    engine.register_segmenter("test-topk", TopK, kinds=("image",))
+    try:
+        studio = Studio(tmp_path / "c.sqlite")
+        write_image(tmp_path / "still.png", size=(40, 30))
+        media = studio.add_media(tmp_path / "still.png")[0]
+        eid = studio.store.add_expression(media["id"], "the box")["id"]
+        logic = PageLogic(studio)
+        state = logic.view(logic.pick_expression(None, eid), 0, *DISP)[0]
+        assert logic.candidate_gallery(state)["visible"] is False
+        state = logic.segment(state, "test-topk")
+        assert studio.store.get_mask(eid, 0).sum() == 64  # the engine's pick: 8x8
+        gallery = logic.candidate_gallery(state)
+        assert gallery["visible"] and [c for _, c in gallery["value"]][:2] == ["1: 0.90", "2: 0.70"]
+        out = logic.choose_candidate(3, state, 0, *DISP)  # key 4
+        assert studio.store.get_mask(eid, 0).sum() == 256 and "(manual)" in out[3]
+        with pytest.raises(gr.Error, match="choose 1 to 5"):
+            logic.choose_candidate(7, out[0], 0, *DISP)
+        studio.close()
+    finally:
+        engine.unregister_segmenter("test-topk")

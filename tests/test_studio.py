@@ -5,6 +5,7 @@ import pytest
 
 import engine
 from app.media import MediaError
+from app.store import StoreError
 from app.studio import Studio
 from app.overlay import render_overlay
 from app.ui_handlers import MASK_RGB, PageLogic, apply_strokes
@@ -77,8 +78,10 @@ def test_frames_are_decoded_on_demand_and_bounded(tmp_path):
 
 
 def test_segment_with_unknown_or_unconfigured_engine_says_so(studio, video_expr, monkeypatch):
-    with pytest.raises(engine.UnknownEngineError, match="registered engines: flowrvs"):
-        studio.segment(video_expr["id"], "flowseg")
+    with pytest.raises(engine.UnknownEngineError, match="registered engines: flowrvs, flowseg"):
+        studio.segment(video_expr["id"], "sam9")
+    with pytest.raises(StoreError, match="choose an engine for videos"):
+        studio.segment(video_expr["id"], "flowseg")  # an image engine
     for var in ("FLOWLABEL_FLOWRVS_WAN_DIR", "FLOWLABEL_FLOWRVS_CHECKPOINT", "FLOWLABEL_FLOWRVS_MODEL_DIR"):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(engine.EngineNotConfigured, match="--flowrvs-wan-dir"):
@@ -209,5 +212,5 @@ def test_segment_checks_the_engine_before_decoding(studio, video_expr):
     finally:
         engine.unregister_segmenter("images-only")
     with pytest.raises(engine.UnknownEngineError):
-        studio.segment(video_expr["id"], "flowseg")
+        studio.segment(video_expr["id"], "sam9")
     assert studio.frames.nbytes == 0
