@@ -19,3 +19,11 @@ def test_bench_quick_prints_three_figures():
                r"^coco export: [\d,]+ masks/s vs baseline [\d,]+ masks/s, ratio [\d.]+ \[(PASS|MISS) "]
     for figure in figures:
         assert len(re.findall(figure, out, re.M)) == 1, f"missing {figure!r} in:\n{out}"
+
+
+def test_formats_bench_quick_round_trips_every_format():
+    done = subprocess.run([sys.executable, "bench/formats.py", "--quick"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    for name in ("coco", "ytvos", "mevis"):
+        assert re.search(rf"^{name} +export +[\d.]+ s .* round trip exact: True$", done.stdout, re.M), done.stdout
