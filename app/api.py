@@ -77,15 +77,18 @@ def register(studio: Studio) -> None:
         return FileData(path=str(write_mask_png(mask, out_dir / f"mask-{int(expression_id)}-{int(frame)}.png")))
 
     @user_errors
-    def segment(expression_id: int, engine: str) -> dict:
-        """Run a registered engine on the expression's media (manual frames are kept)."""
-        return {"frames": studio.segment(int(expression_id), engine)["frames"]}
+    def segment(expression_id: int, engine: str, overwrite_manual: bool = False) -> dict:
+        """Run a registered engine on the expression's media; frames an annotator saved are
+        kept unless overwrite_manual."""
+        return {"frames": studio.segment(int(expression_id), engine, overwrite_manual=bool(overwrite_manual))["frames"]}
 
     @user_errors
-    def propagate(expression_id: int, frame: int, direction: str = "forward", count: int | None = None) -> dict:
+    def propagate(expression_id: int, frame: int, direction: str = "forward", count: int | None = None,
+                  overwrite_manual: bool = False) -> dict:
         """Carry the frame's mask forward or backward by optical flow (count frames, or to the end);
-        manual frames are kept and re-seed the track."""
-        result = studio.propagate(int(expression_id), int(frame), direction, int(count) if count else None)
+        manual frames are kept and re-seed the track, unless overwrite_manual."""
+        result = studio.propagate(int(expression_id), int(frame), direction, int(count) if count else None,
+                                  overwrite_manual=bool(overwrite_manual))
         return {"frames": result["frames"], "flagged": result["flagged"], "revision": result["revision"]}
 
     @user_errors

@@ -82,6 +82,8 @@ def build(studio: Studio) -> gr.Blocks:
                     back_btn = gr.Button("◀ Propagate", size="sm", elem_id="propagate-backward")
                     fwd_btn = gr.Button("Propagate ▶", size="sm", elem_id="propagate-forward")
                     check_btn = gr.Button("Next frame to check", size="sm", elem_id="next-to-check")
+                    overwrite = gr.Checkbox(False, label="Model runs and propagation may overwrite manual frames",
+                                            elem_id="overwrite-manual")
                 info = gr.Markdown(elem_id="mask-info")
                 with gr.Row():
                     objects = gr.Radio(label="Objects of this expression", choices=[], elem_id="objects", scale=3)
@@ -177,7 +179,7 @@ def build(studio: Studio) -> gr.Blocks:
         add_obj.click(logic.add_object, view_in, view_out, **edits)
         rm_obj.click(logic.remove_object, view_in, view_out, **edits)
         for direction, btn in (("forward", fwd_btn), ("backward", back_btn)):
-            btn.click(lambda *a, d=direction: logic.propagate(d, *a), [state, frame, count, *disp], view_out,
+            btn.click(lambda *a, d=direction: logic.propagate(d, *a), [state, frame, count, overwrite, *disp], view_out,
                       **edits)
 
         for status, btn in status_btns.items():
@@ -194,7 +196,7 @@ def build(studio: Studio) -> gr.Blocks:
             trigger(logic.add_expression, [state, new_text], [state, expr_radio, new_text]).then(**slider_update) \
                 .then(**show_frame)
 
-        seg = segment_btn.click(logic.segment, [state, engine_dd], [state], concurrency_id="engine",
+        seg = segment_btn.click(logic.segment, [state, engine_dd, overwrite], [state], concurrency_id="engine",
                                 concurrency_limit=1).then(**show_frame) \
             .then(logic.candidate_gallery, [state], [candidates])
         candidates.select(logic.choose_from_gallery, view_in, view_out, **edits)

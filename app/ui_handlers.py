@@ -358,11 +358,11 @@ class PageLogic:
 
     # -- video -----------------------------------------------------------------------------
     @user_errors
-    def propagate(self, direction, state, frame, count, opacity, outline_only, show_overlay, compare,
+    def propagate(self, direction, state, frame, count, overwrite, opacity, outline_only, show_overlay, compare,
                   progress=gr.Progress()):
         eid = self._require(state)
         result = self.studio.propagate(eid, int(frame), direction, int(count) if count else None,
-                                       object_id=state["object_id"],
+                                       object_id=state["object_id"], overwrite_manual=bool(overwrite),
                                        progress=lambda f, msg="": progress(f, desc=msg))
         done = result["frames"]
         if result["flagged"] is not None:
@@ -446,13 +446,13 @@ class PageLogic:
         return state, gr.update(choices=expression_choices(self.studio, state["media_id"]), value=expr["id"]), ""
 
     @user_errors
-    def segment(self, state, engine_name, progress=gr.Progress()):
+    def segment(self, state, engine_name, overwrite=False, progress=gr.Progress()):
         eid = self._require(state)
         if not engine_name:
             raise gr.Error("No segmentation engine is installed yet; paint the mask by hand."
                            if not engine.available_segmenters() else "Choose an engine first.")
         result = self.studio.segment(eid, engine_name, progress=lambda f, msg="": progress(f, desc=msg),
-                                     object_id=state["object_id"])
+                                     object_id=state["object_id"], overwrite_manual=bool(overwrite))
         return {**state, "revision": result["revision"]}
 
     def candidate_gallery(self, state):

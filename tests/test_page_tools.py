@@ -72,7 +72,7 @@ def test_propagation_keeps_iou_and_manual_anchor_survives(page):
     anchor[34:40, :] = False
     logic.store.save_mask(eid, 6, anchor)
     state = logic.view(state, 0, *DISP)[0]
-    state = logic.propagate("forward", state, 0, 0, *DISP)[0]
+    state = logic.propagate("forward", state, 0, 0, False, *DISP)[0]
     sources = logic.store.mask_sources(eid)
     assert sources[6] == "manual" and np.array_equal(logic.store.get_mask(eid, 6), anchor)
     assert all(sources[f] == "propagated" for f in range(1, 6))
@@ -82,6 +82,9 @@ def test_propagation_keeps_iou_and_manual_anchor_survives(page):
     assert source == "propagated" and np.array_equal(proposal, logic.store.get_mask(eid, 3))
     logic.store.undo(eid)  # one propagation is one undo step
     assert set(logic.store.mask_sources(eid)) == {0, 6}
+    state = logic.view(state, 0, *DISP)[0]
+    logic.propagate("forward", state, 0, 8, True, *DISP)  # asked to: the manual frame 6 is replaced
+    assert logic.store.mask_sources(eid)[6] == "propagated"
 
 
 def test_next_frame_to_check_skips_smooth_and_manual_frames(page):
