@@ -278,17 +278,23 @@ def main(argv=None) -> int:
 
 
 RECIPE = """\
-# The shipped weights (assets/flowrvs-demo/): CPU, one thread, about 35 minutes.
+# The shipped weights (assets/flowrvs-demo/): CPU, one thread per process, about 40 minutes.
 python -m engine.demo_world video --seed 0 --count 1200 --out data/dw_train        # 9 frames, 64 px
 # Stage A: the tiny VAE from scratch (RGB + mask head; frames and masks, 5-frame windows)
 python -m engine.flowrvs.train --data data/dw_train --tiny --stage vae --out runs/demo_a \\
-    --num-frames 5 --batch-size 4 --lr 2e-3 --ema-decay 0 --max-steps 450 --threads 1
+    --num-frames 5 --batch-size 4 --lr 2e-3 --ema-decay 0 --max-steps 500 --threads 1
+# Stage C (may run beside stage B: the encoder is frozen, so B's latents stay valid):
+# the release's decoder tuning, 1-channel mask decoder on mask latents
+python -m engine.flowrvs.train --data data/dw_train --tiny --stage vae \\
+    --vae-from runs/demo_a/pipeline --no-train-vae-encoder --num-frames 9 --batch-size 4 \\
+    --lr 1e-3 --ema-decay 0 --max-steps 550 --threads 1 --out runs/demo_c
 # Stage B: the DiT flow (and the tiny UMT5) with BBS p=0.5, SPA, DVI, EMA; VAE frozen
 python -m engine.flowrvs.train --data data/dw_train --tiny --stage flow \\
     --vae-from runs/demo_a/pipeline --demo-world-vocabulary --num-frames 9 \\
-    --max-videos 800 --precompute-latents --batch-size 16 --lr 1e-3 --ema-decay 0.998 \\
+    --max-videos 700 --precompute-latents --batch-size 16 --lr 1e-3 --ema-decay 0.998 \\
     --max-steps STEPS_B --threads 1 --out runs/demo_b
-cp -r runs/demo_b/pipeline/. assets/flowrvs-demo/
+mkdir -p assets/flowrvs-demo && cp -r runs/demo_b/pipeline/. assets/flowrvs-demo/
+rm -r assets/flowrvs-demo/vae && cp -r runs/demo_c/pipeline/vae assets/flowrvs-demo/vae
 python -m engine.flowrvs.demo evaluate --seed 1000 --count 20
 """
 

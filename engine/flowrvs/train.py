@@ -34,6 +34,8 @@ FlowRVSPipeline.save_pretrained folder (EMA weights unless --no-ema-export).
     python -m engine.flowrvs.train --data DIR --tiny --stage vae  --out runs/a --max-steps 2000
     python -m engine.flowrvs.train --data DIR --tiny --stage flow --vae-from runs/a/pipeline \
         --out runs/b --max-steps 4000
+    python -m engine.flowrvs.train --data DIR --tiny --stage vae --vae-from runs/a/pipeline \
+        --no-train-vae-encoder --out runs/c      # decoder-only tuning (encoder frozen)
     python -m engine.flowrvs.train --data DIR --wan-dir Wan2.1-T2V-1.3B-Diffusers \
         --dit-checkpoint FlowRVS_dit_mevis.pth --vae-checkpoint tuned_vae.pth --out runs/ft
 """
