@@ -24,6 +24,8 @@ from typing import Iterable, Optional
 
 import torch
 
+from engine.torch_utils import state_mismatch
+
 log = logging.getLogger(__name__)
 
 WAN_REPO_ID = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
@@ -290,23 +292,9 @@ def shadow_to_state_dict(shadow: list, model: torch.nn.Module, path) -> "Ordered
 
 def load_strict(model: torch.nn.Module, state: dict, path, what: str) -> None:
     """load_state_dict(strict=True) with an error that names keys and the file."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}" for k in expected
-              if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} key(s): {', '.join(missing[:5])}"
-                         f"{' ...' if len(missing) > 5 else ''}")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} key(s): {', '.join(unexpected[:5])}"
-                         f"{' ...' if len(unexpected) > 5 else ''}")
-        if shapes:
-            parts.append(f"wrong shape for {len(shapes)} key(s) (file vs model): "
-                         f"{'; '.join(shapes[:3])}{' ...' if len(shapes) > 3 else ''}")
-        raise CheckpointError(f"{path}: {what} does not match the model: " + "; ".join(parts))
+    problem = state_mismatch(model.state_dict(), state)
+    if problem:
+        raise CheckpointError(f"{path}: {what} does not match the model: {problem}")
     model.load_state_dict(state, strict=True)
 
 

@@ -23,6 +23,8 @@ import numpy as np
 from engine.checks import check_frames
 import torch
 
+from engine.torch_utils import as_dtype
+
 from engine.registry import Cancelled, pick_device
 
 from . import checkpoints as ck
@@ -47,16 +49,6 @@ _FRAME_BYTES_PER_PIXEL = 64
 _MEMORY_FRACTION = 0.7
 
 
-def _as_dtype(dtype, device: str) -> torch.dtype:
-    if dtype is None:
-        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    names = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
-             "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-    if str(dtype) not in names:
-        raise ValueError(f"dtype must be a torch dtype or one of {sorted(names)}, got {dtype!r}")
-    return names[str(dtype)]
 
 
 class FlowRVSPipeline:
@@ -97,7 +89,7 @@ class FlowRVSPipeline:
         from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
         device = pick_device(device)
-        dtype = _as_dtype(dtype, device)
+        dtype = as_dtype(dtype, device)
         wan = ck.resolve_wan_dir(wan_dir)
         ck.check_wan_dir(wan, ("transformer", "vae", "text_encoder", "tokenizer"))
 
@@ -175,7 +167,7 @@ class FlowRVSPipeline:
                                     "save_pretrained writes all of "
                                     f"{', '.join(s + '/' for s in SUBFOLDERS)}")
         device = pick_device(device)
-        dtype = _as_dtype(dtype, device)
+        dtype = as_dtype(dtype, device)
         transformer = ck.load_diffusers_model(WanTransformer3DModel, directory / "transformer")
         vae = ck.load_diffusers_model(AutoencoderKLWan, directory / "vae")
         text_encoder, tokenizer = cls._load_text(directory, dtype)
@@ -224,7 +216,7 @@ class FlowRVSPipeline:
 
     def to(self, device=None, dtype=None) -> "FlowRVSPipeline":
         device = torch.device(pick_device(device) if device is not None else self.device)
-        dtype = _as_dtype(dtype, str(device)) if dtype is not None else self.dtype
+        dtype = as_dtype(dtype, str(device)) if dtype is not None else self.dtype
         # Whole-model casts, as the release does (`model.to(torch.bfloat16)`); nn.Module.to
         # skips diffusers' warning about its keep-in-fp32 list, which the release ignores too.
         torch.nn.Module.to(self.transformer, device=device, dtype=dtype)

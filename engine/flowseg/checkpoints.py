@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from engine.torch_utils import state_mismatch
+
 WEIGHTS_NAME = "model.safetensors"
 
 # Keys a full checkpoint may hold beyond the tower we take from it.
@@ -170,20 +172,7 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
 def check_state(model: torch.nn.Module, state: dict, path) -> None:
     aliases = tied_aliases(model)
     expected = {k: v for k, v in model.state_dict().items() if k not in aliases}
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}" for k in expected
-              if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} key(s): {', '.join(missing[:5])}"
-                         f"{' ...' if len(missing) > 5 else ''}")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} key(s): {', '.join(unexpected[:5])}"
-                         f"{' ...' if len(unexpected) > 5 else ''}")
-        if shapes:
-            parts.append(f"wrong shape for {len(shapes)} key(s) (file vs model): "
-                         f"{'; '.join(shapes[:3])}{' ...' if len(shapes) > 3 else ''}")
+    problem = state_mismatch(expected, state)
+    if problem:
         raise CheckpointError(f"{path}: FlowSeg weights do not match the model built from "
-                              "flowseg_config.json: " + "; ".join(parts))
+                              f"flowseg_config.json: {problem}")

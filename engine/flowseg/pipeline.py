@@ -23,6 +23,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from engine.torch_utils import as_dtype
+
 from engine.registry import pick_device
 
 from . import checkpoints as ck
@@ -36,16 +38,6 @@ log = logging.getLogger(__name__)
 TOKENIZER_DIR = "tokenizer"
 
 
-def _as_dtype(dtype, device) -> torch.dtype:
-    if dtype is None:
-        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    names = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
-             "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-    if str(dtype) not in names:
-        raise ValueError(f"dtype must be a torch dtype or one of {sorted(names)}, got {dtype!r}")
-    return names[str(dtype)]
 
 
 @dataclass
@@ -124,7 +116,7 @@ class FlowSegPipeline:
         """
         from transformers import AutoTokenizer, Qwen3ForCausalLM, SamVisionModel, SiglipVisionModel
         device = pick_device(device)
-        dtype = _as_dtype(dtype, device)
+        dtype = as_dtype(dtype, device)
         siglip_dir = ck.resolve_model_dir(siglip_dir, "SigLIP")
         sam_dir = ck.resolve_model_dir(sam_dir, "SAM")
         llm_dir = ck.resolve_model_dir(llm_dir, "LLM")
@@ -196,7 +188,7 @@ class FlowSegPipeline:
 
     def to(self, device=None, dtype=None) -> "FlowSegPipeline":
         device = torch.device(pick_device(device) if device is not None else self.device)
-        dtype = _as_dtype(dtype, str(device)) if dtype is not None else self.dtype
+        dtype = as_dtype(dtype, str(device)) if dtype is not None else self.dtype
         self.model.to(device=device, dtype=dtype)
         return self
 
