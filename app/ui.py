@@ -54,8 +54,10 @@ def build(studio: Studio) -> gr.Blocks:
                     reject_btn = gr.Button("Reject", size="sm", scale=1, variant="stop", elem_id="reject")
                 with gr.Accordion("Model", open=False):
                     engines = engine.available_segmenters()
-                    engine_dd = gr.Dropdown(label="Engine", choices=engines, value=engines[0] if engines else None,
-                                            info=None if engines else "No engine installed yet")
+                    default = "flowrvs-demo" if "flowrvs-demo" in engines else (engines[0] if engines else None)
+                    engine_dd = gr.Dropdown(label="Engine", choices=engines, value=default,
+                                            info="flowrvs-demo knows only the synthetic shapes world; see README"
+                                            if engines else "No engine installed yet")
                     with gr.Row():
                         segment_btn = gr.Button("Segment", variant="primary", elem_id="segment")
                         cancel_btn = gr.Button("Cancel", elem_id="cancel")

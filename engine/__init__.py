@@ -26,3 +26,8 @@ from . import flowseg as _flowseg  # noqa: E402
 register_segmenter("flowseg", _flowseg.load, kinds=("image",),
                    description="FlowSeg (SigLIP + SAM + Qwen3, Bidirectional Semantic Flow, BAR): "
                                "referring image segmentation with top-k candidates")
+from .flowrvs import demo as _flowrvs_demo  # noqa: E402
+
+register_segmenter("flowrvs-demo", _flowrvs_demo.load_demo, kinds=("video", "image"),
+                   description="FlowRVS demo: tiny model trained on CPU on the synthetic shapes world "
+                               "(held-out J&F 0.12: a demonstration of the pipeline, not a useful segmenter)")

@@ -268,7 +268,7 @@ def test_segment_names_the_registered_engines(client, video, image, expression_i
     image_expression = client.predict(image["media_id"], "the still", api_name="/add_expression")["expression_id"]
     for target in (expression_id, image_expression):
         message = error_of(client, target, engine, api_name="/segment")
-        assert f"unknown segmentation engine {engine!r}" in message and "flowrvs, flowseg" in message
+        assert f"unknown segmentation engine {engine!r}" in message and "flowrvs, flowrvs-demo, flowseg" in message
 
 
 def test_segment_with_an_image_engine_on_a_video_says_so(client, video, image, expression_id):

@@ -78,7 +78,7 @@ def test_frames_are_decoded_on_demand_and_bounded(tmp_path):
 
 
 def test_segment_with_unknown_or_unconfigured_engine_says_so(studio, video_expr, monkeypatch):
-    with pytest.raises(engine.UnknownEngineError, match="registered engines: .*flowrvs, flowseg"):
+    with pytest.raises(engine.UnknownEngineError, match="registered engines: .*flowrvs, flowrvs-demo, flowseg"):
         studio.segment(video_expr["id"], "sam9")
     with pytest.raises(StoreError, match="choose an engine for videos"):
         studio.segment(video_expr["id"], "flowseg")  # an image engine
@@ -214,3 +214,16 @@ def test_segment_checks_the_engine_before_decoding(studio, video_expr):
     with pytest.raises(engine.UnknownEngineError):
         studio.segment(video_expr["id"], "sam9")
     assert studio.frames.nbytes == 0
+
+
+def test_the_demo_engine_runs_through_the_studio(studio, video_expr):
+    """flowrvs-demo (the shipped weights) segments a whole video; the manual frame stays."""
+    eid = video_expr["id"]
+    manual = np.zeros((48, 64), bool)
+    manual[:4, :4] = True
+    studio.store.save_mask(eid, 1, manual)
+    result = studio.segment(eid, "flowrvs-demo")
+    assert result["frames"] == 6
+    assert studio.store.mask_sources(eid).get(1) == "manual"
+    assert np.array_equal(studio.store.get_mask(eid, 1), manual)
+    assert set(studio.store.proposal_frames(eid).values()) <= {"flowrvs-demo"}
