@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import functools
-import hashlib
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -31,6 +29,8 @@ WORDS = ("the a an dog cat person man woman left right on of in small big large 
          "green square circle triangle moving running jumping first second which is and to "
          "from with near far top bottom").split()
 MAX_SIZE = (32, 48)          # the tests' resolution box instead of the release's 480 x 832
+from tests.hf_cache import write_hf_cache_entry  # noqa: E402
+
 HF_HASH = "0123456789abcdef0123456789abcdef01234567"
 
 
@@ -101,21 +101,7 @@ def write_wan_dir(root: Path) -> Path:
 
 def write_hf_cache(cache_root: Path, wan_dir: Path, repo="Wan-AI/Wan2.1-T2V-1.3B-Diffusers") -> Path:
     """The same files as a Hugging Face hub cache entry: blobs + snapshots/<hash> symlinks."""
-    entry = cache_root / ("models--" + repo.replace("/", "--"))
-    snap = entry / "snapshots" / HF_HASH
-    for src in sorted(wan_dir.rglob("*")):
-        if not src.is_file():
-            continue
-        data = src.read_bytes()
-        blob = entry / "blobs" / hashlib.sha256(data).hexdigest()
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        blob.write_bytes(data)
-        link = snap / src.relative_to(wan_dir)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(os.path.relpath(blob, link.parent), link)
-    (entry / "refs").mkdir(parents=True, exist_ok=True)
-    (entry / "refs" / "main").write_text(HF_HASH)
-    return entry
+    return write_hf_cache_entry(cache_root, repo, wan_dir, HF_HASH)
 
 
 def flowrvs_order(model) -> list:

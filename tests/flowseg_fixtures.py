@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import atexit
 import functools
-import hashlib
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,6 +15,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+
+from tests.hf_cache import write_hf_cache_entry  # noqa: E402
 
 HF_HASH = "89abcdef0123456789abcdef0123456789abcdef"
 EXPRESSION = "the red square left of the blue circle"
@@ -59,21 +59,7 @@ def image(seed: int = 0, height: int = 40, width: int = 56) -> np.ndarray:
 
 def _hf_cache_entry(cache_root: Path, repo: str, folder: Path) -> Path:
     """`folder` as a hub cache entry: blobs + snapshots/<hash> symlinks + refs/main."""
-    entry = cache_root / ("models--" + repo.replace("/", "--"))
-    snap = entry / "snapshots" / HF_HASH
-    for src in sorted(folder.rglob("*")):
-        if not src.is_file():
-            continue
-        data = src.read_bytes()
-        blob = entry / "blobs" / hashlib.sha256(data).hexdigest()
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        blob.write_bytes(data)
-        link = snap / src.relative_to(folder)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        os.symlink(os.path.relpath(blob, link.parent), link)
-    (entry / "refs").mkdir(parents=True, exist_ok=True)
-    (entry / "refs" / "main").write_text(HF_HASH)
-    return entry
+    return write_hf_cache_entry(cache_root, repo, folder, HF_HASH)
 
 
 @functools.lru_cache(maxsize=1)
