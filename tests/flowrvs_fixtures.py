@@ -69,18 +69,9 @@ def make_text_encoder(seed: int):
 
 
 def make_tokenizer():
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
-    for word in WORDS:
-        vocab.setdefault(word, len(vocab))
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>",
-                                                       special_tokens=[("</s>", 1)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>",
-                                   unk_token="<unk>", model_max_length=512)
+    # The same word-level tokenizer the demo model trains with (ids 0-2: <pad>, </s>, <unk>).
+    from engine.flowrvs.train import build_tokenizer
+    return build_tokenizer(WORDS)
 
 
 def write_wan_dir(root: Path) -> Path:
