@@ -16,62 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-TINY_DIT = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
-                in_channels=16, out_channels=16, text_dim=32, freq_dim=16, ffn_dim=32,
-                num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
-                eps=1e-6, rope_max_seq_len=32)
-TINY_VAE = dict(base_dim=8, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                temperal_downsample=[False, True, True])
-TINY_T5 = dict(vocab_size=64, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
-               relative_attention_num_buckets=8, relative_attention_max_distance=16,
-               pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
-WORDS = ("the a an dog cat person man woman left right on of in small big large red blue "
-         "green square circle triangle moving running jumping first second which is and to "
-         "from with near far top bottom").split()
+# The tiny Wan layout and its seeded builders live in engine.flowrvs.presets (the benchmark
+# builds the same models); re-exported here for the tests.
+from engine.flowrvs.presets import (TINY_DIT, TINY_T5, TINY_VAE, WORDS,  # noqa: F401
+                                    make_text_encoder, make_tokenizer, make_transformer,
+                                    make_vae)
+
 MAX_SIZE = (32, 48)          # the tests' resolution box instead of the release's 480 x 832
 from tests.hf_cache import write_hf_cache_entry  # noqa: E402
 
 HF_HASH = "0123456789abcdef0123456789abcdef01234567"
-
-
-def _seed(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-
-
-def make_transformer(in_channels: int, seed: int):
-    from diffusers import WanTransformer3DModel
-    _seed(seed)
-    model = WanTransformer3DModel(**{**TINY_DIT, "in_channels": in_channels})
-    # A random init leaves proj_out and the modulation tables near their defaults; widen the
-    # output so the velocity (and hence the mask) clearly depends on the inputs and the text.
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.2)
-    return model.eval()
-
-
-def make_vae(out_channels: int, seed: int, encoder_from=None):
-    from diffusers import AutoencoderKLWan
-    _seed(seed)
-    vae = AutoencoderKLWan(**TINY_VAE, out_channels=out_channels)
-    if encoder_from is not None:  # the tuned VAE keeps Wan's frozen encoder
-        state = {k: v for k, v in encoder_from.state_dict().items()
-                 if not k.startswith("decoder.")}
-        vae.load_state_dict(state, strict=False)
-    return vae.eval()
-
-
-def make_text_encoder(seed: int):
-    from transformers import UMT5Config, UMT5EncoderModel
-    _seed(seed)
-    return UMT5EncoderModel(UMT5Config(**TINY_T5)).eval()
-
-
-def make_tokenizer():
-    # The same word-level tokenizer the demo model trains with (ids 0-2: <pad>, </s>, <unk>).
-    from engine.flowrvs.train import build_tokenizer
-    return build_tokenizer(WORDS)
 
 
 def write_wan_dir(root: Path) -> Path:
