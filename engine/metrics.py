@@ -187,13 +187,19 @@ def iou_per_expression(preds: Mapping[Hashable, np.ndarray], gts: Mapping[Hashab
                         "gIoU": float(np.mean([r["IoU"] for r in per.values()])), "count": len(per)}}
 
 
+def _keyed(masks):
+    """A {id: mask} mapping as is; a sequence keyed by position."""
+    if masks is None or isinstance(masks, Mapping):
+        return masks
+    return dict(enumerate(masks))
+
+
 def ciou(preds, gts, ignores=None) -> float:
-    """Cumulative IoU of sequences of masks (optionally with ignore masks): ΣI / ΣU."""
-    return iou_per_expression(dict(enumerate(preds)), dict(enumerate(gts)),
-                              None if ignores is None else dict(enumerate(ignores)))["overall"]["cIoU"]
+    """Cumulative IoU ΣI / ΣU of masks given as sequences or {id: mask} mappings
+    (optionally with ignore masks)."""
+    return iou_per_expression(_keyed(preds), _keyed(gts), _keyed(ignores))["overall"]["cIoU"]
 
 
 def giou(preds, gts, ignores=None) -> float:
-    """Mean per-sample IoU of sequences of masks (empty union -> 1)."""
-    return iou_per_expression(dict(enumerate(preds)), dict(enumerate(gts)),
-                              None if ignores is None else dict(enumerate(ignores)))["overall"]["gIoU"]
+    """Mean per-sample IoU (empty union -> 1) of masks given as sequences or mappings."""
+    return iou_per_expression(_keyed(preds), _keyed(gts), _keyed(ignores))["overall"]["gIoU"]

@@ -2,6 +2,7 @@
 tokenizer with a Qwen-style chat template, so nothing has to be downloaded.
 
 - tiny:  every part a few layers at width 16-64; a forward pass takes milliseconds.
+- demo:  the shipped demo model's size (64x64 images, 1.9M parameters): trains on 2 CPU cores.
 - small: a CPU-sized model (SigLIP 224, SAM 512, a 4-layer Qwen3, 100 queries).
 - full:  the paper's sizes (SigLIP-so400m 384, SAM ViT-L 1024, Qwen3-4B, 200 queries, 9
          BSF layers); random weights, for GPU benchmarks only (4.82B parameters).
@@ -23,7 +24,7 @@ PUNCTUATION = list(".,?!'\"-")
 CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}"
                  "<|im_end|>\n{% endfor %}")
 
-PRESETS = ("tiny", "small", "full")
+PRESETS = ("tiny", "demo", "small", "full")
 
 
 def word_tokenizer(words=WORDS):
@@ -57,7 +58,8 @@ def _sam(hidden, layers, heads, mlp, image, patch, window, global_attn, out=256)
     return SamVisionConfig(hidden_size=hidden, num_hidden_layers=layers,
                            num_attention_heads=heads, mlp_dim=mlp, image_size=image,
                            patch_size=patch, window_size=window,
-                           global_attn_indexes=list(global_attn), output_channels=out).to_dict()
+                           global_attn_indexes=list(global_attn), output_channels=out,
+                           initializer_range=0.02).to_dict()   # SAM's default 1e-10 trains nothing
 
 
 def _qwen3(hidden, inter, layers, heads, kv_heads, head_dim, vocab, **extra) -> dict:
@@ -80,6 +82,16 @@ def preset_config(name: str, **overrides) -> FlowSegConfig:
             pixel_encoder_ffn=64, pixel_heads=4, hidden_dim=32, num_heads=4,
             dim_feedforward=64, decoder_layers=3, num_queries=8, bar_comp_channels=4,
             bar_hidden=8)
+    elif name == "demo":
+        base = dict(
+            siglip=_siglip(96, 192, 3, 4, image=64, patch=8),                # 64 tokens
+            sam=_sam(64, 4, 4, 128, image=64, patch=4, window=8, global_attn=[3], out=32),
+            llm=_qwen3(128, 256, 4, 4, 2, 32, vocab=64),                    # 64 SAM tokens too
+            sam_feature_layers=(2, 3, 4), connector_width=64, connector_mid=32,
+            pixel_feature_size=64, mask_feature_size=64, pixel_encoder_layers=1,
+            pixel_encoder_ffn=128, pixel_heads=4, hidden_dim=64, num_heads=4,
+            dim_feedforward=128, decoder_layers=6, num_queries=16, bar_comp_channels=8,
+            bar_hidden=16)
     elif name == "small":
         base = dict(
             siglip=_siglip(192, 768, 4, 4, image=224, patch=14),             # 256 tokens
