@@ -11,7 +11,8 @@ from app.api import user_errors
 from app.formats import FORMATS
 from app.media import IMAGE_EXTS, VIDEO_EXTS
 from app.studio import Studio
-from app.ui_handlers import ADD_COLOR, ERASE_COLOR, STATUS_LABELS, TOOLS, PageLogic, empty_state
+from app.ui_handlers import (ADD_COLOR, ERASE_COLOR, STATUS_LABELS, TOOLS, PageLogic, empty_state,
+                             engine_for_kind)
 
 SHORTCUTS_JS = (Path(__file__).parent / "shortcuts.js").read_text()
 CSS = """
@@ -54,10 +55,11 @@ def build(studio: Studio) -> gr.Blocks:
                     reject_btn = gr.Button("Reject", size="sm", scale=1, variant="stop", elem_id="reject")
                 with gr.Accordion("Model", open=False):
                     engines = engine.available_segmenters()
-                    default = "flowrvs-demo" if "flowrvs-demo" in engines else (engines[0] if engines else None)
-                    engine_dd = gr.Dropdown(label="Engine", choices=engines, value=default,
-                                            info="flowrvs-demo knows only the synthetic shapes world; see README"
-                                            if engines else "No engine installed yet")
+                    engine_dd = gr.Dropdown(label="Engine", choices=engines,
+                                            value=engine_for_kind("video", None, engines),
+                                            info="the demo engines know only the synthetic shapes world; "
+                                                 "see README" if engines else "No engine installed yet",
+                                            elem_id="engine")
                     with gr.Row():
                         segment_btn = gr.Button("Segment", variant="primary", elem_id="segment")
                         cancel_btn = gr.Button("Cancel", elem_id="cancel")
@@ -148,6 +150,7 @@ def build(studio: Studio) -> gr.Blocks:
         edits = dict(concurrency_id="edits", concurrency_limit=1)  # one at a time: revisions never fork
 
         demo.load(logic.initial, outputs=[state, media_dd, expr_radio]).then(**slider_update).then(**show_frame)
+        state.change(logic.engine_choice, [state, engine_dd], [engine_dd], show_progress="hidden")
         demo.load(logic.shortcuts, outputs=[shortcuts]).then(lambda s: s, [shortcuts], [keymap])
         media_dd.input(logic.pick_media, [media_dd, show], [state, expr_radio]).then(**slider_update) \
             .then(**show_frame)

@@ -92,6 +92,22 @@ def _kind(source: str | None) -> str:
     return "model"
 
 
+# The engine the page offers first for each kind of media: the shipped demo models.
+DEFAULT_ENGINES = {"video": "flowrvs-demo", "image": "flowseg-demo"}
+
+
+def engine_for_kind(kind: str | None, current: str | None, engines: list[str]) -> str | None:
+    """Keep the annotator's choice when it can segment this kind of media; otherwise (or when
+    it is the other kind's default) switch to this kind's default engine."""
+    fits = [e for e in engines if kind is None or kind in engine.segmenter_info(e).kinds]
+    if current in fits and current not in DEFAULT_ENGINES.values():
+        return current
+    preferred = DEFAULT_ENGINES.get(kind)
+    if preferred in fits:
+        return preferred
+    return current if current in fits else (fits[0] if fits else current)
+
+
 def parse_shortcuts(text: str) -> dict:
     try:
         data = json.loads(text)
@@ -426,6 +442,12 @@ class PageLogic:
 
     # -- media and expressions -------------------------------------------------------------
     @user_errors
+    def engine_choice(self, state, current):
+        """The engine dropdown follows the media kind (flowseg-demo for images, flowrvs-demo
+        for videos) unless the annotator picked an engine that fits."""
+        kind = self.store.get_media(state["media_id"])["kind"] if state.get("media_id") else None
+        return gr.update(value=engine_for_kind(kind, current, engine.available_segmenters()))
+
     def add_media(self, files):
         added = []
         for f in files or []:

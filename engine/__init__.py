@@ -31,3 +31,8 @@ from .flowrvs import demo as _flowrvs_demo  # noqa: E402
 register_segmenter("flowrvs-demo", _flowrvs_demo.load_demo, kinds=("video", "image"),
                    description="FlowRVS demo: tiny model trained on CPU on the synthetic shapes world "
                                "(held-out J&F 0.12: a demonstration of the pipeline, not a useful segmenter)")
+from .flowseg import demo as _flowseg_demo  # noqa: E402
+
+register_segmenter("flowseg-demo", _flowseg_demo.load_demo, kinds=("image",),
+                   description="FlowSeg demo: tiny model trained on CPU on the synthetic shapes world "
+                               "(images; top-5 candidates)")

@@ -254,3 +254,20 @@ def test_image_candidates_show_and_one_click_replaces_the_mask(tmp_path):
         studio.close()
     finally:
         engine.unregister_segmenter("test-topk")
+
+
+def test_engine_choice_follows_the_media_kind(page, tmp_path):
+    """Videos get flowrvs-demo, images flowseg-demo; an annotator's fitting choice stays."""
+    from app.ui_handlers import engine_for_kind
+    from tests.media_fixtures import write_image
+    logic, video_state, _ = page
+    write_image(tmp_path / "still.png", size=(40, 30))
+    image_id = logic.studio.add_media(tmp_path / "still.png")[0]["id"]
+    image_state = logic.pick_media(image_id)[0]
+    assert logic.engine_choice(video_state, None)["value"] == "flowrvs-demo"
+    assert logic.engine_choice(image_state, "flowrvs-demo")["value"] == "flowseg-demo"
+    assert logic.engine_choice(video_state, "flowseg-demo")["value"] == "flowrvs-demo"
+    assert logic.engine_choice(image_state, "flowseg")["value"] == "flowseg"      # fits: kept
+    assert logic.engine_choice(video_state, "flowseg")["value"] == "flowrvs-demo"  # images only
+    assert engine_for_kind("image", None, ["flowrvs"]) == "flowrvs"                # no demo: first that fits
+    assert engine_for_kind("video", "x", []) == "x"
