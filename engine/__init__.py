@@ -26,13 +26,20 @@ from . import flowseg as _flowseg  # noqa: E402
 register_segmenter("flowseg", _flowseg.load, kinds=("image",),
                    description="FlowSeg (SigLIP + SAM + Qwen3, Bidirectional Semantic Flow, BAR): "
                                "referring image segmentation with top-k candidates")
-from .flowrvs import demo as _flowrvs_demo  # noqa: E402
 
-register_segmenter("flowrvs-demo", _flowrvs_demo.load_demo, kinds=("video", "image"),
+
+def _demo_factory(package: str):
+    """The demo engines' load_demo, imported on first use (so `python -m engine.<x>.demo`
+    does not find its module already imported)."""
+    def load_demo(device=None, **kwargs):
+        import importlib
+        return importlib.import_module(f"engine.{package}.demo").load_demo(device=device, **kwargs)
+    return load_demo
+
+
+register_segmenter("flowrvs-demo", _demo_factory("flowrvs"), kinds=("video", "image"),
                    description="FlowRVS demo: tiny model trained on CPU on the synthetic shapes world "
                                "(held-out J&F 0.12: a demonstration of the pipeline, not a useful segmenter)")
-from .flowseg import demo as _flowseg_demo  # noqa: E402
-
-register_segmenter("flowseg-demo", _flowseg_demo.load_demo, kinds=("image",),
+register_segmenter("flowseg-demo", _demo_factory("flowseg"), kinds=("image",),
                    description="FlowSeg demo: tiny model trained on CPU on the synthetic shapes world "
                                "(images; top-5 candidates)")

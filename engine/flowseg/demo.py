@@ -5,8 +5,8 @@
         held-out cIoU/gIoU, and again with the expressions shuffled across images
     python -m engine.flowseg.demo ablation --model full=DIR --model no-CR=DIR ... [--data DIR]
         the same figures for several models on the same held-out set, as a Markdown table
-    python -m engine.flowseg.demo recipe
-        the commands that trained the shipped weights
+    python -m engine.flowseg.demo recipe [--ablation]
+        the commands that trained the shipped weights (or the ablation's models)
 """
 from __future__ import annotations
 
@@ -39,6 +39,30 @@ python -m engine.flowseg.train --data data/fs-train --out runs/fs3 --init runs/f
 python -m engine.flowseg.demo evaluate --model runs/fs3/pipeline --data data/fs-heldout --split val
 cp -r runs/fs3/pipeline/. assets/flowseg-demo/
 """
+# The ablation: four variants trained from scratch with one shorter, identical schedule
+# (CPU time), then measured on the same held-out set.
+ABLATION = {"full": [], "no-CR": ["condition_refinement=off"],
+            "no-SR-CR": ["semantic_refinement=off", "condition_refinement=off"],
+            "no-BAR": ["boundary_refinement=off"]}
+ABLATION_RECIPE = """\
+python -m engine.flowseg.train --data data/fs-train --out runs/ab-{name}-1 --preset demo \\
+    --stage segmentor {switches}{common} --steps {s1} --lr 3e-4 --warmup 50
+python -m engine.flowseg.train --data data/fs-train --out runs/ab-{name}-3 \\
+    --init runs/ab-{name}-1/pipeline --stage joint {common} --steps {s3} --lr 3e-4 --warmup 50
+"""
+ABLATION_STEPS = {"s1": 200, "s3": 700}
+
+
+def ablation_recipe() -> str:
+    common = RECIPE_STEPS["common"]
+    runs = "".join(ABLATION_RECIPE.format(
+        name=name, common=common, switches="".join(f"--switch {s} " for s in switches),
+        **ABLATION_STEPS) for name, switches in ABLATION.items())
+    models = " ".join(f"--model {n}=runs/ab-{n}-3/pipeline" for n in ABLATION)
+    return (f"{runs}python -m engine.flowseg.demo ablation {models} \\\n"
+            "    --data data/fs-heldout --split val\n")
+
+
 RECIPE_STEPS = {"s1": 500, "s2": 150, "s3": 2400,
                 "common": "--batch-size 16 --points 1024 --threads 2 --seed 0"}
 
@@ -122,7 +146,8 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     ev = sub.add_parser("evaluate", help="held-out cIoU/gIoU, plain and shuffled")
     ab = sub.add_parser("ablation", help="several models on one held-out set")
-    sub.add_parser("recipe", help="print the commands that trained the shipped weights")
+    rc = sub.add_parser("recipe", help="print the commands that trained the shipped weights")
+    rc.add_argument("--ablation", action="store_true", help="the ablation's commands instead")
     ev.add_argument("--model", default=str(DEMO_DIR), help="save_pretrained folder")
     ab.add_argument("--model", action="append", required=True, metavar="NAME=DIR")
     for q in (ev, ab):
@@ -136,7 +161,7 @@ def main(argv=None) -> int:
         q.add_argument("--json", help="also write the figures here")
     args = p.parse_args(argv)
     if args.command == "recipe":
-        print(RECIPE.format(**RECIPE_STEPS), end="")
+        print(ablation_recipe() if args.ablation else RECIPE.format(**RECIPE_STEPS), end="")
         return 0
     import torch
     if args.threads:
