@@ -172,7 +172,7 @@ def build(studio: Studio) -> gr.Blocks:
         save_in = [state, frame, editor, *disp]
         save_btn.click(logic.save, save_in, [state, preview, info, strip], **edits)
         # Autosave: every finished stroke goes to the store; only the latest of a burst runs.
-        editor.input(logic.save, save_in, [state, preview, info, strip], trigger_mode="always_last",
+        editor.input(logic.autosave, save_in, [state, preview, info, strip], trigger_mode="always_last",
                      show_progress="hidden", **edits)
         for btn, op in ((fill_btn, "fill_holes"), (specks_btn, "remove_specks"), (clear_btn, "clear"),
                         (smooth_btn, "smooth")):

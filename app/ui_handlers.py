@@ -281,6 +281,17 @@ class PageLogic:
         return apply_strokes(base, editor_value)
 
     @user_errors
+    def autosave(self, state, frame, editor_value, opacity, outline_only, show_overlay, compare=False):
+        """The editor's input event also fires when the page reloads the editor (after Segment,
+        say): only a change to the mask is saved, so a model's proposal never turns "manual" by
+        itself. The Save button (save) still accepts a mask as it is."""
+        eid, frame = self._require(state), int(frame)
+        mask = self.current_mask(state, frame, editor_value)
+        if np.array_equal(mask, self.store.get_mask(eid, frame, state["object_id"])):
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return self.save(state, frame, editor_value, opacity, outline_only, show_overlay, compare)
+
+    @user_errors
     def save(self, state, frame, editor_value, opacity, outline_only, show_overlay, compare=False):
         """Autosave after each stroke (and the Save button): the editor is left as it is."""
         eid, frame = self._require(state), int(frame)

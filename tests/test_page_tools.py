@@ -271,3 +271,30 @@ def test_engine_choice_follows_the_media_kind(page, tmp_path):
     assert logic.engine_choice(video_state, "flowseg")["value"] == "flowrvs-demo"  # images only
     assert engine_for_kind("image", None, ["flowrvs"]) == "flowrvs"                # no demo: first that fits
     assert engine_for_kind("video", "x", []) == "x"
+
+
+def test_editor_reload_after_segment_keeps_the_proposal_a_proposal(tmp_path):
+    """The editor's input event fires when the page reloads it after Segment: that must not
+    turn the model's mask into a manual one. Strokes and the Save button still do."""
+    import engine
+    from tests.media_fixtures import write_image
+    engine.register_segmenter("test-topk", TopK, kinds=("image",))
+    try:
+        studio = Studio(tmp_path / "r.sqlite")
+        write_image(tmp_path / "still.png", size=(40, 30))
+        eid = studio.store.add_expression(studio.add_media(tmp_path / "still.png")[0]["id"], "x")["id"]
+        logic = PageLogic(studio)
+        state = logic.view(logic.pick_expression(None, eid), 0, *DISP)[0]
+        state = logic.view(logic.segment(state, "test-topk"), 0, *DISP)[0]
+        no_strokes = {"background": None, "layers": [np.zeros((30, 40, 4), np.uint8)], "composite": None}
+        out = logic.autosave(state, 0, no_strokes, *DISP)
+        assert all(o == gr.skip() for o in out)
+        assert studio.store.mask_sources(eid) == {0: "test-topk"}
+        layer = np.zeros((30, 40, 4), np.uint8)
+        layer[20:25, 30:35] = (255, 0, 255, 180)                       # a stroke outside the mask
+        state = logic.autosave(state, 0, {"background": None, "layers": [layer], "composite": None}, *DISP)[0]
+        assert studio.store.mask_sources(eid) == {0: "manual"}
+        assert studio.store.get_mask(eid, 0).sum() == 64 + 25
+        studio.close()
+    finally:
+        engine.unregister_segmenter("test-topk")

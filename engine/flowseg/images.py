@@ -31,7 +31,7 @@ def check_image(image) -> None:
 
 
 def _as_tensor(image: np.ndarray, device) -> torch.Tensor:
-    x = torch.from_numpy(np.ascontiguousarray(image)).to(device)
+    x = torch.tensor(image, device=device)          # a copy: frames from the cache are read-only
     return x.permute(2, 0, 1)[None].float()                              # [1, 3, H, W] 0..255
 
 
