@@ -50,7 +50,7 @@ python -m engine.flowseg.train --data data/fs-train --out runs/ab-{name}-1 --pre
 python -m engine.flowseg.train --data data/fs-train --out runs/ab-{name}-3 \\
     --init runs/ab-{name}-1/pipeline --stage joint {common} --steps {s3} --lr 3e-4 --warmup 50
 """
-ABLATION_STEPS = {"s1": 200, "s3": 700}
+ABLATION_STEPS = {"s1": 100, "s3": 400}
 
 
 def ablation_recipe() -> str:
@@ -110,9 +110,28 @@ def evaluate(pipe, data, limit: Optional[int] = None, shuffle_seed: int = 0) -> 
         gts[s.key] = data.union(s)
         preds[s.key] = pipe(image, s.text)
         shuffled[s.key] = pipe(image, samples[order[i]].text)
-    return {"expressions": len(samples), "images": len({s.image_id for s in samples}),
-            "cIoU": ciou(preds, gts), "gIoU": giou(preds, gts),
-            "shuffled_cIoU": ciou(shuffled, gts), "shuffled_gIoU": giou(shuffled, gts)}
+    result = {"expressions": len(samples), "images": len({s.image_id for s in samples}),
+              "cIoU": ciou(preds, gts), "gIoU": giou(preds, gts),
+              "shuffled_cIoU": ciou(shuffled, gts), "shuffled_gIoU": giou(shuffled, gts)}
+    kinds = expression_kinds(data)
+    if kinds:
+        by_kind = {}
+        for s in samples:
+            by_kind.setdefault(kinds.get((s.image_id, s.text), "?"), []).append(s.key)
+        result["cIoU_by_kind"] = {
+            k: {"n": len(keys), "cIoU": ciou({q: preds[q] for q in keys}, {q: gts[q] for q in keys})}
+            for k, keys in sorted(by_kind.items())}
+    return result
+
+
+def expression_kinds(data) -> dict:
+    """{(image_id, text): kind} from the demo world's world.json, when the folder has one."""
+    path = data.root / "world.json"
+    if not path.is_file():
+        return {}
+    scenes = json.loads(path.read_text()).get("scenes", [])
+    return {(s["image_id"], e["exp"]): e["kind"] for s in scenes for e in s.get("expressions", [])
+            if "image_id" in s and "exp" in e and "kind" in e}
 
 
 def _held_out(args):
@@ -185,6 +204,8 @@ def main(argv=None) -> int:
         print(f"cIoU {r['cIoU']:.3f}  gIoU {r['gIoU']:.3f}  |  expressions shuffled: cIoU "
               f"{r['shuffled_cIoU']:.3f}  gIoU {r['shuffled_gIoU']:.3f}  (drop "
               f"{r['cIoU'] - r['shuffled_cIoU']:.3f})")
+        for kind, k in r.get("cIoU_by_kind", {}).items():
+            print(f"  {kind:22s} {k['n']:4d} expressions  cIoU {k['cIoU']:.3f}")
     else:
         print(TABLE_HEAD)
         for name, r in results.items():
