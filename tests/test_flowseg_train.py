@@ -136,7 +136,9 @@ def test_resume_continues_exactly(world, tmp_path):
     base = ["--data", str(world), "--preset", "tiny", "--lr", "1e-3", "--warmup", "2",
             "--save-every", "2", *COMMON]
     assert T.main([*base, "--out", str(straight), "--steps", "4"]) == 0
-    assert T.main([*base, "--out", str(split), "--steps", "2"]) == 0
+    assert T.main([*base, "--out", str(split), "--steps", "4", "--stop-at", "1"]) == 0
+    assert T.main(["--data", str(world), "--out", str(split), "--resume", "--steps", "4",
+                   "--stop-at", "2"]) == 0
     assert T.main(["--data", str(world), "--out", str(split), "--resume", "--steps", "4"]) == 0
     from engine.flowseg.pipeline import FlowSegPipeline
     a = FlowSegPipeline.from_pretrained(straight / "pipeline").model.state_dict()

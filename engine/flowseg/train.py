@@ -256,7 +256,9 @@ def parse_args(argv=None):
                      help="ablation switch for --preset/--components (repeatable)")
     tr = p.add_argument_group("training")
     tr.add_argument("--stage", choices=tuple(STAGES), default="joint")
-    tr.add_argument("--steps", type=int, default=1000, help="total steps of this run")
+    tr.add_argument("--steps", type=int, default=1000, help="total steps (sets the lr schedule)")
+    tr.add_argument("--stop-at", type=int, default=None,
+                    help="stop (and save) after this step, leaving the schedule as --steps sets it")
     tr.add_argument("--batch-size", type=int, default=8)
     tr.add_argument("--lr", type=float, default=4e-5, help="peak learning rate (paper: 4e-5)")
     tr.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine floor, x lr")
@@ -284,9 +286,10 @@ def run(args) -> Path:
         torch.set_num_threads(args.threads)
     if args.resume:
         saved = torch.load(out / TRAINER_STATE, map_location="cpu", weights_only=False)["args"]
-        steps, threads = args.steps, args.threads
+        steps, threads, stop_at = args.steps, args.threads, args.stop_at
         args = argparse.Namespace(**{**saved, "resume": True, "init": str(out / PIPELINE_DIR),
-                                     "steps": max(steps, saved["steps"]), "threads": threads})
+                                     "steps": max(steps, saved["steps"]), "threads": threads,
+                                     "stop_at": stop_at})
     elif out.exists() and (out / TRAINER_STATE).exists():
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or "
                               "choose a new --out")
@@ -302,9 +305,10 @@ def run(args) -> Path:
           f"samples; {sum(p.numel() for p in trainer.params) / 1e6:.2f}M trainable parameters; "
           f"step {trainer.step} -> {args.steps} on {pipe.device}", flush=True)
     t0, last = time.time(), trainer.step
-    while trainer.step < args.steps:
+    end = min(args.steps, args.stop_at or args.steps)
+    while trainer.step < end:
         parts = trainer.train_step()
-        if trainer.step % args.log_every == 0 or trainer.step == args.steps:
+        if trainer.step % args.log_every == 0 or trainer.step == end:
             rate = (time.time() - t0) / max(1, trainer.step - last)
             record = {"step": trainer.step, "lr": trainer.lr_at(trainer.step - 1),
                       "s_per_step": round(rate, 3), **{k: round(v, 4) for k, v in parts.items()}}
@@ -312,7 +316,7 @@ def run(args) -> Path:
             log_file.write(json.dumps(record) + "\n")
             log_file.flush()
             print(json.dumps(record), flush=True)
-        if trainer.step % args.save_every == 0 or trainer.step == args.steps:
+        if trainer.step % args.save_every == 0 or trainer.step == end:
             trainer.save(out)
     log_file.close()
     return out / PIPELINE_DIR
