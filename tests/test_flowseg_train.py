@@ -161,3 +161,26 @@ def test_switches_reach_the_model(world, tmp_path):
     assert all(layer.condition_attn is None for layer in pipe.model.decoder.layers)
     with pytest.raises(ValueError, match="NAME=on|off"):
         T.parse_switches(["bogus=on"])
+
+
+def test_trains_on_the_studios_refcoco_export(tmp_path):
+    """The loop teams use: correct masks in the studio, export RefCOCO, fine-tune on it."""
+    import cv2
+    from app.studio import Studio
+    scene = next(iter(world_images(11, 1, 48)))
+    cv2.imwrite(str(tmp_path / "shapes.png"), cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR))
+    studio = Studio(tmp_path / "p.sqlite")
+    media = studio.add_media(tmp_path / "shapes.png")[0]
+    for e in scene.expressions[:3]:
+        eid = studio.store.add_expression(media["id"], e.text)["id"]
+        studio.store.save_mask(eid, 0, scene.mask(e))
+    out, _ = studio.export_dataset("refcoco", tmp_path / "export")
+    studio.close()
+    data = RefCocoData(out)
+    assert sorted(s.text for s in data.referring) == sorted(e.text for e in scene.expressions[:3])
+    for s in data.referring:
+        e = next(e for e in scene.expressions if e.text == s.text)
+        np.testing.assert_array_equal(data.union(s), scene.mask(e))
+    assert T.main(["--data", str(out), "--out", str(tmp_path / "run"), "--preset", "tiny",
+                   "--steps", "1", *COMMON]) == 0
+    assert (tmp_path / "run" / "pipeline" / "model.safetensors").is_file()

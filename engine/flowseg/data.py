@@ -3,6 +3,7 @@
     folder/instances.json         COCO: images, annotations (RLE or polygons), categories
     folder/refs(unc).p|refs.json  refs: {ref_id, ann_id, image_id, split, sentences: [{sent}]}
     folder/images/<file_name>     (or the folder itself, or --images DIR)
+A .zip of such a folder (the page's export download) works too.
 
 Two kinds of sample come out of it:
 - referring: one sentence -> the mask of its ref's annotation;
@@ -36,10 +37,24 @@ class Sample:
     key: str                 # stable id: "<ref_id>/<sent_id>" or "generic/<image>/<category>"
 
 
+def unpacked(root: Path) -> Path:
+    """A .zip (the page's export download) is unpacked into a temporary folder; the folder
+    holding instances.json inside it is the dataset."""
+    if root.suffix.lower() != ".zip" or not root.is_file():
+        return root
+    import tempfile
+    import zipfile
+    target = Path(tempfile.mkdtemp(prefix="flowseg-data-"))
+    with zipfile.ZipFile(root) as z:
+        z.extractall(target)
+    found = sorted(target.rglob("instances.json"), key=lambda p: len(p.parts))
+    return found[0].parent if found else target
+
+
 class RefCocoData:
     def __init__(self, root, split: Optional[str] = "train", images: Optional[str] = None,
                  cache_images: int = 4096):
-        self.root = Path(root).expanduser()
+        self.root = unpacked(Path(root).expanduser())
         instances = self.root / "instances.json"
         if not instances.is_file():
             raise FileNotFoundError(f"{instances} not found: --data must be a RefCOCO-format "
