@@ -27,7 +27,6 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -37,8 +36,6 @@ from .data import RefCocoData, Sample
 from .images import resized_size, sam_pixels, siglip_pixels
 from .losses import FlowSegCriterion
 from .text import encode_prompt
-
-log = logging.getLogger(__name__)
 
 STAGES = {
     "segmentor": ("sam", "connector", "pixel_decoder", "decoder", "bar", "text_proj"),
@@ -82,16 +79,16 @@ class Batcher:
         self.answer = pipe.tokenizer(pipe.config.answer, add_special_tokens=False)["input_ids"]
         self.pad_id = pipe.tokenizer.pad_token_id or 0
 
-    def __call__(self, samples: list[Sample], texts: Optional[list[str]] = None) -> dict:
+    def __call__(self, samples: list[Sample]) -> dict:
         model, cfg = self.pipe.model, self.pipe.config
         sig_size, sam_size = model.siglip.config.image_size, model.sam.config.image_size
         sig, sam, targets, rows = [], [], [], []
-        for n, s in enumerate(samples):
+        for s in samples:
             image = self.data.image(s.image_id)
             sig.append(siglip_pixels(image, sig_size))
             sam.append(sam_pixels(image, sam_size)[0])
             targets.append(target_on_sam_grid(self.data.target(s), sam_size).to(self.device))
-            rows.append(encode_prompt(self.pipe.tokenizer, cfg, texts[n] if texts else s.text))
+            rows.append(encode_prompt(self.pipe.tokenizer, cfg, s.text))
         length = max(len(r) for r in rows)
         ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
         attention = torch.zeros_like(ids)
