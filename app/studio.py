@@ -167,6 +167,10 @@ class Studio:
             image = self.frame(media["id"], 0)
             found = self.engines.candidates(engine_name, image, expr["text"])
             if found is not None:  # the engine's pick is candidate 1; the others wait for a click
+                masks, scores = found
+                # an empty alternative is no one-click fix (Clear does that): keep the rest
+                keep = [0] + [i for i in range(1, len(masks)) if masks[i].any()]
+                found = masks[keep], scores[keep]
                 self._candidates[expression_id, object_id] = found
                 while len(self._candidates) > 32:
                     self._candidates.pop(next(iter(self._candidates)))

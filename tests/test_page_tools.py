@@ -298,3 +298,28 @@ def test_editor_reload_after_segment_keeps_the_proposal_a_proposal(tmp_path):
         studio.close()
     finally:
         engine.unregister_segmenter("test-topk")
+
+
+class TopKWithEmpty(TopK):
+    """Candidates where the second and fourth are empty masks."""
+    def candidates(self, image, expression, k=5):
+        out = super().candidates(image, expression, k)
+        out.masks[[1, 3]] = False
+        return out
+
+
+def test_empty_alternatives_are_not_offered(tmp_path):
+    import engine
+    from tests.media_fixtures import write_image
+    engine.register_segmenter("test-topk-empty", TopKWithEmpty, kinds=("image",))
+    try:
+        studio = Studio(tmp_path / "e.sqlite")
+        write_image(tmp_path / "still.png", size=(40, 30))
+        eid = studio.store.add_expression(studio.add_media(tmp_path / "still.png")[0]["id"], "x")["id"]
+        studio.segment(eid, "test-topk-empty")
+        masks, scores = studio.candidates(eid)
+        assert len(masks) == 3 and all(m.any() for m in masks)
+        assert scores.tolist() == pytest.approx([0.9, 0.5, 0.1])       # candidates 1, 3, 5 stay in order
+        studio.close()
+    finally:
+        engine.unregister_segmenter("test-topk-empty")
