@@ -293,7 +293,8 @@ class PageLogic:
 
     @user_errors
     def save(self, state, frame, editor_value, opacity, outline_only, show_overlay, compare=False):
-        """Autosave after each stroke (and the Save button): the editor is left as it is."""
+        """Save the editor's mask (the Save button, and autosave when strokes changed it); the
+        editor is left as it is."""
         eid, frame = self._require(state), int(frame)
         mask = self.current_mask(state, frame, editor_value)
         revision = self.store.save_mask(eid, frame, mask, object_id=state["object_id"],
@@ -459,6 +460,7 @@ class PageLogic:
         kind = self.store.get_media(state["media_id"])["kind"] if state.get("media_id") else None
         return gr.update(value=engine_for_kind(kind, current, engine.available_segmenters()))
 
+    @user_errors
     def add_media(self, files):
         added = []
         for f in files or []:

@@ -323,3 +323,13 @@ def test_empty_alternatives_are_not_offered(tmp_path):
         studio.close()
     finally:
         engine.unregister_segmenter("test-topk-empty")
+
+
+def test_a_bad_upload_is_a_user_error(tmp_path):
+    """add_media on the page turns a corrupt file into gr.Error naming it, and records nothing."""
+    studio = Studio(tmp_path / "u.sqlite")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(gr.Error, match="broken.png"):
+        PageLogic(studio).add_media([str(tmp_path / "broken.png")])
+    assert studio.store.list_media() == []
+    studio.close()
