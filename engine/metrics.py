@@ -203,3 +203,17 @@ def ciou(preds, gts, ignores=None) -> float:
 def giou(preds, gts, ignores=None) -> float:
     """Mean per-sample IoU (empty union -> 1) of masks given as sequences or mappings."""
     return iou_per_expression(_keyed(preds), _keyed(gts), _keyed(ignores))["overall"]["gIoU"]
+
+
+def shuffled_order(groups: list, seed: int = 0) -> np.ndarray:
+    """The shuffled-expression control: a permutation that gives every sample the expression
+    of a sample from another group (image or clip), wherever the set allows it."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(groups))
+    for i in range(len(order)):
+        if groups[order[i]] == groups[i]:
+            for j in range(len(order)):
+                if groups[order[j]] != groups[i] and groups[order[i]] != groups[j]:
+                    order[i], order[j] = order[j], order[i]
+                    break
+    return order

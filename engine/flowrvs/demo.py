@@ -195,18 +195,11 @@ def write_world(seed: int, count: int, out, world: str = "auto") -> str:
 def evaluate(segmenter, data_root, shuffle_seed: int = 0, limit: Optional[int] = None) -> dict:
     """J&F over every expression of a MeViS folder, and again with the expressions shuffled
     across clips (each clip gets an expression of another clip; the target stays its own)."""
-    from engine.metrics import jf_per_expression
+    from engine.metrics import jf_per_expression, shuffled_order
     from .train import MevisData
     data = MevisData(data_root, num_frames=1)
     samples = data.samples[:limit] if limit else data.samples
-    rng = np.random.default_rng(shuffle_seed)
-    order = rng.permutation(len(samples))
-    for i in range(len(order)):   # no expression stays on its own clip
-        if samples[order[i]].vid == samples[i].vid:
-            j = next((j for j in range(len(order)) if samples[order[j]].vid != samples[i].vid
-                      and samples[order[i]].vid != samples[j].vid), None)
-            if j is not None:
-                order[i], order[j] = order[j], order[i]
+    order = shuffled_order([s.vid for s in samples], shuffle_seed)  # no expression on its own clip
     preds, shuffled, gts = {}, {}, {}
     for i, s in enumerate(samples):
         key = f"{s.vid}/{s.eid}"

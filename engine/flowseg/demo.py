@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
+from engine.metrics import shuffled_order  # noqa: F401  (part of this module's API)
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "flowseg-demo"
 HELD_OUT_SEED, HELD_OUT_COUNT = 1000, 100
@@ -62,20 +62,6 @@ def load_demo(device=None, *, model_dir=None, k: int = 5):
 
 
 # ---------------------------------------------------------------------------- evaluation
-
-def shuffled_order(image_ids: list, seed: int = 0) -> np.ndarray:
-    """A permutation giving every sample the expression of a sample on another image
-    (where the set allows it)."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(image_ids))
-    for i in range(len(order)):
-        if image_ids[order[i]] == image_ids[i]:
-            for j in range(len(order)):
-                if image_ids[order[j]] != image_ids[i] and image_ids[order[i]] != image_ids[j]:
-                    order[i], order[j] = order[j], order[i]
-                    break
-    return order
-
 
 def evaluate(pipe, data, limit: Optional[int] = None, shuffle_seed: int = 0) -> dict:
     """cIoU / gIoU over the referring samples of a RefCocoData, and with the expressions
