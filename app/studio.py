@@ -6,18 +6,17 @@ service. The UI keeps only ids and a revision number per browser tab.
 """
 from __future__ import annotations
 
+import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
 
-import shutil
-import threading
-
 import engine
 from app import export_coco, formats, frame_tools, mask_ops
 from app import media as media_io
-from app.propagate import propagate, review_scores
 from app.overlay import render_overlay
+from app.propagate import propagate, review_scores
 from app.store import ProjectStore, StoreError
 
 

@@ -11,8 +11,15 @@ from app.api import user_errors
 from app.formats import FORMATS
 from app.media import IMAGE_EXTS, VIDEO_EXTS
 from app.studio import Studio
-from app.ui_handlers import (ADD_COLOR, ERASE_COLOR, STATUS_LABELS, TOOLS, PageLogic, empty_state,
-                             engine_for_kind)
+from app.ui_handlers import (
+    ADD_COLOR,
+    ERASE_COLOR,
+    STATUS_LABELS,
+    TOOLS,
+    PageLogic,
+    empty_state,
+    engine_for_kind,
+)
 
 SHORTCUTS_JS = (Path(__file__).parent / "shortcuts.js").read_text()
 CSS = """

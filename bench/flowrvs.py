@@ -98,6 +98,7 @@ def worker(args) -> dict:
     """One (schedule, way) in this process; the masks of the last call go to --masks-out."""
     import numpy as np
     import torch
+
     from engine.flowrvs.frames import padded_length
     from engine.flowrvs.windows import default_overlap, plan_windows
 
@@ -242,6 +243,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
+
     from engine.registry import pick_device
     args.device = pick_device(args.device)
     if args.worker:

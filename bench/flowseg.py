@@ -121,6 +121,7 @@ def interleaved(fn, names, runs: int, warmup: int, sync) -> dict:
 def worker(args) -> dict:
     """One preset in this process; prints a JSON line."""
     import torch
+
     from engine.flowseg.decoder import FlowSegDecoder, count_parameters
     from engine.flowseg.images import sam_pixels, siglip_pixels
     from engine.flowseg.presets import random_pipeline
@@ -252,6 +253,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import torch
+
     from engine.registry import pick_device
     args.device = pick_device(args.device)
     if args.worker:

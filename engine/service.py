@@ -19,8 +19,15 @@ from typing import Optional
 import numpy as np
 
 from .checks import check_expression, check_frames, check_image, describe
-from .registry import Cancelled, ProgressFn, Segmenter, available_segmenters, \
-    load_segmenter, pick_device, segmenter_info
+from .registry import (
+    Cancelled,
+    ProgressFn,
+    Segmenter,
+    available_segmenters,
+    load_segmenter,
+    pick_device,
+    segmenter_info,
+)
 
 
 class EngineService:

@@ -18,9 +18,16 @@ import torch
 
 # The tiny Wan layout and its seeded builders live in engine.flowrvs.presets (the benchmark
 # builds the same models); re-exported here for the tests.
-from engine.flowrvs.presets import (TINY_DIT, TINY_T5, TINY_VAE, WORDS,  # noqa: F401
-                                    make_text_encoder, make_tokenizer, make_transformer,
-                                    make_vae)
+from engine.flowrvs.presets import (  # noqa: F401
+    TINY_DIT,
+    TINY_T5,
+    TINY_VAE,
+    WORDS,
+    make_text_encoder,
+    make_tokenizer,
+    make_transformer,
+    make_vae,
+)
 
 MAX_SIZE = (32, 48)          # the tests' resolution box instead of the release's 480 x 832
 from tests.hf_cache import write_hf_cache_entry  # noqa: E402

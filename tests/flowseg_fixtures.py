@@ -65,8 +65,15 @@ def _hf_cache_entry(cache_root: Path, repo: str, folder: Path) -> Path:
 @functools.lru_cache(maxsize=1)
 def components() -> SimpleNamespace:
     """Base-model folders shaped like the public ones, at tiny sizes."""
-    from transformers import (Qwen3Config, Qwen3ForCausalLM, SamConfig, SamModel, SiglipConfig,
-                              SiglipModel)
+    from transformers import (
+        Qwen3Config,
+        Qwen3ForCausalLM,
+        SamConfig,
+        SamModel,
+        SiglipConfig,
+        SiglipModel,
+    )
+
     from engine.flowseg.presets import preset_config, word_tokenizer
     root = Path(tempfile.mkdtemp(prefix="flowseg-components-"))
     atexit.register(shutil.rmtree, root, True)

@@ -13,9 +13,23 @@ from pycocotools import mask as mask_utils
 from app.formats.mevis import import_mevis
 from app.formats.refcoco import import_refcoco
 from app.store import ProjectStore
-from engine.demo_world import (COLOURS, KINDS_IMAGE, KINDS_VIDEO, VOCABULARY, SceneObject, WorldConfig,
-                               generate_image, generate_video_clip, image_samples, images, video_clips,
-                               video_samples, vocabulary, write_image_dataset, write_video_dataset)
+from engine.demo_world import (
+    COLOURS,
+    KINDS_IMAGE,
+    KINDS_VIDEO,
+    VOCABULARY,
+    SceneObject,
+    WorldConfig,
+    generate_image,
+    generate_video_clip,
+    image_samples,
+    images,
+    video_clips,
+    video_samples,
+    vocabulary,
+    write_image_dataset,
+    write_video_dataset,
+)
 from engine.demo_world.language import candidates
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,8 +1,8 @@
 """COCO export: written, then read back with pycocotools and compared with the store bit for bit."""
 import json
 import os
-import subprocess
 import stat
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path

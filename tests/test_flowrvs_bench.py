@@ -50,8 +50,15 @@ def test_bench_full_refuses_without_a_gpu():
 
 def test_full_preset_has_the_wan_1_3b_sizes():
     import torch
-    from engine.flowrvs.presets import (FULL_DIT, FULL_T5, FULL_VAE, make_text_encoder,
-                                        make_transformer, make_vae)
+
+    from engine.flowrvs.presets import (
+        FULL_DIT,
+        FULL_T5,
+        FULL_VAE,
+        make_text_encoder,
+        make_transformer,
+        make_vae,
+    )
     with torch.device("meta"):     # shapes only, no memory
         dit = make_transformer(16, seed=0, sizes=FULL_DIT)
         vae = make_vae(1, seed=0, sizes=FULL_VAE)

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from tests.flowrvs_fixtures import MAX_SIZE, assets, pipeline, video
-
 from engine.flowrvs import FlowRVSPipeline
 from engine.flowrvs.checkpoints import CheckpointError, resolve_wan_dir
+from tests.flowrvs_fixtures import MAX_SIZE, assets, pipeline, video
 
 
 def _load(dit, vae="vae_model", wan=None, **kw):

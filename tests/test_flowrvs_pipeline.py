@@ -13,7 +13,6 @@ from PIL import Image
 from engine import Cancelled
 from tests.flowrvs_fixtures import MAX_SIZE, assets, pipeline, video
 
-
 # ----------------------------------------------------------------------------- reference
 
 def reference_probs(frames, expression, *, in_channels, generation, timesteps, text_len,

@@ -4,11 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from tests.flowseg_fixtures import EXPRESSION, image, one_torch_thread, pipeline  # noqa: F401
-
 from engine.flowseg.config import SWITCHES
 from engine.flowseg.refine import BoundaryAwareRefinement, boundary_band
-
+from tests.flowseg_fixtures import EXPRESSION, image, one_torch_thread, pipeline  # noqa: F401
 
 # --------------------------------------------------------------------------- shapes, determinism
 

@@ -7,12 +7,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from tests.flowseg_fixtures import (EXPRESSION, components, image, one_torch_thread,  # noqa: F401
-                                    pipeline)
-
 import engine
 from engine.flowseg import FlowSegPipeline
 from engine.flowseg.checkpoints import CheckpointError, resolve_model_dir
+from tests.flowseg_fixtures import EXPRESSION, components, image, one_torch_thread, pipeline  # noqa: F401
 
 
 @pytest.fixture(scope="module")

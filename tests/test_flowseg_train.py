@@ -166,6 +166,7 @@ def test_switches_reach_the_model(world, tmp_path):
 def test_trains_on_the_studios_refcoco_export(tmp_path):
     """The loop teams use: correct masks in the studio, export RefCOCO, fine-tune on it."""
     import cv2
+
     from app.studio import Studio
     scene = next(iter(world_images(11, 1, 48)))
     cv2.imwrite(str(tmp_path / "shapes.png"), cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR))

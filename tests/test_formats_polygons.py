@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from app import cli, formats
-from app.mask_ops import fill_holes
 from app.formats import coco
+from app.mask_ops import fill_holes
 from tests.test_formats_common import box, canon, fresh, load, source  # noqa: F401 (fixtures)
 
 

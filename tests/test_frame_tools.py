@@ -5,8 +5,15 @@ import cv2
 import numpy as np
 import pytest
 
-from app.frame_tools import (box_to_mask, mask_iou, mask_to_polygons, polygon_to_mask, polygons_to_mask,
-                             refine_with_clicks, smooth_edges)
+from app.frame_tools import (
+    box_to_mask,
+    mask_iou,
+    mask_to_polygons,
+    polygon_to_mask,
+    polygons_to_mask,
+    refine_with_clicks,
+    smooth_edges,
+)
 
 W, H = 160, 120
 CENTRE, RADIUS = (80, 60), 28

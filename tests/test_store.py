@@ -5,7 +5,7 @@ import pytest
 
 from app import rle
 from app.schema import migrations
-from app.store import NothingToDoError, NotFoundError, ProjectStore, StaleRevisionError, StoreError
+from app.store import NotFoundError, NothingToDoError, ProjectStore, StaleRevisionError, StoreError
 
 
 def box(h, w, y0, y1, x0, x1):

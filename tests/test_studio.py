@@ -5,9 +5,9 @@ import pytest
 
 import engine
 from app.media import MediaError
+from app.overlay import render_overlay
 from app.store import StoreError
 from app.studio import Studio
-from app.overlay import render_overlay
 from app.ui_handlers import MASK_RGB, PageLogic, apply_strokes
 from tests.media_fixtures import write_image, write_video
 

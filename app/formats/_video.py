@@ -10,8 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.formats import _frames
-from app.formats._base import (ExportReport, FormatError, Problems, Snapshot, as_int, clean_text, read_json,
-                               safe_name)
+from app.formats._base import (
+    ExportReport,
+    FormatError,
+    Problems,
+    Snapshot,
+    as_int,
+    clean_text,
+    read_json,
+    safe_name,
+)
 from app.store import ProjectStore
 
 

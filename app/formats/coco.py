@@ -35,9 +35,20 @@ from pycocotools import mask as mask_utils
 
 from app.export_coco import build_coco, write_coco
 from app.formats import _frames
-from app.formats._base import (ExportReport, FormatError, ImportReport, Problems, as_int, clean_text,
-                               decode_rle, encode_counts, read_json, snapshot, unique_stems,
-                               write_json_atomic)
+from app.formats._base import (
+    ExportReport,
+    FormatError,
+    ImportReport,
+    Problems,
+    as_int,
+    clean_text,
+    decode_rle,
+    encode_counts,
+    read_json,
+    snapshot,
+    unique_stems,
+    write_json_atomic,
+)
 from app.formats._plan import ExpressionPlan, MediaPlan, ObjectPlan, Plan, apply_plan
 from app.store import ProjectStore
 

@@ -17,11 +17,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.formats import _frames, _video
-from app.formats._base import (ExportReport, ImportReport, Problems, as_int, decode_rle, encode_counts,
-                               export_folder, read_json, snapshot, unique_stems, write_json_atomic)
+from app.formats._base import (
+    ExportReport,
+    ImportReport,
+    Problems,
+    as_int,
+    decode_rle,
+    encode_counts,
+    export_folder,
+    read_json,
+    snapshot,
+    unique_stems,
+    write_json_atomic,
+)
 from app.formats._plan import ExpressionPlan, MediaPlan, ObjectPlan, Plan, apply_plan
 from app.store import ProjectStore
-
 
 # --- export ----------------------------------------------------------------------------------
 

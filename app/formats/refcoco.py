@@ -26,8 +26,15 @@ from pathlib import Path
 
 from app.export_coco import build_coco
 from app.formats import coco
-from app.formats._base import (ExportReport, FormatError, ImportReport, Problems, export_folder, read_json,
-                               write_json_atomic)
+from app.formats._base import (
+    ExportReport,
+    FormatError,
+    ImportReport,
+    Problems,
+    export_folder,
+    read_json,
+    write_json_atomic,
+)
 from app.formats._plan import Plan, apply_plan
 from app.store import ProjectStore
 

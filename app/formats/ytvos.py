@@ -28,8 +28,17 @@ from PIL import Image, UnidentifiedImageError
 
 from app import rle
 from app.formats import _frames, _video
-from app.formats._base import (ExportReport, ImportReport, Problems, as_int, encode_counts, export_folder,
-                               snapshot, unique_stems, write_json_atomic)
+from app.formats._base import (
+    ExportReport,
+    ImportReport,
+    Problems,
+    as_int,
+    encode_counts,
+    export_folder,
+    snapshot,
+    unique_stems,
+    write_json_atomic,
+)
 from app.formats._plan import ExpressionPlan, MediaPlan, ObjectPlan, Plan, apply_plan
 from app.store import ProjectStore
 

@@ -28,10 +28,29 @@ held-out sets are simply other seeds.
 """
 from engine.demo_world.datasets import write_image_dataset, write_video_dataset
 from engine.demo_world.language import KINDS_IMAGE, KINDS_VIDEO, Expression, vocabulary
-from engine.demo_world.scenes import (ImageSample, ImageScene, Scene, VideoClip, VideoSample, generate_image,
-                                      generate_video_clip, image_samples, images, scene_rng, video_clips,
-                                      video_samples)
-from engine.demo_world.world import COLOURS, IMAGE_CONFIG, MOTIONS, SHAPES, VIDEO_CONFIG, SceneObject, WorldConfig
+from engine.demo_world.scenes import (
+                                      ImageSample,
+                                      ImageScene,
+                                      Scene,
+                                      VideoClip,
+                                      VideoSample,
+                                      generate_image,
+                                      generate_video_clip,
+                                      image_samples,
+                                      images,
+                                      scene_rng,
+                                      video_clips,
+                                      video_samples,
+)
+from engine.demo_world.world import (
+                                      COLOURS,
+                                      IMAGE_CONFIG,
+                                      MOTIONS,
+                                      SHAPES,
+                                      VIDEO_CONFIG,
+                                      SceneObject,
+                                      WorldConfig,
+)
 
 VOCABULARY = vocabulary()  # every word of the default worlds, sorted
 

@@ -7,7 +7,14 @@ from typing import Iterator, NamedTuple
 import numpy as np
 
 from engine.demo_world.language import Expression, candidates, choose
-from engine.demo_world.world import IMAGE_CONFIG, VIDEO_CONFIG, SceneObject, WorldConfig, paint, sample_scene
+from engine.demo_world.world import (
+    IMAGE_CONFIG,
+    VIDEO_CONFIG,
+    SceneObject,
+    WorldConfig,
+    paint,
+    sample_scene,
+)
 
 _VIDEO_STREAM, _IMAGE_STREAM = 1, 2  # keep the video and image worlds of one seed apart
 

@@ -343,6 +343,7 @@ def load_diffusers_model(model_cls, folder, **config_overrides):
     loaded strictly. Avoids diffusers' from_pretrained, which needs `accelerate` for models
     with keep-in-fp32 modules (WanTransformer3DModel)."""
     import json
+
     from safetensors.torch import load_file
     folder = Path(folder)
     config = model_cls.load_config(str(folder))

@@ -43,6 +43,7 @@ def load_demo(device=None, *, num_steps: int = 1, schedule: str = "official", mo
     """A FlowRVSSegmenter over the demo weights in assets/flowrvs-demo/ (CPU is fine);
     model_dir: another save_pretrained folder (a training run's pipeline/)."""
     from engine.registry import EngineNotConfigured
+
     from .pipeline import FlowRVSPipeline
     from .segmenter import FlowRVSSegmenter
     folder = Path(model_dir) if model_dir is not None else DEMO_DIR
@@ -196,6 +197,7 @@ def evaluate(segmenter, data_root, shuffle_seed: int = 0, limit: Optional[int] =
     """J&F over every expression of a MeViS folder, and again with the expressions shuffled
     across clips (each clip gets an expression of another clip; the target stays its own)."""
     from engine.metrics import jf_per_expression, shuffled_order
+
     from .train import MevisData
     data = MevisData(data_root, num_frames=1)
     samples = data.samples[:limit] if limit else data.samples

@@ -19,22 +19,35 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
-
-from engine.checks import check_frames
 import torch
 
-from engine.torch_utils import as_dtype
-
+from engine.checks import check_frames
 from engine.registry import Cancelled, pick_device
+from engine.torch_utils import as_dtype
 
 from . import checkpoints as ck
 from .config import FlowRVSConfig, describe_generation
-from .frames import (latent_stats, logits_from_decoded, model_size, normalize_latents,
-                     pad_to_4k1, preprocess_frames, probabilities_at, unnormalize_latents)
+from .frames import (
+    latent_stats,
+    logits_from_decoded,
+    model_size,
+    normalize_latents,
+    pad_to_4k1,
+    preprocess_frames,
+    probabilities_at,
+    unnormalize_latents,
+)
 from .solver import check_schedule, make_scheduler, schedule_timesteps, solve_flow
 from .text import PromptCache, clean_prompt, encode_prompt
-from .windows import (CPU_WINDOW, MAX_AUTO_WINDOW, MIN_WINDOW, Blender, check_window,
-                      default_overlap, plan_windows)
+from .windows import (
+    CPU_WINDOW,
+    MAX_AUTO_WINDOW,
+    MIN_WINDOW,
+    Blender,
+    check_window,
+    default_overlap,
+    plan_windows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +170,11 @@ class FlowRVSPipeline:
     def from_pretrained(cls, directory, device=None, dtype=None,
                         **pipeline_kwargs) -> "FlowRVSPipeline":
         """Load a folder written by save_pretrained (this project's format)."""
-        from diffusers import (AutoencoderKLWan, FlowMatchEulerDiscreteScheduler,
-                               WanTransformer3DModel)
+        from diffusers import (
+            AutoencoderKLWan,
+            FlowMatchEulerDiscreteScheduler,
+            WanTransformer3DModel,
+        )
         directory = Path(directory)
         config = FlowRVSConfig.load(directory)
         missing = [s for s in SUBFOLDERS if not (directory / s).is_dir()]

@@ -154,8 +154,9 @@ class DecoderOutput:
 class FlowSegDecoder(nn.Module):
     def __init__(self, config: FlowSegConfig, num_levels: int = 3):
         super().__init__()
-        from transformers.models.mask2former.modeling_mask2former import \
-            Mask2FormerSinePositionEmbedding
+        from transformers.models.mask2former.modeling_mask2former import (
+            Mask2FormerSinePositionEmbedding,
+        )
         d = config.hidden_dim
         self.config = config
         self.num_heads = config.num_heads

@@ -51,6 +51,7 @@ def load_demo(device=None, *, model_dir=None, k: int = 5):
     """A FlowSegSegmenter over the demo weights (CPU is fine); model_dir: another
     save_pretrained folder (a training run's pipeline/)."""
     from engine.registry import EngineNotConfigured
+
     from .segmenter import load
     folder = Path(model_dir) if model_dir is not None else DEMO_DIR
     if not (folder / "flowseg_config.json").is_file():

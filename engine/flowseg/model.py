@@ -105,8 +105,11 @@ def init_pixel_decoder(module: nn.Module) -> None:
     would run it; built standalone it must be called): level embeddings ~ N(0, 1) (they are
     allocated uninitialised) and Deformable-DETR's sampling-offset grid."""
     import math
+
     from transformers.models.mask2former.modeling_mask2former import (
-        Mask2FormerPixelDecoder, Mask2FormerPixelDecoderEncoderMultiscaleDeformableAttention)
+        Mask2FormerPixelDecoder,
+        Mask2FormerPixelDecoderEncoderMultiscaleDeformableAttention,
+    )
     with torch.no_grad():
         for m in module.modules():
             if isinstance(m, Mask2FormerPixelDecoder):
@@ -159,8 +162,14 @@ class FlowSegModel(nn.Module):
         """Towers not given are built from config.siglip / sam / llm (random weights, or
         none at all under transformers' no_init_weights when a checkpoint follows)."""
         super().__init__()
-        from transformers import (Qwen3Config, Qwen3ForCausalLM, SamVisionConfig,
-                                  SamVisionModel, SiglipVisionConfig, SiglipVisionModel)
+        from transformers import (
+            Qwen3Config,
+            Qwen3ForCausalLM,
+            SamVisionConfig,
+            SamVisionModel,
+            SiglipVisionConfig,
+            SiglipVisionModel,
+        )
         from transformers.models.mask2former.modeling_mask2former import Mask2FormerPixelDecoder
         self.config = config
         self.siglip = siglip if siglip is not None else \

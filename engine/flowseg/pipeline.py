@@ -23,9 +23,8 @@ from typing import Optional
 import numpy as np
 import torch
 
-from engine.torch_utils import as_dtype
-
 from engine.registry import pick_device
+from engine.torch_utils import as_dtype
 
 from . import checkpoints as ck
 from .config import FlowSegConfig
