@@ -205,13 +205,23 @@ def build_tokenizer(words):
 
 # ---------------------------------------------------------------------------- the recipe
 
-def sample_timesteps(batch_size: int, p: float, generator: torch.Generator) -> torch.Tensor:
+def lean_toward_start(u: torch.Tensor, bias: float) -> torch.Tensor:
+    """u ~ U(0, 1) -> u ** (1 / (1 + bias)), whose density (1 + bias) * x**bias leans toward 1
+    (t = 1000, the start of the flow): P(x <= a) = a ** (1 + bias). bias 0 returns u itself."""
+    if bias < 0:
+        raise ValueError(f"timestep bias must be >= 0 (0: uniform), got {bias}")
+    return u if bias == 0 else u ** (1.0 / (1.0 + bias))
+
+
+def sample_timesteps(batch_size: int, p: float, generator: torch.Generator,
+                     bias: float = 0.0) -> torch.Tensor:
     """Boundary-Biased Sampling: float timesteps [batch_size] in [1, 1000].
 
     A fraction p of the batch gets 1000 (the video end, where the flow starts); the release
     gives exactly half of each batch (p=0.5). p * batch_size is rounded stochastically so a
     batch of 1 gets 1000 with probability p. The rest: clamp(floor(u * 1000), 1, 1000) with
-    u ~ U(0, 1). Then shuffled.
+    u ~ U(0, 1), or with bias > 0 (not the release's) u leaned toward 1 by lean_toward_start:
+    with DVI only the start of the flow needs the text. Then shuffled.
     """
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"BBS p must be in [0, 1], got {p}")
@@ -219,7 +229,7 @@ def sample_timesteps(batch_size: int, p: float, generator: torch.Generator) -> t
     n_boundary = int(math.floor(exact))
     if torch.rand((), generator=generator).item() < exact - n_boundary:
         n_boundary += 1
-    u = torch.rand(batch_size - n_boundary, generator=generator)
+    u = lean_toward_start(torch.rand(batch_size - n_boundary, generator=generator), bias)
     rest = torch.clamp(torch.floor(u * 1000), 1, 1000)
     t = torch.cat([torch.full((n_boundary,), 1000.0), rest])
     return t[torch.randperm(batch_size, generator=generator)]
@@ -486,7 +496,8 @@ class Trainer:
         x1 = torch.cat([l[2] for l in lat])
         mean, std = _latent_stats(self.vae, self.device)
         x0 = self.spa.start_point(z_mean, z_std, mean, std, self.generator)
-        timesteps = sample_timesteps(len(items), self.args.bbs_p, self.generator).to(self.device)
+        timesteps = sample_timesteps(len(items), self.args.bbs_p, self.generator,
+                                     getattr(self.args, "timestep_bias", 0.0)).to(self.device)
         x_t, target = flow_pair(x0, x1, timesteps)
         hidden = torch.cat([x_t, x0], dim=1) if self.transformer.config.in_channels == \
             2 * x0.shape[1] else x_t
@@ -706,6 +717,11 @@ def parse_args(argv=None):
     tr.add_argument("--grad-clip", type=float, default=1.0)
     tr.add_argument("--ema-decay", type=float, default=0.9999, help="0 disables the EMA")
     tr.add_argument("--bbs-p", type=float, default=0.5, help="Boundary-Biased Sampling share")
+    tr.add_argument("--timestep-bias", type=float, default=0.0,
+                    help="lean the non-boundary timesteps toward t=1000, the start of the flow "
+                         "(density ~ t**bias; 0 = the release's uniform)")
+    tr.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                    help="stop (and export) after the first step past this much training time")
     tr.add_argument("--no-spa-sample", action="store_true",
                     help="SPA off part 1: x0 from the latent mean, not a sample")
     tr.add_argument("--spa-norm-jitter", type=float, default=0.05,
@@ -775,14 +791,19 @@ def run(args) -> Trainer:
     if args.stage == "flow" and args.precompute_latents:
         trainer.precompute_latents()
     t0 = time.time()
-    while trainer.step_count < args.max_steps:
+    end = args.max_steps
+    while trainer.step_count < end:
         loss = trainer.step()
         s = trainer.step_count
-        if s % args.log_every == 0 or s == args.max_steps:
+        time_limit = getattr(args, "time_limit", None)
+        if time_limit is not None and time.time() - t0 > time_limit and s < end:
+            log.info("time limit %g s reached at step %d", time_limit, s)
+            end = s
+        if s % args.log_every == 0 or s == end:
             recent = trainer.losses[-args.log_every:]
             log.info("step %d loss %.5f (mean of last %d: %.5f) %.1fs", s, loss, len(recent),
                      sum(recent) / len(recent), time.time() - t0)
-        if s % args.save_every == 0 or s == args.max_steps:
+        if s % args.save_every == 0 or s == end:
             trainer.save(out / CHECKPOINT)
     if args.stage == "vae" and args.train_vae_encoder:
         model = copy.deepcopy(trainer.vae)

@@ -83,6 +83,10 @@ class FlowSegConfig:
     boundary_refinement: bool = True
     condition_mode: str = "tokens"               # "tokens": the <p> span's tokens; "pooled": one vector
     gate_bias_init: float = 2.0                  # init: g = sigmoid(2) = 0.88 favours vision at first
+    # Not in the paper, off by default: each prediction's mask geometry (centroid, spread, area)
+    # embedded into the query content, so selection can match "left", "top", ordinals
+    # (decoder.QueryGeometry). On, the decoder has a `geometry.` MLP the weights must hold.
+    query_position: bool = False
 
     # Boundary-Aware Refinement.
     bar_eps: float = 0.1
@@ -137,6 +141,8 @@ class FlowSegConfig:
         if len(self.sam_feature_layers) != 3:
             raise ValueError(f"sam_feature_layers must name 3 SAM hidden_states (strides 8, 16, "
                              f"32), got {self.sam_feature_layers}")
+        if not isinstance(self.query_position, bool):
+            raise ValueError(f"query_position must be true or false, got {self.query_position!r}")
         if self.condition_mode not in CONDITION_MODES:
             raise ValueError(f"condition_mode must be one of {CONDITION_MODES}, got "
                              f"{self.condition_mode!r}")

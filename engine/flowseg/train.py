@@ -211,8 +211,13 @@ def build_pipeline(args, data: RefCocoData):
     from .pipeline import FlowSegPipeline
     from .presets import WORDS, preset_config, word_tokenizer
     if args.init:
-        return FlowSegPipeline.from_pretrained(args.init, device=args.device, dtype=torch.float32)
+        pipe = FlowSegPipeline.from_pretrained(args.init, device=args.device, dtype=torch.float32)
+        if getattr(args, "query_position", False):
+            add_query_position(pipe)
+        return pipe
     overrides = parse_switches(args.switch)
+    if getattr(args, "query_position", False):
+        overrides["query_position"] = True
     if args.components:
         siglip, sam, llm = args.components
         return FlowSegPipeline.from_components(siglip, sam, llm, device=args.device,
@@ -221,6 +226,17 @@ def build_pipeline(args, data: RefCocoData):
     tokenizer = word_tokenizer(sorted(set(WORDS) | set(data.vocabulary())))
     return FlowSegPipeline.from_config(preset_config(args.preset, **overrides), tokenizer,
                                        seed=args.seed, device=args.device, dtype=torch.float32)
+
+
+def add_query_position(pipe) -> None:
+    """Give a loaded model config.query_position: the decoder gains a QueryGeometry whose
+    zero last layer leaves its output unchanged until training moves it; the config (shared
+    by the pipeline, the model and the decoder) records it, so save_pretrained keeps it."""
+    config = pipe.model.decoder.config
+    if config is not pipe.config or config is not pipe.model.config:
+        raise RuntimeError("the pipeline, model and decoder must share one FlowSegConfig")
+    pipe.model.decoder.add_query_geometry()
+    config.query_position = True
 
 
 def parse_switches(items) -> dict:
@@ -266,6 +282,11 @@ def parse_args(argv=None):
     tr.add_argument("--lm-weight", type=float, default=1.0, help="0 turns the LM loss off")
     tr.add_argument("--generic-share", type=float, default=0.2,
                     help="joint stage: share of generic (category) samples")
+    tr.add_argument("--query-position", action="store_true",
+                    help="give the queries their mask's position (config.query_position; "
+                         "with --init it is added to the loaded model, starting as a no-op)")
+    tr.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                    help="stop (and save) after the first step past this much training time")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--save-every", type=int, default=500)
     tr.add_argument("--log-every", type=int, default=25)
@@ -286,7 +307,7 @@ def run(args) -> Path:
         steps, threads, stop_at = args.steps, args.threads, args.stop_at
         args = argparse.Namespace(**{**saved, "resume": True, "init": str(out / PIPELINE_DIR),
                                      "steps": max(steps, saved["steps"]), "threads": threads,
-                                     "stop_at": stop_at})
+                                     "stop_at": stop_at, "time_limit": args.time_limit})
     elif out.exists() and (out / TRAINER_STATE).exists():
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or "
                               "choose a new --out")
@@ -303,8 +324,12 @@ def run(args) -> Path:
           f"step {trainer.step} -> {args.steps} on {pipe.device}", flush=True)
     t0, last = time.time(), trainer.step
     end = min(args.steps, args.stop_at or args.steps)
+    time_limit = getattr(args, "time_limit", None)
     while trainer.step < end:
         parts = trainer.train_step()
+        if time_limit is not None and time.time() - t0 > time_limit and trainer.step < end:
+            print(f"time limit {time_limit:g} s reached at step {trainer.step}", flush=True)
+            end = trainer.step
         if trainer.step % args.log_every == 0 or trainer.step == end:
             rate = (time.time() - t0) / max(1, trainer.step - last)
             record = {"step": trainer.step, "lr": trainer.lr_at(trainer.step - 1),
