@@ -183,6 +183,11 @@ def seed_demo(studio) -> None:
             studio.store.add_expression(media["id"], text)
 
 
+def entry() -> None:
+    """The `flowlabel` console command (pyproject.toml): the same as `python launch.py`."""
+    sys.exit(main())
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     project = args.project or default_project()

@@ -404,7 +404,7 @@ class FlowRVSPipeline:
                     report(f"{tag}: step {i + 1}/{num_steps} done (t={float(t):.0f})")
 
                 report(f"{tag}: step 1/{num_steps}", advance=0)
-                z = solve_flow(lambda zt, t: self.velocity(zt, t, z0, prompt_embeds), z0,
+                z = solve_flow(lambda zt, t, z0=z0: self.velocity(zt, t, z0, prompt_embeds), z0,
                                timesteps, sigmas, callback=step_done,
                                cancel=self._interrupt.is_set)
                 # 8. Decode, drop padded frames, resize to the input size, sigmoid
