@@ -27,3 +27,12 @@ def test_formats_bench_quick_round_trips_every_format():
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     for name in ("coco", "ytvos", "mevis"):
         assert re.search(rf"^{name} +export +[\d.]+ s .* round trip exact: True$", done.stdout, re.M), done.stdout
+
+
+def test_batch_bench_quick_runs_in_process():
+    """Run from outside the repository: the bench finds the project through its installation."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "batch.py"), "--quick", "--no-ray"],
+                          cwd=ROOT.parent, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert re.search(r"^in-process: \d+ expressions in [\d.]+ s = [\d.]+ expressions/s$", done.stdout, re.M), \
+        done.stdout
