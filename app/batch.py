@@ -37,6 +37,7 @@ import numpy as np
 import engine
 from app.store import ProjectStore
 from app.studio import Studio
+from engine.plugins import import_engine_modules
 
 ROOT = Path(__file__).resolve().parent.parent
 FINISHED = ("done", "reviewed")
@@ -180,8 +181,7 @@ class EngineWorker:
     """A Ray actor holding one engine (one model) on its device. Frames in, packed masks out."""
 
     def __init__(self, engine_name: str, modules: list[str], device: Optional[str], paths: dict):
-        from app.cli import import_engine_modules  # the plugin hook: register the same engines here
-        import_engine_modules(modules)
+        import_engine_modules(modules)  # register the same plugin engines in this worker
         self.engine_name = engine_name
         self.service = engine.EngineService(device=device, paths=paths)
 

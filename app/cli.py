@@ -7,26 +7,19 @@ module before anything else runs; a module registers its engines with engine.reg
 from __future__ import annotations
 
 import argparse
-import hashlib
-import importlib
-import importlib.util
 import os
 import sys
 from pathlib import Path
 
+import engine
+from engine.plugins import (
+    ENGINE_MODULES_ENV,
+    EngineModuleError,
+    import_engine_modules,
+    requested_modules,
+)
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-# Model locations: flag, else environment variable, else unset (the engine's issue defines them).
-MODEL_PATHS = {
-    ("flowrvs", "wan_dir"): ("--flowrvs-wan-dir", "FLOWLABEL_FLOWRVS_WAN_DIR",
-                             "local Wan2.1-T2V-1.3B-Diffusers folder (or its Hugging Face cache path)"),
-    ("flowrvs", "dit_checkpoint"): ("--flowrvs-checkpoint", "FLOWLABEL_FLOWRVS_CHECKPOINT",
-                                    "FlowRVS DiT .pth checkpoint"),
-    ("flowrvs", "vae_checkpoint"): ("--flowrvs-vae", "FLOWLABEL_FLOWRVS_VAE", "FlowRVS tuned_vae.pth"),
-    ("flowrvs", "model_dir"): ("--flowrvs-model-dir", "FLOWLABEL_FLOWRVS_MODEL_DIR",
-                               "FlowRVS folder written by save_pretrained (instead of the three above)"),
-    ("flowseg", "model_dir"): ("--flowseg-dir", "FLOWLABEL_FLOWSEG_DIR", "FlowSeg save_pretrained folder"),
-}
-ENGINE_MODULES_ENV = "FLOWLABEL_ENGINE_MODULES"
 ENGINE_MODULE_HELP = (f"import this Python module (dotted name, or a .py file) before starting; it registers "
                       f"its own engines with engine.register_segmenter. Repeatable; also env {ENGINE_MODULES_ENV} "
                       "(comma-separated)")
@@ -66,9 +59,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-demo", action="store_true",
                    help="do not add the demo media from assets/ to a new, empty project")
     p.add_argument("--engine-module", action="append", default=[], metavar="MODULE", help=ENGINE_MODULE_HELP)
-    for (eng, key), (flag, env, what) in MODEL_PATHS.items():
-        p.add_argument(flag, dest=f"{eng}__{key}", default=os.environ.get(env),
-                       help=f"{what} (env {env})")
+    # Model locations: the engines' own tables (engine.ModelPath), flag else environment variable.
+    for eng, key, where in engine.model_path_options():
+        p.add_argument(where.flag, dest=f"{eng}__{key}", default=os.environ.get(where.env),
+                       help=f"{where.help} (env {where.env})")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     exp = sub.add_parser("export", help="export the project's annotations")
     # SUPPRESS: `--project P export` and `export --project P` both work; neither resets the other.
@@ -119,52 +113,15 @@ def _engine_args(sub: argparse.ArgumentParser, project_help: str) -> None:
                      metavar="MODULE", help=ENGINE_MODULE_HELP)
 
 
-class EngineModuleError(Exception):
-    pass
-
-
 def engine_modules(args) -> list[str]:
     """Plugin modules from the environment, then the flags (before and after the command)."""
-    env = [m.strip() for m in os.environ.get(ENGINE_MODULES_ENV, "").split(",") if m.strip()]
-    flags = list(getattr(args, "engine_module", None) or []) + list(getattr(args, "engine_module_sub", None) or [])
-    return list(dict.fromkeys(env + flags))
-
-
-def import_engine_modules(names) -> list:
-    """Import each plugin module (dotted name, or path to a .py file); importing registers its
-    engines. A module already imported is not imported again. Raises EngineModuleError."""
-    if os.getcwd() not in sys.path:  # `python /path/launch.py` from a folder holding the plugin
-        sys.path.append(os.getcwd())
-    loaded = []
-    for name in names:
-        try:
-            if name.endswith(".py"):
-                path = Path(name).expanduser().resolve()
-                key = f"flowlabel_plugin_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
-                if key not in sys.modules:
-                    spec = importlib.util.spec_from_file_location(key, path)
-                    if spec is None or not path.is_file():
-                        raise FileNotFoundError(f"no such file: {path}")
-                    module = importlib.util.module_from_spec(spec)
-                    sys.modules[key] = module
-                    try:
-                        spec.loader.exec_module(module)
-                    except BaseException:
-                        del sys.modules[key]
-                        raise
-                loaded.append(sys.modules[key])
-            else:
-                loaded.append(importlib.import_module(name))
-        except Exception as e:
-            raise EngineModuleError(
-                f"could not import engine module {name!r}: {type(e).__name__}: {e}. Pass an importable module "
-                "name (on PYTHONPATH or in the current folder) or the path of a .py file") from e
-    return loaded
+    return requested_modules(list(getattr(args, "engine_module", None) or [])
+                             + list(getattr(args, "engine_module_sub", None) or []))
 
 
 def engine_paths(args) -> dict:
     paths: dict = {}
-    for (eng, key) in MODEL_PATHS:
+    for eng, key, _ in engine.model_path_options():
         value = getattr(args, f"{eng}__{key}", None)
         if value:
             paths.setdefault(eng, {})[key] = value
@@ -280,7 +237,6 @@ def _existing_project(project: Path) -> bool:
 
 
 def evaluate(project: Path, args) -> int:
-    import engine
     from app import evaluate as ev
     from app.store import ProjectStore
     if not _existing_project(project):
@@ -302,7 +258,6 @@ def evaluate(project: Path, args) -> int:
 
 
 def annotate(project: Path, args) -> int:
-    import engine
     from app import batch
     from app.studio import Studio
     if not _existing_project(project):

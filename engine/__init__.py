@@ -7,11 +7,13 @@ Importing this package never imports torch.
 from .registry import (
     Cancelled,
     EngineNotConfigured,
+    ModelPath,
     Segmenter,
     SegmenterInfo,
     UnknownEngineError,
     available_segmenters,
     load_segmenter,
+    model_path_options,
     pick_device,
     register_segmenter,
     segmenter_info,
@@ -20,8 +22,8 @@ from .registry import (
 from .service import EngineService
 
 __all__ = [
-    "Cancelled", "EngineNotConfigured", "EngineService", "Segmenter", "SegmenterInfo", "UnknownEngineError",
-    "available_segmenters", "load_segmenter", "pick_device", "register_segmenter",
+    "Cancelled", "EngineNotConfigured", "EngineService", "ModelPath", "Segmenter", "SegmenterInfo", "UnknownEngineError",
+    "available_segmenters", "load_segmenter", "model_path_options", "pick_device", "register_segmenter",
     "segmenter_info", "unregister_segmenter",
 ]
 
@@ -29,11 +31,11 @@ __all__ = [
 # the engine is first used, from the paths given by flags or environment variables.
 from . import flowrvs as _flowrvs  # noqa: E402
 
-register_segmenter("flowrvs", _flowrvs.load, kinds=("video", "image"),
+register_segmenter("flowrvs", _flowrvs.load, kinds=("video", "image"), paths=_flowrvs.ENV_VARS,
                    description="FlowRVS (Wan2.1 DiT, official weights): referring video segmentation")
 from . import flowseg as _flowseg  # noqa: E402
 
-register_segmenter("flowseg", _flowseg.load, kinds=("image",),
+register_segmenter("flowseg", _flowseg.load, kinds=("image",), paths=_flowseg.ENV_VARS,
                    description="FlowSeg (SigLIP + SAM + Qwen3, Bidirectional Semantic Flow, BAR): "
                                "referring image segmentation with top-k candidates")
 
