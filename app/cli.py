@@ -238,20 +238,21 @@ def _existing_project(project: Path) -> bool:
 
 def evaluate(project: Path, args) -> int:
     from app import evaluate as ev
-    from app.store import ProjectStore
+    from app.studio import Studio
     if not _existing_project(project):
         return 2
-    engines = engine.EngineService(device=args.device, paths=engine_paths(args))
-    with ProjectStore(project) as store:
-        try:
-            report = ev.evaluate(store, args.engine, engines)
-        except engine.UnknownEngineError as e:
-            print(f"error: {e}; load plugin engines with --engine-module", file=sys.stderr)
-            return 2
-        except ev.EvaluationError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-    out = ev.write_json(report, args.json or ev.default_json_path(store.path, args.engine))
+    studio = Studio(project, device=args.device, engine_paths=engine_paths(args))
+    try:
+        report = ev.evaluate(studio, args.engine)
+    except engine.UnknownEngineError as e:
+        print(f"error: {e}; load plugin engines with --engine-module", file=sys.stderr)
+        return 2
+    except ev.EvaluationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        studio.close()
+    out = ev.write_json(report, args.json or ev.default_json_path(studio.store.path, args.engine))
     print(ev.format_table(report))
     print(f"\nwrote {out}")
     return 0

@@ -22,6 +22,7 @@ from app import rle
 from app.schema import migrations
 
 STATUSES = ("todo", "in_progress", "done", "reviewed")
+FINISHED = ("done", "reviewed")   # a person vouched for every frame of the expression
 
 
 class StoreError(Exception):
@@ -376,7 +377,7 @@ class ProjectStore:
         """A reviewer sends the expression back to 'in progress' with a comment saying why."""
         with self._lock, self.db.atomic():
             expr = self._check_revision(expression_id, base_revision)
-            if expr["status"] not in ("done", "reviewed"):
+            if expr["status"] not in FINISHED:
                 raise StoreError(f"only finished expressions can be rejected; this one is {expr['status']}")
             self.add_note(expression_id, comment, kind="reject")
             return self.set_status(expression_id, "in_progress")

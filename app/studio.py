@@ -60,7 +60,8 @@ class Studio:
             raise StoreError(f"frame {index} is outside {media['name']} (frames 0..{media['frames'] - 1})")
         return self.frames.frame(self.store.media_file(media_id), media["kind"], index)
 
-    def all_frames(self, media_id: int) -> np.ndarray:
+    def media_frames(self, media_id: int) -> np.ndarray:
+        """Every frame of a media, uint8 [T,H,W,3] RGB (an image is T=1): what an engine reads."""
         media = self.store.get_media(media_id)
         return np.stack([self.frame(media_id, i) for i in range(media["frames"])])
 
@@ -147,10 +148,8 @@ class Studio:
                 "confidence": {f: round(c, 3) for f, c in confidence.items()}}
 
     # -- engines ---------------------------------------------------------------------------
-    def segment(self, expression_id: int, engine_name: str, progress=None, overwrite_manual: bool = False,
-                object_id: int | None = None) -> dict:
-        """Run an engine on the expression's media; its masks never replace manual frames
-        unless overwrite_manual is set. Returns {"frames": n, "revision": r}."""
+    def propose(self, expression_id: int, engine_name: str, progress=None) -> engine.Proposal:
+        """Run an engine on the expression's media and return its proposal; saves nothing."""
         expr = self.store.get_expression(expression_id)
         media = self.store.get_media(expr["media_id"])
         # Check the engine before decoding anything: a long video is many GB of frames.
@@ -159,26 +158,28 @@ class Studio:
             raise StoreError(f"engine {info.name!r} segments {' and '.join(info.kinds)}s, but {media['name']} "
                              f"is a {media['kind']}; choose an engine for {media['kind']}s")
         self.engines.load(engine_name)
-        if media["kind"] == "video":
-            masks = self.engines.segment_video(engine_name, self.all_frames(media["id"]), expr["text"],
-                                               progress=progress)
-        else:
-            image = self.frame(media["id"], 0)
-            found = self.engines.candidates(engine_name, image, expr["text"])
-            if found is not None:  # the engine's pick is candidate 1; the others wait for a click
-                masks, scores = found
-                # an empty alternative is no one-click fix (Clear does that): keep the rest
-                keep = [0] + [i for i in range(1, len(masks)) if masks[i].any()]
-                found = masks[keep], scores[keep]
-                self._candidates[expression_id, object_id] = found
-                while len(self._candidates) > 32:
-                    self._candidates.pop(next(iter(self._candidates)))
-                masks = found[0][:1]
-            else:
-                masks = self.engines.segment_image(engine_name, image, expr["text"])[None]
-        revision = self.store.save_masks(expression_id, dict(enumerate(masks)), source=engine_name, object_id=object_id,
-                                         keep_manual=not overwrite_manual, action=f"segment with {engine_name}")
-        return {"frames": int(len(masks)), "revision": revision}
+        return self.engines.run(engine_name, media["kind"], self.media_frames(media["id"]), expr["text"],
+                                progress=progress)
+
+    def save_proposal(self, expression_id: int, engine_name: str, masks: np.ndarray, object_id: int | None = None,
+                      overwrite_manual: bool = False) -> int:
+        """Store an engine's masks (frame i = masks[i]) as one revision; manual frames are kept
+        unless overwrite_manual. Returns the revision."""
+        return self.store.save_masks(expression_id, dict(enumerate(masks)), source=engine_name, object_id=object_id,
+                                     keep_manual=not overwrite_manual, action=f"segment with {engine_name}")
+
+    def segment(self, expression_id: int, engine_name: str, progress=None, overwrite_manual: bool = False,
+                object_id: int | None = None) -> dict:
+        """Run an engine and save its masks (never over manual frames unless overwrite_manual);
+        its candidates wait for a click. Returns {"frames": n, "revision": r}."""
+        proposal = self.propose(expression_id, engine_name, progress=progress)
+        if proposal.candidates is not None:
+            self._candidates[expression_id, object_id] = proposal.candidates
+            while len(self._candidates) > 32:
+                self._candidates.pop(next(iter(self._candidates)))
+        revision = self.save_proposal(expression_id, engine_name, proposal.masks, object_id=object_id,
+                                      overwrite_manual=overwrite_manual)
+        return {"frames": int(len(proposal.masks)), "revision": revision}
 
     def candidates(self, expression_id: int, object_id: int | None = None):
         """The last model run's top candidates for an image expression: (masks, scores) or None."""

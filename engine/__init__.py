@@ -19,10 +19,10 @@ from .registry import (
     segmenter_info,
     unregister_segmenter,
 )
-from .service import EngineService
+from .service import EngineService, Proposal
 
 __all__ = [
-    "Cancelled", "EngineNotConfigured", "EngineService", "ModelPath", "Segmenter", "SegmenterInfo", "UnknownEngineError",
+    "Cancelled", "EngineNotConfigured", "EngineService", "ModelPath", "Proposal", "Segmenter", "SegmenterInfo", "UnknownEngineError",
     "available_segmenters", "load_segmenter", "model_path_options", "pick_device", "register_segmenter",
     "segmenter_info", "unregister_segmenter",
 ]
