@@ -51,7 +51,9 @@ def _demo_factory(package: str):
 
 register_segmenter("flowrvs-demo", _demo_factory("flowrvs"), kinds=("video", "image"),
                    description="FlowRVS demo: tiny model trained on CPU on the synthetic shapes world "
-                               "(held-out J&F 0.12: a demonstration of the pipeline, not a useful segmenter)")
+                               "(a demonstration of the pipeline, not a useful segmenter; "
+                               "held-out scores: python -m engine.flowrvs.demo evaluate)")
 register_segmenter("flowseg-demo", _demo_factory("flowseg"), kinds=("image",),
                    description="FlowSeg demo: tiny model trained on CPU on the synthetic shapes world "
-                               "(held-out cIoU 0.40; spatial expressions 0.2-0.3: a demonstration, not a useful segmenter)")
+                               "(a demonstration, not a useful segmenter; held-out scores: "
+                               "python -m engine.flowseg.demo evaluate)")
