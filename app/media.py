@@ -163,7 +163,7 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()  # streams in chunks
 
 
-def _check_image_header(path: Path) -> None:
+def check_image_size(path: Path) -> None:
     """Refuse an image whose header declares too many pixels, before anything is decoded."""
     try:
         with warnings.catch_warnings():
@@ -182,7 +182,7 @@ def _check_image_header(path: Path) -> None:
 
 
 def _decode_image(path: Path) -> np.ndarray:
-    _check_image_header(path)
+    check_image_size(path)
     try:
         bgr = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
     except cv2.error:

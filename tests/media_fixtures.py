@@ -6,11 +6,14 @@ H.264 ('avc1') cannot be written here (no encoder in the wheel).
 """
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+# Real media from the wild, shipped with Gradio (b.avi's timestamps skip a frame near the start).
+GRADIO_VIDEOS = Path(__import__("gradio").__file__).parent / "media_assets" / "videos"
 FOURCC_BY_EXT = {".mp4": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".webm": "VP80"}
 _BITS = 8  # frame index bits in the top band: up to 256 frames
 
@@ -62,6 +65,38 @@ def write_video(path, frames=12, size=(96, 64), fps=10.0, fourcc=None) -> np.nda
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
     return written
+
+
+def ffmpeg_exe() -> str:
+    import imageio_ffmpeg
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def write_ffmpeg_video(path, frames: int, codec: list[str], setpts: str | None = None, size=(96, 64),
+                       fps: int = 10) -> None:
+    """Encode make_frame frames with the imageio-ffmpeg binary (codecs OpenCV cannot write:
+    H.264 with B-frames, VP9, MPEG-4 with B-frames). `setpts` rewrites the timestamps (gaps,
+    variable frame rate), kept as they are in the file (-fps_mode passthrough)."""
+    if frames > 2**_BITS:
+        raise ValueError(f"at most {2**_BITS} frames can carry their index")
+    raw = b"".join(make_frame(i, size).tobytes() for i in range(frames))
+    retime = ["-vf", f"setpts='{setpts}'", "-fps_mode", "passthrough"] if setpts else []
+    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size[0]}x{size[1]}",
+           "-r", str(fps), "-i", "-", *retime, *codec, str(path)]
+    subprocess.run(cmd, input=raw, check=True, timeout=120)
+
+
+def decode_sequentially(path) -> list[np.ndarray]:
+    """Every frame, RGB, by a plain OpenCV loop from the start: the reference for exactness."""
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    frames = []
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    cap.release()
+    return frames
 
 
 def write_image(path, size=(80, 60), seed=0) -> np.ndarray:
