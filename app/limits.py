@@ -40,15 +40,15 @@ def max_frames() -> int:
     return _limit(MAX_FRAMES_VAR, DEFAULT_MAX_FRAMES)
 
 
-def check_pixels(name: str, width, height, what: str = "image", error=LimitError) -> None:
+def check_pixels(name: str, width, height, what: str = "an image", error=LimitError) -> None:
     """Refuse a declared size before decoding: sides below 1, or more pixels than the limit."""
     width, height = int(width), int(height)
     if width < 1 or height < 1:
-        raise error(f"{name} declares a {what} of {width}x{height} pixels, which cannot be real; "
+        raise error(f"{name} declares {what} of {width}x{height} pixels, which cannot be real; "
                     "the file is damaged; export it again")
     limit, pixels = max_pixels(), width * height
     if pixels > limit:
-        raise error(f"{name} declares a {what} of {width}x{height} = {pixels:,} pixels, over the limit of "
+        raise error(f"{name} declares {what} of {width}x{height} = {pixels:,} pixels, over the limit of "
                     f"{limit:,} pixels ({MAX_PIXELS_VAR}); nothing was decoded or imported. If the file is "
                     f"genuine, raise the limit, e.g. {MAX_PIXELS_VAR}={pixels} (a decoded frame of this "
                     f"size takes {pixels * 3 / 2**30:.1f} GiB)")

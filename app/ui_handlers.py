@@ -113,7 +113,7 @@ def parse_shortcuts(text: str) -> dict:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise gr.Error(f"The shortcuts are not valid JSON ({e.msg} at line {e.lineno}); "
-                       'write them as {"action": "key", ...}')
+                       'write them as {"action": "key", ...}') from None
     unknown = sorted(set(data) - set(DEFAULT_SHORTCUTS)) if isinstance(data, dict) else None
     if unknown is None or unknown or not all(isinstance(v, str) and v for v in data.values()):
         raise gr.Error(f"Shortcuts map actions to keys; unknown actions: {unknown}. "

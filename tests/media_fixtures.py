@@ -6,7 +6,9 @@ H.264 ('avc1') cannot be written here (no encoder in the wheel).
 """
 from __future__ import annotations
 
+import struct
 import subprocess
+import zlib
 from pathlib import Path
 
 import cv2
@@ -115,3 +117,18 @@ def write_image(path, size=(80, 60), seed=0) -> np.ndarray:
     if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params):
         raise RuntimeError(f"this OpenCV cannot write {path}")
     return image
+
+
+def write_png_bomb(path, width: int = 30000, height: int = 30000) -> Path:
+    """A valid 1-bit black PNG of width x height: about 110 KB on disk for 30000x30000, 900
+    million pixels once decoded (the probe's file)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = bytes(1 + (width + 7) // 8)  # filter byte 0, then the bits
+    packer = zlib.compressobj(9)
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    path = Path(path)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path

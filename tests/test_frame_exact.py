@@ -10,7 +10,12 @@ from app import media
 from app.frame_index import FrameIndex
 from app.media import FrameReader, probe
 from app.studio import Studio
-from tests.media_fixtures import GRADIO_VIDEOS, decode_sequentially, frame_signature, write_ffmpeg_video
+from tests.media_fixtures import (
+    GRADIO_VIDEOS,
+    decode_sequentially,
+    frame_signature,
+    write_ffmpeg_video,
+)
 
 H264 = ["-c:v", "libx264", "-bf", "3", "-g", "12", "-pix_fmt", "yuv420p", "-preset", "fast"]
 FILES = {
