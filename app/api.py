@@ -16,7 +16,7 @@ from gradio.data_classes import FileData
 
 import engine
 from app.formats import FormatError
-from app.mask_png import read_mask_png, write_mask_png
+from app.mask_png import read_mask_png, write_mask_png, write_png
 from app.media import MediaError
 from app.store import StoreError
 from app.studio import Studio
@@ -50,10 +50,11 @@ def register(studio: Studio) -> None:
     atexit.register(shutil.rmtree, out_dir, ignore_errors=True)
 
     @user_errors
-    def add_media(file: FileData) -> dict:
-        """Import an image or video into the project."""
+    def add_media(file: FileData, keep_partial: bool = False) -> dict:
+        """Import an image or video into the project. A video that decodes well short of what its
+        container declares is refused as truncated, unless keep_partial (keep what decodes)."""
         path, orig_name = _file(file)
-        row = studio.add_media(path, name=orig_name or Path(path).name)[0]
+        row = studio.add_media(path, name=orig_name or Path(path).name, keep_partial=keep_partial is True)[0]
         return {"media_id": row["id"], "kind": row["kind"], "frames": row["frames"],
                 "width": row["width"], "height": row["height"]}
 
@@ -65,8 +66,9 @@ def register(studio: Studio) -> None:
     @user_errors
     def save_mask(expression_id: int, frame: int, mask: FileData, base_revision: int | None = None) -> dict:
         """Save a frame's mask from a PNG (nonzero = object); refuses a stale base_revision."""
-        revision = studio.store.save_mask(int(expression_id), int(frame), read_mask_png(_file(mask)[0]),
-                                          base_revision=base_revision)
+        media = studio.store.get_media(studio.store.get_expression(int(expression_id))["media_id"])
+        png = read_mask_png(_file(mask)[0], size=(media["width"], media["height"]))  # header checked first
+        revision = studio.store.save_mask(int(expression_id), int(frame), png, base_revision=base_revision)
         return {"revision": revision}
 
     @user_errors
@@ -75,6 +77,14 @@ def register(studio: Studio) -> None:
         mask = studio.store.get_mask(int(expression_id), int(frame))
         # One file per (expression, frame), rewritten: a script looping over frames leaves no pile.
         return FileData(path=str(write_mask_png(mask, out_dir / f"mask-{int(expression_id)}-{int(frame)}.png")))
+
+    @user_errors
+    def get_frame(media_id: int, frame: int) -> FileData:
+        """A media's frame as an RGB PNG: exactly the pixels its masks belong to (what decoding
+        the video in sequence gives at that index)."""
+        media_id = int(media_id)
+        rgb = studio.frame(media_id, frame)  # checks the index before decoding anything
+        return FileData(path=str(write_png(rgb, out_dir / f"frame-{media_id}-{int(frame)}.png")))
 
     @user_errors
     def segment(expression_id: int, engine: str, overwrite_manual: bool = False) -> dict:
@@ -96,6 +106,6 @@ def register(studio: Studio) -> None:
         """The COCO JSON (with RefCOCO-style refs) of the whole project."""
         return FileData(path=str(studio.export_coco(out_dir / "coco.json")))
 
-    for fn in (add_media, add_expression, save_mask, get_mask, propagate, export_coco):
+    for fn in (add_media, add_expression, save_mask, get_mask, get_frame, propagate, export_coco):
         gr.api(fn, api_name=fn.__name__)
     gr.api(segment, api_name="segment", concurrency_id="engine", concurrency_limit=1)

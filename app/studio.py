@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 import engine
-from app import export_coco, formats, frame_tools, mask_ops
+from app import export_coco, formats, frame_tools, limits, mask_ops
 from app import media as media_io
 from app.overlay import render_overlay
 from app.propagate import propagate, review_scores
@@ -38,15 +38,17 @@ class Studio:
         self.store.close()
 
     # -- media -----------------------------------------------------------------------------
-    def add_media(self, path: str | Path, name: str | None = None) -> list[dict]:
-        """Import a file, or every supported file of a folder (all or nothing)."""
+    def add_media(self, path: str | Path, name: str | None = None, keep_partial: bool = False) -> list[dict]:
+        """Import a file, or every supported file of a folder (all or nothing). keep_partial
+        keeps the frames of a video that decodes short of its declared count, instead of
+        refusing it as truncated."""
         files = media_io.list_media_files(path)
-        for f in files:  # validate everything before recording anything
-            media_io.probe(f)
+        # validate everything before recording anything; each file is decoded once
+        infos = [media_io.probe(f, keep_partial=bool(keep_partial)) for f in files]
         added = []
         try:
-            for f in files:
-                added.append(self.store.add_media(f, name=name if len(files) == 1 else None))
+            for f, info in zip(files, infos):
+                added.append(self.store.add_media(f, name=name if len(files) == 1 else None, info=info))
         except BaseException:
             for row in added:
                 if not row["existing"]:
@@ -55,10 +57,11 @@ class Studio:
         return added
 
     def frame(self, media_id: int, index: int) -> np.ndarray:
+        """Exactly the frame sequential decoding gives at `index` (RGB uint8), however it is reached."""
         media = self.store.get_media(media_id)
-        if not 0 <= index < media["frames"]:
-            raise StoreError(f"frame {index} is outside {media['name']} (frames 0..{media['frames'] - 1})")
-        return self.frames.frame(self.store.media_file(media_id), media["kind"], index)
+        index = limits.frame_number(index, media["frames"], media["name"], error=StoreError)
+        return self.frames.frame(self.store.media_file(media_id), media["kind"], index, frames=media["frames"],
+                                 frame_index=lambda: self.store.frame_index(media_id))
 
     def media_frames(self, media_id: int) -> np.ndarray:
         """Every frame of a media, uint8 [T,H,W,3] RGB (an image is T=1): what an engine reads."""

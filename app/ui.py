@@ -42,6 +42,8 @@ def build(studio: Studio) -> gr.Blocks:
             with gr.Column(scale=1, min_width=280):
                 upload = gr.File(label="Add media (images, videos)", file_count="multiple",
                                  file_types=sorted(IMAGE_EXTS | VIDEO_EXTS), elem_id="upload", height=120)
+                keep_partial = gr.Checkbox(label="Keep what decodes (import a truncated video's frames)",
+                                           value=False, elem_id="keep-partial")
                 media_dd = gr.Dropdown(label="Media", choices=[], elem_id="media")
                 show = gr.Dropdown(label="Show", choices=[("all", "all")] + [(v, k) for k, v in STATUS_LABELS.items()],
                                    value="all", elem_id="status-filter")
@@ -202,7 +204,7 @@ def build(studio: Studio) -> gr.Blocks:
         save_keys.click(logic.save_shortcuts, [shortcuts], [shortcuts, keymap])
         agree_btn.click(user_errors(logic.agreement), [state], [agree_plot, agree_text])
 
-        upload.upload(logic.add_media, [upload], [state, media_dd, expr_radio, upload]) \
+        upload.upload(logic.add_media, [upload, keep_partial], [state, media_dd, expr_radio, upload]) \
             .then(**slider_update).then(**show_frame)
         for trigger in (add_expr.click, new_text.submit):
             trigger(logic.add_expression, [state, new_text], [state, expr_radio, new_text]).then(**slider_update) \

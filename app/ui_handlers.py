@@ -461,10 +461,10 @@ class PageLogic:
         return gr.update(value=engine_for_kind(kind, current, engine.available_segmenters()))
 
     @user_errors
-    def add_media(self, files):
+    def add_media(self, files, keep_partial=False):
         added = []
         for f in files or []:
-            added += self.studio.add_media(f)
+            added += self.studio.add_media(f, keep_partial=bool(keep_partial))
         if not added:
             raise gr.Error("Choose an image, a video or a folder of images to add.")
         state = {**empty_state(), "media_id": added[-1]["id"]}

@@ -319,3 +319,49 @@ def test_propagate_endpoint_follows_the_object_and_keeps_manual_frames(client, t
     message = error_of(client, eid, 9, "forward", 3, api_name="/propagate")
     assert "no mask to propagate" in message
     assert "direction" in error_of(client, eid, 0, "sideways", 3, api_name="/propagate")
+
+
+# -- frames, truncated files, untrusted sizes -------------------------------------------------
+
+def test_get_frame_gives_the_sequential_frame_of_a_real_avi_in_any_order(client):
+    """b.avi's timestamps skip a frame near the start; jumps once showed the frame before."""
+    from tests.media_fixtures import GRADIO_VIDEOS, decode_sequentially
+
+    path = GRADIO_VIDEOS / "b.avi"
+    sequential = decode_sequentially(path)
+    media = client.predict(handle_file(str(path)), api_name="/add_media")
+    assert media["frames"] == len(sequential) == 150
+    order = [100, 101, 149, 30, 120] + np.random.default_rng(0).permutation(150)[:25].tolist()
+    for i in order:
+        png = read_png(client.predict(media["media_id"], i, api_name="/get_frame"))
+        assert np.array_equal(png[..., ::-1], sequential[i]), f"frame {i}"
+
+
+@pytest.mark.parametrize("frame, phrase", [(10**9, "frame 1000000000 is outside clip.avi, which has frames 0..5"),
+                                           (-1, "frame -1 is outside"), (1.5, "whole number")])
+def test_get_frame_refuses_bad_indices(client, video, frame, phrase):
+    assert phrase in error_of(client, video["media_id"], frame, api_name="/get_frame")
+
+
+def test_add_media_refuses_a_truncated_video_unless_kept(client, tmp_path):
+    from tests.media_fixtures import GRADIO_VIDEOS
+
+    data = (GRADIO_VIDEOS / "world.mp4").read_bytes()
+    (tmp_path / "world.mp4").write_bytes(data[: len(data) // 2])
+    message = error_of(client, handle_file(str(tmp_path / "world.mp4")), api_name="/add_media")
+    assert "of the 901 frames its container declares" in message and "keep_partial" in message
+    kept = client.predict(handle_file(str(tmp_path / "world.mp4")), True, api_name="/add_media")
+    assert 0 < kept["frames"] < 901
+
+
+def test_save_mask_refuses_a_huge_declared_png_without_decoding_it(client, expression_id, tmp_path):
+    import time
+
+    from tests.media_fixtures import write_png_bomb
+
+    bomb = write_png_bomb(tmp_path / "bomb.png")
+    start = time.perf_counter()
+    message = error_of(client, expression_id, 0, handle_file(str(bomb)), api_name="/save_mask")
+    assert time.perf_counter() - start < 5
+    assert "30000x30000" in message and "FLOWLABEL_MAX_PIXELS" in message
+    assert not get(client, expression_id, 0).any()
