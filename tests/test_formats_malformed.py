@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import sqlite_utils
 
-from app import formats
+from app import formats, rle
 from app.formats import FormatError
 from app.formats.ytvos import write_palette_png
 from app.store import ProjectStore
@@ -51,6 +51,15 @@ def replace_bytes(path, old: bytes, new: bytes):
 def set_segmentation(index, **values):
     def change(data):
         data["annotations"][index]["segmentation"].update(values)
+    return change
+
+
+def set_rle_list(index, **values):
+    """refclef style: the segmentation as a list holding one RLE, then changed."""
+    def change(data):
+        ann = data["annotations"][index]
+        image = next(im for im in data["images"] if im["id"] == ann["image_id"])
+        ann["segmentation"] = [{**rle.encode(box(image["height"], image["width"], 1, 3, 1, 3)), **values}]
     return change
 
 
@@ -122,9 +131,9 @@ CASES = {
     "refcoco": [
         ("missing image", lambda d: (d / "images" / "still.png").unlink(),
          ["images/still.png", "images[0]", "does not exist"]),
-        ("mask of the wrong size", lambda d: edit_json(d / "instances.json", set_segmentation(0, size=[30, 41])),
+        ("mask of the wrong size", lambda d: edit_json(d / "instances.json", set_rle_list(0, size=[30, 41])),
          ["instances.json", "annotations[0]", "41x30", "40x30"]),
-        ("broken RLE", lambda d: edit_json(d / "instances.json", set_segmentation(1, counts="not rle at all")),
+        ("broken RLE", lambda d: edit_json(d / "instances.json", set_rle_list(1, counts="not rle at all")),
          ["instances.json", "annotations[1]", "broken RLE"]),
         ("unknown ann id", lambda d: edit_json(d / "refs.json", refs_unknown_ann),
          ["refs.json", "refs[0] (ref_id 5)", "unknown ann_id 999"]),

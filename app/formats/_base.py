@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from app import rle
+from app.formats import _limits
 from app.store import ProjectStore
 
 SHOWN_PROBLEMS = 20  # a FormatError lists this many; the rest are counted
@@ -123,13 +124,16 @@ def read_json(path: Path, problems: Problems):
                      f"is not UTF-8 text ({raw[e.start:e.start + 4]!r}); save the file as UTF-8")
         return None
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         problems.add(path, f"line {e.lineno} column {e.colno}", f"invalid JSON: {e.msg}")
         return None
     except RecursionError:
         problems.add(path, "", "invalid JSON: nested too deeply")
         return None
+    if data is None:
+        problems.add(path, "", "holds only null: there is nothing in it to import")
+    return data
 
 
 def clean_text(value, problems: Problems, file, entry, what="text") -> str | None:
@@ -159,7 +163,7 @@ def as_int(value, problems: Problems, file, entry, what: str, low=None, high=Non
     """An int (or a string of digits, as ReferFormer writes obj_id); range-checked."""
     if isinstance(value, bool):
         value = None
-    elif isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+    elif isinstance(value, str) and re.fullmatch(r"-?\d{1,18}", value.strip()):
         value = int(value)
     elif isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -218,6 +222,10 @@ def decode_rle(value, height: int | None, width: int | None, problems: Problems,
         problems.add(file, entry, f"RLE size {size!r} must be [height, width] with positive integers")
         return None
     h, w = size
+    too_big = _limits.size_problem(w, h)
+    if too_big:
+        problems.add(file, entry, f"RLE size {w}x{h}: {too_big}")
+        return None
     if height is not None and (h, w) != (height, width):
         problems.add(file, entry, f"mask is {w}x{h} but the frame is {width}x{height}")
         return None

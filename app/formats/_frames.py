@@ -20,8 +20,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from app import media as media_io
+from app.formats import _limits
 from app.formats._base import Problems
 
 LOSSLESS_FOURCC, LOSSLESS_EXT = "FFV1", ".avi"
@@ -55,6 +57,15 @@ def copy_media_file(src: Path, dst: Path) -> None:
     shutil.copyfile(src, dst)
 
 
+def frame_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the file's header, without decoding it; None if unreadable."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+
+
 def decode_frame(path: Path) -> np.ndarray | None:
     """BGR uint8, decoded as app.media decodes images (EXIF orientation applied); None if not."""
     try:
@@ -77,6 +88,11 @@ def assemble_video(frames: list[Path], out: Path, fps: float, size: tuple[int, i
         for path in frames:
             if not path.is_file():
                 problems.add(path, entry, "frame file is missing")
+                continue
+            declared = frame_size(path)
+            too_big = _limits.size_problem(*declared) if declared else None
+            if too_big:
+                problems.add(path, entry, f"frame of {declared[0]}x{declared[1]}: {too_big}")
                 continue
             bgr = decode_frame(path)
             if bgr is None:

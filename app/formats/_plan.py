@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app import media as media_io
-from app.formats import _frames
+from app.formats import _frames, _limits
 from app.formats._base import FormatError, ImportReport, Problems
 from app.store import STATUSES, ProjectStore
 
@@ -79,6 +79,11 @@ def _prepare_media(plan: Plan, tmp: Path, problems: Problems) -> dict[str, Path]
             if size is not None:
                 files[key] = out
             continue
+        declared = _frames.frame_size(mp.file)  # the header's size, before anything is decoded
+        too_big = _limits.size_problem(*declared) if declared else None
+        if too_big:
+            problems.add(mp.file, mp.entry, f"image of {declared[0]}x{declared[1]}: {too_big}")
+            continue
         try:
             info = media_io.probe(mp.file)
         except media_io.MediaError as e:
@@ -94,6 +99,8 @@ def _prepare_media(plan: Plan, tmp: Path, problems: Problems) -> dict[str, Path]
 
 def apply_plan(store: ProjectStore, plan: Plan, problems: Problems) -> ImportReport:
     problems.raise_if_any(plan.source)
+    if not plan.media and not plan.expressions:
+        raise FormatError(nothing_found(plan))
     report = ImportReport(plan.format, str(plan.source), skipped=list(plan.skipped), notes=list(plan.notes))
     if any(mp.frames is not None for mp in plan.media.values()):
         report.notes.append(_frames.FRAME_NOTE)
@@ -111,6 +118,13 @@ def apply_plan(store: ProjectStore, plan: Plan, problems: Problems) -> ImportRep
                     path.unlink(missing_ok=True)
                 raise
     return report
+
+
+def nothing_found(plan: Plan) -> str:
+    why = "; ".join(f"{entry}: {reason}" for entry, reason in plan.skipped[:5])
+    return (f"{plan.source} holds nothing to import: no media and no expressions were found"
+            + (f" ({why})" if why else "") + ". Check that this is a " + plan.format + " dataset with "
+            "entries; nothing was imported, the project is unchanged")
 
 
 def _write(store: ProjectStore, plan: Plan, files: dict[str, Path], copied: list[Path],

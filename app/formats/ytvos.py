@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from app import rle
-from app.formats import _frames, _video
+from app.formats import _frames, _limits, _video
 from app.formats._base import (
     ExportReport,
     ImportReport,
@@ -79,6 +79,10 @@ def read_id_png(path: Path, problems: Problems, entry: str) -> np.ndarray | None
             if image.mode not in ("P", "L"):
                 problems.add(path, entry, f"is a {image.mode} PNG; object ids need a palette (P) or grey (L) "
                                           "PNG whose pixel values are the ids")
+                return None
+            too_big = _limits.size_problem(*image.size)
+            if too_big:
+                problems.add(path, entry, f"PNG of {image.size[0]}x{image.size[1]}: {too_big}")
                 return None
             return np.array(image, np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
