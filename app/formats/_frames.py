@@ -57,13 +57,18 @@ def copy_media_file(src: Path, dst: Path) -> None:
     shutil.copyfile(src, dst)
 
 
-def frame_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from the file's header, without decoding it; None if unreadable."""
+def header_problem(path: Path) -> str | None:
+    """Whether the file's header declares more pixels than allowed; read before any decoding."""
     try:
         with Image.open(path) as image:
-            return image.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return None
+            width, height = image.size
+    except Image.DecompressionBombError as e:
+        return (f"its header declares more pixels than Pillow will open ({e}); the limit here is "
+                f"{_limits.PIXELS.value:,} pixels ({_limits.PIXELS.env})")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return None  # not an image Pillow knows: the decoder says what is wrong with it
+    problem = _limits.size_problem(width, height)
+    return f"it is {width}x{height}: {problem}" if problem else None
 
 
 def decode_frame(path: Path) -> np.ndarray | None:
@@ -89,10 +94,9 @@ def assemble_video(frames: list[Path], out: Path, fps: float, size: tuple[int, i
             if not path.is_file():
                 problems.add(path, entry, "frame file is missing")
                 continue
-            declared = frame_size(path)
-            too_big = _limits.size_problem(*declared) if declared else None
+            too_big = header_problem(path)
             if too_big:
-                problems.add(path, entry, f"frame of {declared[0]}x{declared[1]}: {too_big}")
+                problems.add(path, entry, f"frame refused: {too_big}")
                 continue
             bgr = decode_frame(path)
             if bgr is None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app import media as media_io
-from app.formats import _frames, _limits
+from app.formats import _frames
 from app.formats._base import FormatError, ImportReport, Problems
 from app.store import STATUSES, ProjectStore
 
@@ -79,10 +79,9 @@ def _prepare_media(plan: Plan, tmp: Path, problems: Problems) -> dict[str, Path]
             if size is not None:
                 files[key] = out
             continue
-        declared = _frames.frame_size(mp.file)  # the header's size, before anything is decoded
-        too_big = _limits.size_problem(*declared) if declared else None
+        too_big = _frames.header_problem(mp.file)  # before anything is decoded
         if too_big:
-            problems.add(mp.file, mp.entry, f"image of {declared[0]}x{declared[1]}: {too_big}")
+            problems.add(mp.file, mp.entry, f"image refused: {too_big}")
             continue
         try:
             info = media_io.probe(mp.file)

@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from app import rle
-from app.formats import _frames, _limits, _video
+from app.formats import _frames, _video
 from app.formats._base import (
     ExportReport,
     ImportReport,
@@ -78,6 +78,10 @@ def write_palette_png(path: Path, ids: np.ndarray) -> None:
 
 def read_id_png(path: Path, problems: Problems, entry: str) -> np.ndarray | None:
     """A palette (P) or grey (L) PNG -> uint8 ids [H, W]; colour PNGs carry no ids."""
+    too_big = _frames.header_problem(path)
+    if too_big:
+        problems.add(path, entry, f"mask refused: {too_big}")
+        return None
     try:
         with Image.open(path) as image:
             if image.format != "PNG":
@@ -86,10 +90,6 @@ def read_id_png(path: Path, problems: Problems, entry: str) -> np.ndarray | None
             if image.mode not in ("P", "L"):
                 problems.add(path, entry, f"is a {image.mode} PNG; object ids need a palette (P) or grey (L) "
                                           "PNG whose pixel values are the ids")
-                return None
-            too_big = _limits.size_problem(*image.size)
-            if too_big:
-                problems.add(path, entry, f"PNG of {image.size[0]}x{image.size[1]}: {too_big}")
                 return None
             return np.array(image, np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
