@@ -8,6 +8,7 @@ writes files outside the lock (media files are content-addressed and never chang
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import re
@@ -288,11 +289,26 @@ def snapshot(store: ProjectStore) -> Snapshot:
     return snap
 
 
+MAX_STEM_BYTES = 120  # a file or folder name holds 255 bytes; room is left for suffixes
+
+
+def short_stem(stem: str) -> str:
+    """`stem` if it fits MAX_STEM_BYTES of UTF-8; else its start and a hash of all of it, so that
+    long names stay distinct and the same name always gives the same stem."""
+    raw = stem.encode("utf-8")
+    if len(raw) <= MAX_STEM_BYTES:
+        return stem
+    digest = hashlib.sha1(raw).hexdigest()[:10]
+    head = raw[:MAX_STEM_BYTES - len(digest) - 1].decode("utf-8", errors="ignore").rstrip("._")
+    return f"{head}-{digest}"
+
+
 def unique_stems(media: list[dict]) -> dict[int, str]:
     """media id -> a folder/file stem unique in the export (case-insensitively), filesystem-safe."""
     stems, taken = {}, set()
     for m in media:
         stem = re.sub(r"[^\w.\-]+", "_", Path(m["name"]).stem).strip("._") or f"media_{m['id']}"
+        stem = short_stem(stem)
         if stem.lower() in taken:
             stem = f"{stem}_{m['id']}"
         n = 1

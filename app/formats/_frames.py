@@ -3,7 +3,8 @@
 Export: video frames are decoded with app.media.FrameReader and written as JPEG files
 00000.jpg, 00001.jpg, ... (quality 95 by default: what dataset loaders expect; JPEG is lossy
 for pixels, never for masks, which are written separately). Image media are copied byte for
-byte.
+byte, except those with an EXIF orientation, which are written turned as the project shows
+them (write_image_media), so that their pixels have the declared width and height.
 
 Import: a folder of frames becomes one video media, FFV1 in AVI. FFV1 is lossless: the video
 decodes to exactly the pixels the JPEG files decode to, so importing adds no loss of its own
@@ -55,6 +56,39 @@ def write_video_frames(path: Path, frames: int, folder: Path, quality: int = 95)
 def copy_media_file(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
+
+
+EXIF_ORIENTATION = 0x0112
+
+
+def exif_orientation(path: Path) -> int | None:
+    try:
+        with Image.open(path) as image:
+            return image.getexif().get(EXIF_ORIENTATION)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def write_image_media(src: Path, dst: Path, quality: int = 95) -> None:
+    """An image media as the project shows it, in the format of `src`.
+
+    Copied byte for byte, unless the file carries an EXIF orientation: loaders that ignore
+    the tag (Pillow, skimage) would then see the image turned, with its width and height
+    swapped against the dataset's. Such an image is written as decoded here, the orientation
+    applied and no tag left (JPEG at `quality`, other formats losslessly).
+    """
+    if exif_orientation(src) in (None, 1):
+        copy_media_file(src, dst)
+        return
+    rgb = media_io.FrameReader(src, "image", 1).read(0)
+    ext = src.suffix.lower()
+    params = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, int(quality)], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, int(quality)],
+              ".webp": [cv2.IMWRITE_WEBP_QUALITY, 101]}.get(ext, [])  # WebP above 100 is lossless
+    ok, data = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise OSError(f"could not encode {src.name} as {ext}")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(data.tobytes())
 
 
 def header_problem(path: Path) -> str | None:

@@ -97,7 +97,7 @@ def rename_files(data: dict, media: list[dict]) -> None:
         if m["kind"] == "video":
             image["file_name"] = f"{stems[m['id']]}/{_frames.frame_name(image['frame_index'])}.jpg"
         else:
-            image["file_name"] = stems[m["id"]] + Path(m["name"]).suffix.lower()
+            image["file_name"] = stems[m["id"]] + Path(m["path"]).suffix.lower()  # the stored file's own suffix
 
 
 def write_images(store: ProjectStore, data: dict, media: dict[int, dict], folder: Path, quality: int) -> None:
@@ -109,7 +109,7 @@ def write_images(store: ProjectStore, data: dict, media: dict[int, dict], folder
         done.add(m["id"])
         path = store.media_dir / m["path"]
         if m["kind"] == "image":
-            _frames.copy_media_file(path, folder / image["file_name"])
+            _frames.write_image_media(path, folder / image["file_name"], quality)
         else:
             _frames.write_video_frames(path, m["frames"], folder / PurePosixPath(image["file_name"]).parent,
                                        quality)
@@ -195,6 +195,7 @@ def read_instances(data, file: Path, media_root: Path, problems: Problems, plan:
         name = clean_text(cat.get("name") if isinstance(cat, dict) else None, problems, file, entry, "name")
         if cid is not None and name:
             inst.categories[cid] = name
+            plan.category_ids.setdefault(name, cid)
 
     videos = {}
     for i, video in enumerate(data.get("videos") or []):
