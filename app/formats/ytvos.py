@@ -126,7 +126,7 @@ def export_ytvos(store: ProjectStore, out, jpeg_quality: int = 95) -> ExportRepo
                     ids[mask] = o["label"]
                     n_masks += 1
                 write_palette_png(folder / f"{name}.png", ids)
-                for label in np.unique(ids[ids > 0]):
+                for label in np.flatnonzero(np.bincount(ids.ravel(), minlength=MAX_ID + 1)[1:]) + 1:
                     seen[int(label)].append(name)
             expressions = {}
             for n, e in enumerate(snap.expressions_of_media(m["id"])):
