@@ -35,8 +35,27 @@ def polygons_to_mask(polygons: list[list[float]], height: int, width: int) -> np
     return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))).astype(bool)
 
 
+def _summed(polygons: list[list[float]], height: int, width: int) -> np.ndarray:
+    """uint8 [H, W]: how many of the polygons cover each pixel, as refer.py's getMask sums them.
+
+    Each polygon is rasterised on its own bounding box (shifting by whole pixels changes
+    nothing in pycocotools' rasteriser), so thousands of small parts cost their own size,
+    not thousands of whole-image merges."""
+    total = np.zeros((height, width), np.uint8)
+    for poly in polygons:
+        xy = np.asarray(poly, np.float64).reshape(-1, 2)
+        x0, y0 = (max(int(np.floor(v)) - 1, 0) for v in xy.min(axis=0))
+        x1 = min(int(np.ceil(xy[:, 0].max())) + 1, width)
+        y1 = min(int(np.ceil(xy[:, 1].max())) + 1, height)
+        shifted = (xy - (x0, y0)).ravel().tolist()
+        part = mask_utils.decode(mask_utils.frPyObjects([shifted], y1 - y0, x1 - x0))[:, :, 0]
+        total[y0:y1, x0:x1] += part
+    return total
+
+
 def _outlines(mask: np.ndarray, mode: int) -> tuple[list[np.ndarray], np.ndarray | None]:
-    up = np.kron(np.asarray(mask, np.uint8), np.ones((2, 2), np.uint8))
+    h, w = mask.shape
+    up = cv2.resize(np.asarray(mask, np.uint8), (2 * w, 2 * h), interpolation=cv2.INTER_NEAREST)
     contours, hierarchy = cv2.findContours(up, mode, cv2.CHAIN_APPROX_SIMPLE)
     points = [(c.reshape(-1, 2) + 0.5) / 2 for c in contours]
     return points, None if hierarchy is None else hierarchy[0]
@@ -77,12 +96,14 @@ def _column_runs(mask: np.ndarray) -> list[list[float]]:
 
 
 def exact_polygons(mask: np.ndarray) -> list[list[float]]:
-    """Polygons that pycocotools and refer.py rasterise to exactly `mask` (non-empty)."""
+    """Polygons that pycocotools and refer.py rasterise to exactly `mask` (none for an empty one)."""
     mask = np.asarray(mask, bool)
     h, w = mask.shape
+    if not mask.any():
+        return []
     for build in (_parts_with_holes, _column_runs):
         polygons = build(mask)
-        if polygons and np.array_equal(polygons_to_mask(polygons, h, w), mask):
+        if np.array_equal(_summed(polygons, h, w), mask):  # 0/1 and equal: both loaders get the mask
             return polygons
     raise RuntimeError("no polygons reproduce this mask exactly; export it as RLE (coco)")
 
