@@ -177,8 +177,9 @@ def runs(mask):
 
 def test_exact_polygons_on_random_masks_for_both_loaders():
     """pycocotools' union and refer.py's sum both give the mask back, for any mask."""
-    from app.formats._polygons import exact_polygons
     from pycocotools import mask as mask_utils
+
+    from app.formats._polygons import exact_polygons
     rng = np.random.default_rng(7)
     for n in range(300):
         h, w = (int(v) for v in rng.integers(1, 40, 2))
