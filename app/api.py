@@ -63,13 +63,13 @@ def register(studio: Studio) -> None:
     @user_errors
     def add_expression(media_id: int, text: str) -> dict:
         """Add a referring expression (one new object) to a media."""
-        return {"expression_id": studio.store.add_expression(arg.whole(media_id, "media_id", 1),
+        return {"expression_id": studio.store.add_expression(arg.whole(media_id, "media_id"),
                                                              arg.text(text, "text"))["id"]}
 
     @user_errors
     def save_mask(expression_id: int, frame: int, mask: FileData, base_revision: int | None = None) -> dict:
         """Save a frame's mask from a PNG (nonzero = object); refuses a stale base_revision."""
-        eid, frame = arg.whole(expression_id, "expression_id", 1), arg.whole(frame, "frame")
+        eid, frame = arg.whole(expression_id, "expression_id"), arg.whole(frame, "frame")
         base = arg.optional_whole(base_revision, "base_revision")
         revision = studio.store.save_mask(eid, frame, read_mask_png(_file(mask, "mask")[0]), base_revision=base)
         return {"revision": revision}
@@ -77,7 +77,7 @@ def register(studio: Studio) -> None:
     @user_errors
     def get_mask(expression_id: int, frame: int) -> FileData:
         """A frame's mask as a PNG, 0/255, the frame's size."""
-        eid, frame = arg.whole(expression_id, "expression_id", 1), arg.whole(frame, "frame")
+        eid, frame = arg.whole(expression_id, "expression_id"), arg.whole(frame, "frame")
         mask = studio.store.get_mask(eid, frame)
         return FileData(path=str(write_mask_png(mask, spool.new_job() / f"mask-{eid}-{frame}.png")))
 
@@ -85,7 +85,7 @@ def register(studio: Studio) -> None:
     def segment(expression_id: int, engine: str, overwrite_manual: bool = False) -> dict:
         """Run a registered engine on the expression's media; frames an annotator saved are
         kept unless overwrite_manual."""
-        done = studio.segment(arg.whole(expression_id, "expression_id", 1), arg.text(engine, "engine"),
+        done = studio.segment(arg.whole(expression_id, "expression_id"), arg.text(engine, "engine"),
                               overwrite_manual=arg.flag(overwrite_manual, "overwrite_manual"))
         return {"frames": done["frames"]}
 
@@ -94,9 +94,9 @@ def register(studio: Studio) -> None:
                   overwrite_manual: bool = False) -> dict:
         """Carry the frame's mask forward or backward by optical flow (count frames, or to the end);
         manual frames are kept and re-seed the track, unless overwrite_manual."""
-        result = studio.propagate(arg.whole(expression_id, "expression_id", 1), arg.whole(frame, "frame"),
-                                  arg.choice(direction, "direction", ("forward", "backward")),
-                                  arg.optional_whole(count, "count") or None,
+        result = studio.propagate(arg.whole(expression_id, "expression_id"), arg.whole(frame, "frame"),
+                                  direction,
+                                  arg.optional_whole(count, "count", minimum=0) or None,
                                   overwrite_manual=arg.flag(overwrite_manual, "overwrite_manual"))
         return {"frames": result["frames"], "flagged": result["flagged"], "revision": result["revision"]}
 

@@ -11,6 +11,7 @@ import hashlib
 import importlib
 import importlib.util
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -299,11 +300,16 @@ def serve(project: Path, args) -> int:
         seed_demo(studio)
     demo = ui.build(studio)
     print(f"FlowLabel project: {studio.store.path}\n{exposure.summary()}", flush=True)
+    signal.signal(signal.SIGTERM, _stop_serving)  # a clean stop: temp folders go, as on Ctrl+C
     demo.queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, show_error=True, **ui.launch_kwargs(),
         **exposure.launch_kwargs())
     lock.release()
     return 0
+
+
+def _stop_serving(signum, frame):
+    raise KeyboardInterrupt  # Gradio closes its server on it; then atexit runs
 
 
 def _existing_project(project: Path) -> bool:
