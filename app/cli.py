@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -54,6 +55,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to serve on (default 127.0.0.1: this machine only; 0.0.0.0 for your network)")
     p.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
+    p.add_argument("--auth-file", default=None, metavar="FILE",
+                   help="require a login: user:password lines (also env FLOWLABEL_AUTH_FILE; one user can come "
+                        "from env FLOWLABEL_AUTH=user:password). Needed to serve an address other than loopback")
+    p.add_argument("--insecure-no-auth", action="store_true",
+                   help="serve a network address without a login (anyone reaching the port can read and change "
+                        "the project)")
+    p.add_argument("--allow-path", action="append", default=[], metavar="DIR",
+                   help="a server folder the page may import datasets from, besides the project's folder "
+                        "(repeatable; also env FLOWLABEL_ALLOW_PATHS, os.pathsep-separated)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a Host name to answer besides localhost and IP addresses, e.g. the name a proxy uses "
+                        "(repeatable; '*' answers any; also env FLOWLABEL_ALLOW_HOSTS, comma-separated)")
     p.add_argument("--device", default=None,
                    help="where engines run: cpu, cuda, cuda:1 ... (default: cuda when available, else cpu)")
     p.add_argument("--no-demo", action="store_true",
@@ -164,6 +177,16 @@ def main(argv=None) -> int:
     return serve(project, args)
 
 
+def _locked(project: Path, purpose: str):
+    """The project's writer lock, or None after printing who holds it."""
+    from app.project_lock import ProjectLock, ProjectLockedError
+    try:
+        return ProjectLock(project, purpose).acquire()
+    except ProjectLockedError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None
+
+
 def export(project: Path, args) -> int:
     from app.export_coco import write_coco
     from app.store import ProjectStore
@@ -195,7 +218,10 @@ def import_(project: Path, args) -> int:
         print(f"error: {args.src} does not exist; pass the dataset's JSON file or folder", file=sys.stderr)
         return 2
     new = not Path(project).exists()
-    with ProjectStore(project) as store:
+    lock = _locked(project, "import")
+    if lock is None:
+        return 3
+    with lock, ProjectStore(project) as store:
         try:
             report = formats.get(args.format).import_(store, args.src, media_root=args.media_root)
         except formats.FormatError as e:
@@ -209,6 +235,7 @@ def import_(project: Path, args) -> int:
                 Path(f"{store.path}{suffix}").unlink(missing_ok=True)
             if store.media_dir.is_dir() and not any(store.media_dir.iterdir()):
                 store.media_dir.rmdir()
+            lock.path.unlink(missing_ok=True)
         return 1
     print(f"project: {store.path}")
     print(report.summary())
@@ -216,16 +243,35 @@ def import_(project: Path, args) -> int:
 
 
 def serve(project: Path, args) -> int:
-    from app import ui
+    from app.exposure import Exposure, ExposureError
+    try:
+        exposure = Exposure.decide(args.host, args.port, project, auth_file=args.auth_file,
+                                   allow_paths=args.allow_path, allow_hosts=args.allow_host,
+                                   insecure_no_auth=args.insecure_no_auth)
+    except ExposureError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    lock = _locked(project, "studio")  # held until this process ends
+    if lock is None:
+        return 3
+    from app import tempfiles, ui  # Gradio takes seconds to import: refuse before that
     from app.studio import Studio
-    studio = Studio(project, device=args.device, engine_paths=engine_paths(args))
+    tempfiles.sweep()  # what crashed studios left in the temp folder
+    studio = Studio(project, device=args.device, engine_paths=engine_paths(args), import_roots=exposure.roots)
     if not args.no_demo:
         seed_demo(studio)
     demo = ui.build(studio)
-    print(f"FlowLabel project: {studio.store.path}", flush=True)
+    print(f"FlowLabel project: {studio.store.path}\n{exposure.summary()}", flush=True)
+    signal.signal(signal.SIGTERM, _stop_serving)  # a clean stop: temp folders go, as on Ctrl+C
     demo.queue(default_concurrency_limit=4).launch(
-        server_name=args.host, server_port=args.port, show_error=True, **ui.launch_kwargs())
+        server_name=args.host, server_port=args.port, show_error=True, **ui.launch_kwargs(),
+        **exposure.launch_kwargs())
+    lock.release()
     return 0
+
+
+def _stop_serving(signum, frame):
+    raise KeyboardInterrupt  # Gradio closes its server on it; then atexit runs
 
 
 def _existing_project(project: Path) -> bool:
@@ -263,6 +309,9 @@ def annotate(project: Path, args) -> int:
     from app.studio import Studio
     if not _existing_project(project):
         return 2
+    lock = _locked(project, "annotate")
+    if lock is None:
+        return 3
     studio = Studio(project, device=args.device, engine_paths=engine_paths(args))
     try:
         summary = batch.annotate(studio, args.engine, ray_address=args.ray, cpu_actors=args.cpu_actors,
@@ -279,5 +328,6 @@ def annotate(project: Path, args) -> int:
         return 130
     finally:
         studio.close()
+        lock.release()
     print(summary.text())
     return 0

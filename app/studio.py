@@ -15,6 +15,7 @@ import numpy as np
 import engine
 from app import export_coco, formats, frame_tools, limits, mask_ops
 from app import media as media_io
+from app.exposure import allowed_roots, check_readable
 from app.overlay import render_overlay
 from app.propagate import propagate, review_scores
 from app.store import ProjectStore, StoreError
@@ -22,8 +23,10 @@ from app.store import ProjectStore, StoreError
 
 class Studio:
     def __init__(self, project: str | Path, device: str | None = None, engine_paths: dict | None = None,
-                 cache_bytes: int = 512 * 2**20):
+                 cache_bytes: int = 512 * 2**20, import_roots: list[Path] | None = None):
         self.store = ProjectStore(project)
+        # Server folders the page may import datasets from (the CLI passes its own paths directly).
+        self.import_roots = import_roots or allowed_roots(self.store.path)
         self.frames = media_io.FrameCache(max_bytes=cache_bytes)
         self.engines = engine.EngineService(device=device, paths=engine_paths)
         self.cancel_event = threading.Event()  # stops a running propagation
@@ -235,9 +238,13 @@ class Studio:
         target = out_dir / (f"{self.store.path.stem}-{fmt}" + (".json" if spec.target == "file" else ""))
         report = spec.export(self.store, target)
         if spec.target == "folder":
-            target = Path(shutil.make_archive(str(target), "zip", root_dir=target))
+            folder, target = target, Path(shutil.make_archive(str(target), "zip", root_dir=target))
+            shutil.rmtree(folder)  # the zip is what is served; the folder would double the disk used
         return target, report
 
     def import_dataset(self, fmt: str, src: str | Path, media_root: str | Path | None = None):
-        """All or nothing: a FormatError lists every problem and leaves the project unchanged."""
+        """All or nothing: a FormatError lists every problem and leaves the project unchanged.
+        Both paths must lie under import_roots (ExposureError otherwise): the page is a remote user."""
+        src = check_readable(src, self.import_roots)
+        media_root = check_readable(media_root, self.import_roots, "frames folder") if media_root else None
         return formats.get(fmt).import_(self.store, src, media_root=media_root)

@@ -7,7 +7,6 @@ plain values or gr.update()s, so the page logic is testable without a browser.
 from __future__ import annotations
 
 import json
-import tempfile
 
 import cv2
 import gradio as gr
@@ -19,6 +18,7 @@ from app.api import user_errors
 from app.display import DisplayImages
 from app.overlay import render_overlay
 from app.studio import Studio
+from app.tempfiles import Spool
 
 MASK_RGB = (255, 0, 255)  # magenta: rare in natural images, so the mask stands out
 PROPOSAL_RGB = (0, 200, 255)
@@ -130,6 +130,7 @@ class PageLogic:
         self.studio = studio
         self.store = studio.store
         self.display = DisplayImages()
+        self.exports = Spool("export", keep=2)  # dataset exports, until Gradio has copied them
 
     # -- choosing what to look at ----------------------------------------------------------
     def initial(self):
@@ -516,7 +517,7 @@ class PageLogic:
 
     @user_errors
     def export_dataset(self, fmt):
-        path, report = self.studio.export_dataset(fmt, tempfile.mkdtemp(prefix="flowlabel-export-"))
+        path, report = self.studio.export_dataset(fmt, self.exports.new_job())
         for warning in getattr(report, "warnings", []) or []:
             gr.Warning(str(warning))
         return str(path)

@@ -1,4 +1,5 @@
 """The scripting API (Gradio named endpoints), through gradio_client against the real app."""
+import json
 import re
 import subprocess
 import sys
@@ -261,6 +262,49 @@ def test_unknown_ids_are_refused(client, video, tmp_path):
 def test_empty_expression_text_is_refused(client, video, text):
     message = error_of(client, video["media_id"], text, api_name="/add_expression")
     assert "the expression is empty" in message
+
+
+@pytest.mark.parametrize("args, api_name, expected", [
+    ((1.5, 0), "/get_mask", "expression_id must be a whole number, got 1.5"),
+    (("{eid}", 1.5), "/get_mask", "frame must be a whole number, got 1.5"),
+    (("{eid}", "1"), "/get_mask", "frame must be an integer, got str '1'"),
+    (("{eid}", True), "/get_mask", "frame must be an integer, got bool True"),
+    (("{eid}", None), "/get_mask", "frame must be an integer, got NoneType None"),
+    (("{media}", None), "/add_expression", "text must be a string, got NoneType None"),
+    (("{media}", 7), "/add_expression", "text must be a string, got int 7"),
+    (("abc", "a cat"), "/add_expression", "media_id must be an integer, got str 'abc'"),
+    (("{eid}", 0, "forward", 2.5), "/propagate", "count must be a whole number, got 2.5"),
+    (("{eid}", 0, "forward", -3), "/propagate", "count must be 0 or more, got -3"),
+    (("{eid}", 0, "forward", 2, "yes"), "/propagate", "overwrite_manual must be true or false, got str 'yes'"),
+    (("{eid}", 0), "/segment", "engine must be a string, got int 0"),
+])
+def test_wrong_types_are_refused_at_the_edge_and_nothing_is_saved(client, video, expression_id, tmp_path, args,
+                                                                   api_name, expected):
+    ids = {"{eid}": expression_id, "{media}": video["media_id"]}
+    args = [ids.get(a, a) if isinstance(a, str) else a for a in args]
+    before = project_contents(client, expression_id, tmp_path)
+    assert expected in error_of(client, *args, api_name=api_name)
+    assert project_contents(client, expression_id, tmp_path) == before
+
+
+def test_a_fractional_frame_is_refused_not_rounded_and_a_whole_float_is_taken(client, video, expression_id,
+                                                                             tmp_path):
+    mask = random_mask(video["height"], video["width"])
+    png = handle_file(write_png(tmp_path / "m.png", _gray255(mask)))
+    assert "frame must be a whole number, got 1.5" in error_of(client, expression_id, 1.5, png,
+                                                              api_name="/save_mask")
+    assert "base_revision must be a whole number" in error_of(client, expression_id, 1, png, 0.5,
+                                                             api_name="/save_mask")
+    assert not get(client, expression_id, 1).any()  # frame 1 was not touched
+    assert "mask must be a file" in error_of(client, expression_id, 1, "m.png", api_name="/save_mask")
+    client.predict(expression_id, 2.0, png, api_name="/save_mask")  # JSON has one number type
+    assert np.array_equal(get(client, expression_id, 2) > 0, mask)
+
+
+def project_contents(client, expression_id, tmp_path) -> list:
+    """The annotations and refs of the whole project, as exported: what a refused call must not change."""
+    coco = json.loads(open(client.predict(api_name="/export_coco")).read())
+    return [a for a in coco["annotations"] if a.get("object_id") is not None] + coco["refs"]
 
 
 @pytest.mark.parametrize("engine", ["sam9", "no-such-engine"])
