@@ -34,6 +34,14 @@ def plan_expressions(store: ProjectStore, expression_id: int | None, media_id: i
     return media, expressions
 
 
+def default_name(store: ProjectStore, expression_id: int | None, media_id: int | None, fmt: str | None) -> str:
+    """A file name for the render: expression-<id>.<fmt> or media-<id>.<fmt>; fmt defaults by kind."""
+    media, _ = plan_expressions(store, expression_id, media_id)
+    fmt = fmt or ("png" if media["kind"] == "image" else "mp4")
+    what = f"expression-{int(expression_id)}" if expression_id is not None else f"media-{int(media_id)}"
+    return f"{what}.{str(fmt).lower()}"
+
+
 def source_label(name: str) -> str:
     return {"mask": "corrected mask", "proposal": "latest proposal"}.get(name, f"{name} proposal")
 
