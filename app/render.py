@@ -153,18 +153,22 @@ def boundary_px(size: tuple[int, int]) -> int:
 
 
 def draw_masks(image: np.ndarray, masks: Sequence[np.ndarray], colours: Sequence[tuple[int, int, int]],
-               layers: str = "image+mask", opacity: float = 0.5) -> np.ndarray:
+               layers: str = "image+mask", opacity: float = 0.5, out: np.ndarray | None = None) -> np.ndarray:
     """The frame (or black, for the mask layer) with each mask tinted in its colour and its
-    boundary drawn at full colour; the image layer is the frame unchanged."""
+    boundary drawn at full colour; the image layer is the frame unchanged. Drawn into `out`
+    (a frame-sized view) when given, else into a new array."""
+    out = np.empty_like(image) if out is None else out
+    if layers == "mask":
+        out[...] = 0
+    elif out is not image:
+        out[...] = image
     if layers == "image":
-        return image.copy()
-    base = np.zeros_like(image) if layers == "mask" else image
+        return out
     alpha = 1.0 if layers == "mask" else opacity
     width = boundary_px(image.shape[1::-1])
-    out = base
     for mask, rgb in zip(masks, colours):
-        out = render_overlay(out, mask, opacity=alpha, color=rgb, contour_color=rgb, contour_px=width)
-    return out.copy() if out is base else out
+        render_overlay(out, mask, opacity=alpha, color=rgb, contour_color=rgb, contour_px=width, inplace=True)
+    return out
 
 
 class TextPatch:
@@ -235,22 +239,26 @@ class Compositor:
         self.labels = [TextPatch([(s.label, [])], size[0], px) if labelled else None for s in self.sources]
         self.canvas = canvas_size(size, len(self.sources), even)
 
-    def compose(self, index: int, image: np.ndarray) -> np.ndarray:
+    def compose(self, index: int, image: np.ndarray, owned: bool = False) -> np.ndarray:
+        """The output frame for source frame `index`; `owned`: `image` is the caller's to spend,
+        so one panel is drawn on it (no full-frame copy)."""
         w, h = self.size
         if image.shape[1::-1] != (w, h):
             shrink = w < image.shape[1]
-            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        out = np.empty((self.canvas[1], self.canvas[0], 3), np.uint8)
-        out[...] = GAP_RGB
+            image, owned = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR), True
+        if self.canvas == (w, h) and owned and image.flags.writeable:
+            out = image
+        else:
+            out = np.empty((self.canvas[1], self.canvas[0], 3), np.uint8)
+            out[...] = GAP_RGB
         for k, source in enumerate(self.sources):
             masks = [self._scaled(m, (w, h)) for m in source.masks(index)]
-            panel = draw_masks(image, masks, self.colours, self.layers, self.opacity)
+            x, y = panel_origin(k, self.size, len(self.sources))
+            panel = draw_masks(image, masks, self.colours, self.layers, self.opacity, out=out[y:y + h, x:x + w])
             if self.caption:
                 self.caption.draw(panel, "bottom")
             if self.labels[k]:
                 self.labels[k].draw(panel, "top")
-            x, y = panel_origin(k, self.size, len(self.sources))
-            out[y:y + h, x:x + w] = panel
         return out
 
     @staticmethod
@@ -262,13 +270,14 @@ class Compositor:
 
 
 def frames_of(compositor: Compositor, read_frame: Callable[[int], np.ndarray], indices: Sequence[int],
-              progress: Callable[[int, int], None] | None = None,
-              cancel: Callable[[], bool] | None = None) -> Iterator[np.ndarray]:
-    """Output frames one at a time; checks `cancel` before each and reports (done, total) after."""
+              progress: Callable[[int, int], None] | None = None, cancel: Callable[[], bool] | None = None,
+              owned: bool = False) -> Iterator[np.ndarray]:
+    """Output frames one at a time; checks `cancel` before each and reports (done, total) after.
+    `owned`: read_frame returns a new array each call, which may be drawn on."""
     for done, index in enumerate(indices, 1):
         if cancel is not None and cancel():
             raise Cancelled(f"render cancelled at frame {index}; no file was written")
-        yield compositor.compose(index, read_frame(index))
+        yield compositor.compose(index, read_frame(index), owned)
         if progress is not None:
             progress(done, len(indices))
 
@@ -326,11 +335,15 @@ def ffmpeg_exe() -> str:
 
 def _ffmpeg_args(fmt: str, size: tuple[int, int], fps: float, path: Path) -> list[str]:
     rate = Fraction(fps).limit_denominator(1001)
-    head = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+    # mp4 frames arrive as 4:2:0 already (OpenCV converts faster than ffmpeg's scaler, and the
+    # pipe carries half the bytes); OpenCV's matrix is BT.601, limited range: tagged so.
+    pix_fmt = "yuv420p" if fmt == "mp4" else "rgb24"
+    head = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", pix_fmt,
             "-s", f"{size[0]}x{size[1]}", "-r", f"{rate.numerator}/{rate.denominator}", "-i", "pipe:0", "-an"]
     if fmt == "mp4":  # what browsers and slide tools play: H.264, 4:2:0, index first
-        return head + ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
-                       "-movflags", "+faststart", "-f", "mp4", str(path)]
+        return head + ["-c:v", "libx264", "-preset", "superfast", "-crf", "20", "-pix_fmt", "yuv420p",
+                       "-colorspace", "smpte170m", "-color_primaries", "smpte170m", "-color_trc", "smpte170m",
+                       "-color_range", "tv", "-movflags", "+faststart", "-f", "mp4", str(path)]
     return head + ["-c:v", "libwebp_anim", "-quality", "80", "-loop", "0", "-f", "webp", str(path)]
 
 
@@ -346,7 +359,8 @@ def _write_ffmpeg(frames: Iterator[np.ndarray], path: Path, fmt: str, fps: float
             for frame in _chain(first, frames):
                 if frame.shape[1::-1] != size:
                     raise RenderError(f"frame size changed from {size} to {frame.shape[1::-1]} mid-clip")
-                proc.stdin.write(np.ascontiguousarray(frame).data)
+                raw = cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420) if fmt == "mp4" else np.ascontiguousarray(frame)
+                proc.stdin.write(raw.data)
             proc.stdin.close()
             code = proc.wait()
         except BrokenPipeError:

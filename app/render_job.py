@@ -99,8 +99,9 @@ def render_clip(store: ProjectStore, out: str | Path, *, expression_id: int | No
 
     reader = media_io.FrameReader(store.media_file(media["id"]), media["kind"], media["frames"])
     try:
-        path = render.write_clip(render.frames_of(compositor, reader.read, indices, progress, cancel), out, fmt,
-                                 out_fps)
+        # FrameReader decodes each frame into a new array: the compositor may draw on it.
+        frames = render.frames_of(compositor, reader.read, indices, progress, cancel, owned=True)
+        path = render.write_clip(frames, out, fmt, out_fps)
     finally:
         reader.close()
     return {"path": str(path), "format": fmt, "frames": len(indices), "width": compositor.canvas[0],
