@@ -13,17 +13,19 @@ from gradio.data_classes import FileData
 
 import engine
 from app import api_args as arg
+from app import render_job
 from app.exposure import ExposureError
 from app.formats import FormatError
 from app.mask_png import read_mask_png, write_mask_png, write_png
 from app.media import MediaError
+from app.render import RenderError
 from app.store import StoreError
 from app.studio import Studio
 from app.tempfiles import Spool
 
 # Mistakes a user can fix; anything else is a bug and keeps its traceback in the log.
 USER_ERRORS = (StoreError, MediaError, FormatError, engine.UnknownEngineError, engine.EngineNotConfigured,
-               engine.Cancelled, FileNotFoundError, arg.ApiArgumentError, ExposureError)
+               engine.Cancelled, FileNotFoundError, arg.ApiArgumentError, ExposureError, RenderError)
 
 
 def user_errors(fn):
@@ -117,6 +119,19 @@ def register(studio: Studio) -> None:
         """The COCO JSON (with RefCOCO-style refs) of the whole project."""
         return FileData(path=str(studio.export_coco(spool.new_job() / "coco.json")))
 
+    @user_errors
+    def render(expression_id: int | None = None, media_id: int | None = None, format: str | None = None,
+               frames: str | None = None, scale: float = 1.0, fps: float | None = None, layers: str = "image+mask",
+               compare: list[str] | None = None) -> FileData:
+        """An overlay clip (mp4, gif, webp) or picture (png) of one expression, or of every expression of
+        a media; compare: mask sources side by side (mask, proposal, or a proposal's source name)."""
+        name = render_job.default_name(studio.store, expression_id, media_id, format)
+        result = studio.render_clip(spool.new_job() / name, expression_id=expression_id, media_id=media_id, fmt=format,
+                                    frames=frames or None, scale=float(scale), fps=fps, layers=layers,
+                                    compare=list(compare) if compare else None)
+        return FileData(path=result["path"])
+
     for fn in (add_media, add_expression, save_mask, get_mask, get_frame, propagate, export_coco):
         gr.api(fn, api_name=fn.__name__)
+    gr.api(render, api_name="render", concurrency_id="render", concurrency_limit=1)
     gr.api(segment, api_name="segment", concurrency_id="engine", concurrency_limit=1)

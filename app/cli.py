@@ -1,5 +1,6 @@
 """Command line: `python launch.py` serves the studio; `export ...` and `import ...` move datasets;
-`evaluate ...` scores an engine against the corrected masks; `annotate ...` pre-annotates in batch.
+`evaluate ...` scores an engine against the corrected masks; `annotate ...` pre-annotates in batch;
+`render ...` writes overlay clips to share.
 
 Plugin engines: `--engine-module M` (repeatable) or FLOWLABEL_ENGINE_MODULES=M1,M2 imports each
 module before anything else runs; a module registers its engines with engine.register_segmenter.
@@ -112,7 +113,32 @@ def parser() -> argparse.ArgumentParser:
     ann.add_argument("--cpu-actors", type=int, default=1,
                      help="with --ray on a cluster without GPUs: how many CPU model actors (default 1)")
     ann.add_argument("--limit", type=int, default=None, help="annotate at most this many expressions")
+    _render_args(sub, project_help)
     return p
+
+
+def _render_args(sub, project_help: str) -> None:
+    ren = sub.add_parser("render", help="write an overlay clip (mp4, gif, webp) or picture (png) of an expression, "
+                                        "or of every expression of a media; --compare puts mask sources side by side",
+                         description="Each object's mask in its own colour with its boundary, the expression as a "
+                                     "caption. Mask sources for --compare: mask (the corrected masks), proposal (the "
+                                     "latest proposal), or a proposal's source name (an engine's name, propagated).")
+    ren.add_argument("--project", type=Path, default=argparse.SUPPRESS, help=project_help)
+    which = ren.add_mutually_exclusive_group(required=True)
+    which.add_argument("--expression", type=int, metavar="ID", help="render this expression")
+    which.add_argument("--media", type=int, metavar="ID", help="render every expression of this media")
+    ren.add_argument("--format", choices=("mp4", "gif", "webp", "png"), default=None,
+                     help="default: the --out file's extension, else mp4 for videos and png for images")
+    ren.add_argument("--frames", metavar="A:B", default=None, help="frames A to B-1 (A:, :B, or one frame A); "
+                                                                   "default all")
+    ren.add_argument("--scale", type=float, default=1.0, help="size factor, e.g. 0.5 (default 1)")
+    ren.add_argument("--fps", type=float, default=None,
+                     help="frame rate; lower than the video's drops frames evenly (default: the video's)")
+    ren.add_argument("--layers", choices=("image+mask", "mask", "image"), default="image+mask",
+                     help="image+mask (default), mask (the masks alone, on black) or image (the frames alone)")
+    ren.add_argument("--compare", nargs="+", metavar="SRC", default=None,
+                     help="two or more mask sources side by side: mask, proposal, or a proposal source name")
+    ren.add_argument("--out", type=Path, required=True, help="file to write")
 
 
 def _engine_args(sub: argparse.ArgumentParser, project_help: str) -> None:
@@ -174,6 +200,8 @@ def main(argv=None) -> int:
         return export(project, args)
     if args.command == "import":
         return import_(project, args)
+    if args.command == "render":
+        return render(project, args)
     return serve(project, args)
 
 
@@ -330,4 +358,37 @@ def annotate(project: Path, args) -> int:
         studio.close()
         lock.release()
     print(summary.text())
+    return 0
+
+
+def render(project: Path, args) -> int:
+    import engine
+    from app.media import MediaError
+    from app.render import RenderError
+    from app.store import StoreError
+    from app.studio import Studio
+    if not _existing_project(project):
+        return 2
+    studio = Studio(project)
+    shown = [-1]
+
+    def progress(done: int, total: int) -> None:
+        tenth = done * 10 // total
+        if tenth > shown[0]:
+            shown[0] = tenth
+            print(f"\rrendering: {done}/{total} frames", end="", file=sys.stderr, flush=True)
+    try:
+        result = studio.render_clip(args.out, expression_id=args.expression, media_id=args.media, fmt=args.format,
+                                    frames=args.frames, scale=args.scale, fps=args.fps, layers=args.layers,
+                                    compare=args.compare, progress=progress)
+    except (StoreError, MediaError, RenderError) as e:
+        print(f"\nerror: {e}" if shown[0] >= 0 else f"error: {e}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, engine.Cancelled):
+        print("\ninterrupted: no file was written", file=sys.stderr)
+        return 130
+    finally:
+        studio.close()
+    print(("\n" if shown[0] >= 0 else "") + f"wrote {result['path']} ({result['format']}, {result['frames']} frames, "
+          f"{result['width']}x{result['height']}, {result['fps']:g} fps)")
     return 0

@@ -353,6 +353,12 @@ class ProjectStore:
                           [self._object_for(expression_id, object_id)])
         return {r["frame"]: r["source"] for r in rows}
 
+    def proposal_sources(self, expression_id: int, object_id: int | None = None) -> list[str]:
+        """The sources (engine names, 'propagated') that left proposals for the object."""
+        rows = self._rows("SELECT DISTINCT source FROM proposals WHERE object_id = ? ORDER BY source",
+                          [self._object_for(expression_id, object_id)])
+        return [r["source"] for r in rows]
+
     @staticmethod
     def _check_frame(media: dict, frame: int) -> None:
         if not 0 <= int(frame) < media["frames"]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 import engine
-from app import export_coco, formats, frame_tools, limits, mask_ops
+from app import export_coco, formats, frame_tools, limits, mask_ops, render_job
 from app import media as media_io
 from app.exposure import allowed_roots, check_readable
 from app.overlay import render_overlay
@@ -226,6 +226,18 @@ class Studio:
             final = self.store.get_mask(expression_id, frame, object_id)
             rows.append({"frame": frame, "iou": frame_tools.mask_iou(proposal, final), "source": source})
         return rows
+
+    # -- sharing ---------------------------------------------------------------------------
+    def render_clip(self, out: str | Path, *, expression_id: int | None = None, media_id: int | None = None,
+                    fmt: str | None = None, frames=None, scale: float = 1.0, fps: float | None = None,
+                    layers: str = "image+mask", compare: list[str] | None = None, progress=None,
+                    cancel=None) -> dict:
+        """An overlay clip (mp4, gif, webp) or picture (png) of one expression or of every expression
+        of a media; `compare` names two or more mask sources to show side by side. Streams frame by
+        frame; `cancel()` is checked per frame and a cancelled render leaves no file."""
+        return render_job.render_clip(self.store, out, expression_id=expression_id, media_id=media_id, fmt=fmt,
+                                      frames=frames, scale=scale, fps=fps, layers=layers, compare=compare,
+                                      progress=progress, cancel=cancel)
 
     # -- datasets in and out ---------------------------------------------------------------
     def export_coco(self, out: str | Path) -> Path:

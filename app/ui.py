@@ -20,6 +20,7 @@ from app.ui_handlers import (
     empty_state,
     engine_for_kind,
 )
+from app.ui_render import build_render_panel, wire_render_panel
 
 SHORTCUTS_JS = (Path(__file__).parent / "shortcuts.js").read_text()
 CSS = """
@@ -55,6 +56,7 @@ def build(studio: Studio) -> gr.Blocks:
                 with gr.Row(equal_height=True):
                     status_btns = {s: gr.Button(STATUS_LABELS[s], size="sm", min_width=60, elem_id=f"status-{s}")
                                    for s in STATUS_LABELS}
+                render_panel = build_render_panel()
                 with gr.Row():
                     next_expr = gr.Button("Next expression", size="sm", elem_id="next-expression")
                     review_mode = gr.Checkbox(False, label="Review mode (walk done ones)", elem_id="review-mode")
@@ -150,6 +152,7 @@ def build(studio: Studio) -> gr.Blocks:
                 # The keymap the page's script reads; kept in the DOM, not shown.
                 keymap = gr.Textbox(visible="hidden", elem_id="shortcut-map")
         api.register(studio)
+        wire_render_panel(render_panel, studio, state)
 
         disp = [opacity, outline_only, show_overlay, compare]
         view_in = [state, frame, *disp]

@@ -83,6 +83,7 @@ def png_declaring(path, width, height):
     import io
     import struct
     import zlib
+
     from PIL import Image
     buf = io.BytesIO()
     Image.new("P", (1, 1)).save(buf, "PNG")
