@@ -6,21 +6,18 @@ the overlay preview. Masks themselves never travel this way; they stay exact in 
 """
 from __future__ import annotations
 
-import atexit
 import itertools
-import shutil
-import tempfile
 import threading
-from pathlib import Path
 
 import cv2
 import numpy as np
 
+from app.tempfiles import owned_dir
+
 
 class DisplayImages:
     def __init__(self, keep: int = 256, quality: int = 95):
-        self.dir = Path(tempfile.mkdtemp(prefix="flowlabel-display-"))
-        atexit.register(shutil.rmtree, self.dir, ignore_errors=True)
+        self.dir = owned_dir("display")
         self.keep, self.quality = keep, quality
         self._counter = itertools.count()
         self._lock = threading.Lock()

@@ -19,9 +19,11 @@ from sqlite_utils import Database
 
 from app import media as media_io
 from app import rle
+from app.frame_index import FrameIndex
 from app.schema import migrations
 
 STATUSES = ("todo", "in_progress", "done", "reviewed")
+FINISHED = ("done", "reviewed")   # a person vouched for every frame of the expression
 
 
 class StoreError(Exception):
@@ -100,14 +102,17 @@ class ProjectStore:
         return rows[0] if rows else None
 
     # -- media -----------------------------------------------------------------------------
-    def add_media(self, src: str | Path, name: str | None = None) -> dict:
-        """Validate, copy into the project and record one media file.
+    def add_media(self, src: str | Path, name: str | None = None, keep_partial: bool = False,
+                  info: media_io.MediaInfo | None = None) -> dict:
+        """Validate, copy into the project and record one media file (with a video's frame index).
 
         Returns the media row, with `existing=True` when the same content was already there.
-        Raises media.MediaError for bad files; nothing is left behind then.
+        Raises media.MediaError for bad files; nothing is left behind then. keep_partial keeps
+        the frames of a video that decodes short of its declared count (see media.probe).
+        `info`: src's probe result, when the caller has just probed it.
         """
         src = Path(src)
-        info = media_io.probe(src)
+        info = info or media_io.probe(src, keep_partial=keep_partial)
         with self._lock:
             known = self._one("SELECT * FROM media WHERE sha256 = ?", [info.sha256])
             if known:
@@ -125,6 +130,8 @@ class ProjectStore:
                         "sha256": info.sha256, "width": info.width, "height": info.height,
                         "frames": info.frames, "fps": info.fps, "created_at": _now(),
                     }).last_pk
+                    if info.index is not None:
+                        self._write_frame_index(media_id, info.index)
             except BaseException:
                 target.unlink(missing_ok=True)
                 raise
@@ -150,11 +157,36 @@ class ProjectStore:
             if self._one("SELECT 1 AS x FROM expressions WHERE media_id = ?", [media_id]):
                 raise StoreError(f"{media['name']} has expressions; it cannot be removed")
             self.db.execute("DELETE FROM objects WHERE media_id = ?", [media_id])
+            self.db.execute("DELETE FROM frame_index WHERE media_id = ?", [media_id])
             self.db.execute("DELETE FROM media WHERE id = ?", [media_id])
         (self.media_dir / media["path"]).unlink(missing_ok=True)
 
     def media_file(self, media_id: int) -> Path:
         return self.media_dir / self.get_media(media_id)["path"]
+
+    def frame_index(self, media_id: int) -> FrameIndex | None:
+        """A video's frame index (None for images). Videos imported before indexes existed get
+        theirs here, on first use: one sequential decode, then kept in the project."""
+        media = self.get_media(media_id)
+        if media["kind"] != "video":
+            return None
+        row = self._one("SELECT pts_ms, crc32 FROM frame_index WHERE media_id = ?", [media_id])
+        if row is not None:
+            return FrameIndex.from_blobs(row["pts_ms"], row["crc32"])
+        index = media_io.build_frame_index(self.media_dir / media["path"])  # outside the lock: slow
+        if len(index) != media["frames"]:
+            raise media_io.MediaError(
+                f"{media['name']} now decodes to {len(index)} frames, not the {media['frames']} it had when "
+                "imported; its file in the project's media folder changed; import it again")
+        with self._lock, self.db.atomic():
+            if self._one("SELECT 1 AS x FROM frame_index WHERE media_id = ?", [media_id]) is None:
+                self._write_frame_index(media_id, index)
+        return index
+
+    def _write_frame_index(self, media_id: int, index: FrameIndex) -> None:
+        pts, crc = index.to_blobs()
+        self.db.execute("INSERT INTO frame_index (media_id, frames, pts_ms, crc32, created_at) VALUES (?, ?, ?, ?, ?)",
+                        [media_id, len(index), pts, crc, _now()])
 
     # -- expressions and objects -----------------------------------------------------------
     def add_expression(self, media_id: int, text: str, category: str = "object") -> dict:
@@ -321,6 +353,12 @@ class ProjectStore:
                           [self._object_for(expression_id, object_id)])
         return {r["frame"]: r["source"] for r in rows}
 
+    def proposal_sources(self, expression_id: int, object_id: int | None = None) -> list[str]:
+        """The sources (engine names, 'propagated') that left proposals for the object."""
+        rows = self._rows("SELECT DISTINCT source FROM proposals WHERE object_id = ? ORDER BY source",
+                          [self._object_for(expression_id, object_id)])
+        return [r["source"] for r in rows]
+
     @staticmethod
     def _check_frame(media: dict, frame: int) -> None:
         if not 0 <= int(frame) < media["frames"]:
@@ -376,7 +414,7 @@ class ProjectStore:
         """A reviewer sends the expression back to 'in progress' with a comment saying why."""
         with self._lock, self.db.atomic():
             expr = self._check_revision(expression_id, base_revision)
-            if expr["status"] not in ("done", "reviewed"):
+            if expr["status"] not in FINISHED:
                 raise StoreError(f"only finished expressions can be rejected; this one is {expr['status']}")
             self.add_note(expression_id, comment, kind="reject")
             return self.set_status(expression_id, "in_progress")

@@ -20,6 +20,7 @@ from app.ui_handlers import (
     empty_state,
     engine_for_kind,
 )
+from app.ui_render import build_render_panel, wire_render_panel
 
 SHORTCUTS_JS = (Path(__file__).parent / "shortcuts.js").read_text()
 CSS = """
@@ -42,6 +43,8 @@ def build(studio: Studio) -> gr.Blocks:
             with gr.Column(scale=1, min_width=280):
                 upload = gr.File(label="Add media (images, videos)", file_count="multiple",
                                  file_types=sorted(IMAGE_EXTS | VIDEO_EXTS), elem_id="upload", height=120)
+                keep_partial = gr.Checkbox(label="Keep what decodes (import a truncated video's frames)",
+                                           value=False, elem_id="keep-partial")
                 media_dd = gr.Dropdown(label="Media", choices=[], elem_id="media")
                 show = gr.Dropdown(label="Show", choices=[("all", "all")] + [(v, k) for k, v in STATUS_LABELS.items()],
                                    value="all", elem_id="status-filter")
@@ -53,6 +56,7 @@ def build(studio: Studio) -> gr.Blocks:
                 with gr.Row(equal_height=True):
                     status_btns = {s: gr.Button(STATUS_LABELS[s], size="sm", min_width=60, elem_id=f"status-{s}")
                                    for s in STATUS_LABELS}
+                render_panel = build_render_panel()
                 with gr.Row():
                     next_expr = gr.Button("Next expression", size="sm", elem_id="next-expression")
                     review_mode = gr.Checkbox(False, label="Review mode (walk done ones)", elem_id="review-mode")
@@ -148,6 +152,7 @@ def build(studio: Studio) -> gr.Blocks:
                 # The keymap the page's script reads; kept in the DOM, not shown.
                 keymap = gr.Textbox(visible="hidden", elem_id="shortcut-map")
         api.register(studio)
+        wire_render_panel(render_panel, studio, state)
 
         disp = [opacity, outline_only, show_overlay, compare]
         view_in = [state, frame, *disp]
@@ -202,7 +207,7 @@ def build(studio: Studio) -> gr.Blocks:
         save_keys.click(logic.save_shortcuts, [shortcuts], [shortcuts, keymap])
         agree_btn.click(user_errors(logic.agreement), [state], [agree_plot, agree_text])
 
-        upload.upload(logic.add_media, [upload], [state, media_dd, expr_radio, upload]) \
+        upload.upload(logic.add_media, [upload, keep_partial], [state, media_dd, expr_radio, upload]) \
             .then(**slider_update).then(**show_frame)
         for trigger in (add_expr.click, new_text.submit):
             trigger(logic.add_expression, [state, new_text], [state, expr_radio, new_text]).then(**slider_update) \

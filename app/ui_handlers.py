@@ -7,7 +7,6 @@ plain values or gr.update()s, so the page logic is testable without a browser.
 from __future__ import annotations
 
 import json
-import tempfile
 
 import cv2
 import gradio as gr
@@ -19,6 +18,7 @@ from app.api import user_errors
 from app.display import DisplayImages
 from app.overlay import render_overlay
 from app.studio import Studio
+from app.tempfiles import Spool
 
 MASK_RGB = (255, 0, 255)  # magenta: rare in natural images, so the mask stands out
 PROPOSAL_RGB = (0, 200, 255)
@@ -113,7 +113,7 @@ def parse_shortcuts(text: str) -> dict:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise gr.Error(f"The shortcuts are not valid JSON ({e.msg} at line {e.lineno}); "
-                       'write them as {"action": "key", ...}')
+                       'write them as {"action": "key", ...}') from None
     unknown = sorted(set(data) - set(DEFAULT_SHORTCUTS)) if isinstance(data, dict) else None
     if unknown is None or unknown or not all(isinstance(v, str) and v for v in data.values()):
         raise gr.Error(f"Shortcuts map actions to keys; unknown actions: {unknown}. "
@@ -130,6 +130,7 @@ class PageLogic:
         self.studio = studio
         self.store = studio.store
         self.display = DisplayImages()
+        self.exports = Spool("export", keep=2)  # dataset exports, until Gradio has copied them
 
     # -- choosing what to look at ----------------------------------------------------------
     def initial(self):
@@ -461,10 +462,10 @@ class PageLogic:
         return gr.update(value=engine_for_kind(kind, current, engine.available_segmenters()))
 
     @user_errors
-    def add_media(self, files):
+    def add_media(self, files, keep_partial=False):
         added = []
         for f in files or []:
-            added += self.studio.add_media(f)
+            added += self.studio.add_media(f, keep_partial=bool(keep_partial))
         if not added:
             raise gr.Error("Choose an image, a video or a folder of images to add.")
         state = {**empty_state(), "media_id": added[-1]["id"]}
@@ -516,7 +517,7 @@ class PageLogic:
 
     @user_errors
     def export_dataset(self, fmt):
-        path, report = self.studio.export_dataset(fmt, tempfile.mkdtemp(prefix="flowlabel-export-"))
+        path, report = self.studio.export_dataset(fmt, self.exports.new_job())
         for warning in getattr(report, "warnings", []) or []:
             gr.Warning(str(warning))
         return str(path)

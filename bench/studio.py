@@ -25,13 +25,11 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
-
-from app.export_coco import write_coco  # noqa: E402
-from app.overlay import render_overlay  # noqa: E402
-from app.store import ProjectStore  # noqa: E402
-from app.studio import Studio  # noqa: E402
-from app.ui_handlers import PageLogic  # noqa: E402
+from app.export_coco import write_coco
+from app.overlay import render_overlay
+from app.store import ProjectStore
+from app.studio import Studio
+from app.ui_handlers import PageLogic
 
 DISPLAY_MS, SAVE_MS, EXPORT_RATIO = 50.0, 100.0, 0.5
 
@@ -51,11 +49,11 @@ def timed(fn, *args) -> float:
     return time.perf_counter() - t0
 
 
-def write_video(path: Path, frames: int, size: tuple[int, int], detail: bool) -> Path:
+def write_video(path: Path, frames: int, size: tuple[int, int], detail: bool, fps: float = 25.0) -> Path:
     """An mp4v video; `detail` gives a smooth texture that pans (a realistic decode cost),
     otherwise flat frames with a moving box (fast to write and probe)."""
     width, height = size
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
     if not writer.isOpened():
         raise RuntimeError(f"this OpenCV cannot write mp4v into {path.name}")
     rng = np.random.default_rng(0)

@@ -1,19 +1,17 @@
 """Regenerate docs/screenshot.png: the demo project with one corrected mask, in Chromium.
 
-    python scripts/screenshot.py
+    python -m scripts.screenshot      (from the repository root)
 """
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from playwright.sync_api import sync_playwright  # noqa: E402
+from playwright.sync_api import sync_playwright
 
-from app.studio import Studio  # noqa: E402
-from tests.live_app import LiveApp  # noqa: E402
+from app.studio import Studio
+from tests.live_app import LiveApp
 
 project = Path(tempfile.mkdtemp()) / "demo.sqlite"
 app = LiveApp(project, demo=True)

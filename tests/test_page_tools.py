@@ -173,6 +173,10 @@ def test_datasets_out_and_back_in_through_the_page(page, tmp_path):
         assert np.array_equal(other.store.get_mask(imported["id"], f), truth[f])
     with pytest.raises(gr.Error, match="nothing was imported"):
         other.import_dataset("mevis", str(tmp_path / "nowhere"), "")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "meta_expressions.json").write_text("null")
+    with pytest.raises(gr.Error, match="holds only null"):  # nothing to import is an error, not a success
+        other.import_dataset("mevis", str(tmp_path / "empty"), "")
     other.studio.close()
 
 

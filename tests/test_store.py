@@ -2,6 +2,7 @@ import sqlite3
 
 import numpy as np
 import pytest
+from pycocotools import mask as mask_utils
 
 from app import rle
 from app.schema import migrations
@@ -176,6 +177,8 @@ def test_stored_rle_is_valid_coco(store, expr):
     store.save_mask(expr["id"], 2, mask)
     row = next(store.iter_masks())
     r = {"size": [row["height"], row["width"]], "counts": row["counts"]}
-    assert rle.area(r) == mask.sum()
-    assert rle.bbox(r) == [5.0, 3.0, 35.0, 14.0]
+    coco = {"size": r["size"], "counts": r["counts"].encode("ascii")}
+    assert np.array_equal(rle.decode(r), mask)
+    assert mask_utils.area(coco) == mask.sum()
+    assert mask_utils.toBbox(coco).tolist() == [5.0, 3.0, 35.0, 14.0]
     assert store.integrity_check() == "ok"

@@ -100,7 +100,7 @@ def test_segment_keeps_manual_frames(studio, video_expr, bright_engine):
     sources = studio.store.mask_sources(eid)
     assert sources[2] == "manual" and np.array_equal(studio.store.get_mask(eid, 2), manual)
     assert {f for f, s in sources.items() if s == bright_engine} <= {0, 1, 3, 4, 5}
-    frames = studio.all_frames(video_expr["media_id"])
+    frames = studio.media_frames(video_expr["media_id"])
     expected = frames.mean(axis=3) > frames.mean()
     assert np.array_equal(studio.store.get_mask(eid, 4), expected[4])
     studio.segment(eid, bright_engine, overwrite_manual=True)

@@ -14,11 +14,13 @@ imported mask, never to nothing.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app import media as media_io
+from app.export_coco import CATEGORY_IDS
 from app.formats import _frames
 from app.formats._base import FormatError, ImportReport, Problems
 from app.store import STATUSES, ProjectStore
@@ -63,6 +65,7 @@ class Plan:
     expressions: list[ExpressionPlan] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    category_ids: dict[str, int] = field(default_factory=dict)  # the dataset's, where it has them
 
 
 def _now() -> str:
@@ -79,6 +82,10 @@ def _prepare_media(plan: Plan, tmp: Path, problems: Problems) -> dict[str, Path]
             if size is not None:
                 files[key] = out
             continue
+        too_big = _frames.header_problem(mp.file)  # before anything is decoded
+        if too_big:
+            problems.add(mp.file, mp.entry, f"image refused: {too_big}")
+            continue
         try:
             info = media_io.probe(mp.file)
         except media_io.MediaError as e:
@@ -94,6 +101,8 @@ def _prepare_media(plan: Plan, tmp: Path, problems: Problems) -> dict[str, Path]
 
 def apply_plan(store: ProjectStore, plan: Plan, problems: Problems) -> ImportReport:
     problems.raise_if_any(plan.source)
+    if not plan.media and not plan.expressions:
+        raise FormatError(nothing_found(plan))
     report = ImportReport(plan.format, str(plan.source), skipped=list(plan.skipped), notes=list(plan.notes))
     if any(mp.frames is not None for mp in plan.media.values()):
         report.notes.append(_frames.FRAME_NOTE)
@@ -111,6 +120,24 @@ def apply_plan(store: ProjectStore, plan: Plan, problems: Problems) -> ImportRep
                     path.unlink(missing_ok=True)
                 raise
     return report
+
+
+def remember_category_ids(store: ProjectStore, ids: dict[str, int]) -> None:
+    """Keep the dataset's category ids for exports; a name or id the project has already keeps its."""
+    known = dict(store.get_setting(CATEGORY_IDS, {}))
+    used = set(known.values())
+    for name, cid in ids.items():
+        if name not in known and cid not in used:
+            known[name] = cid
+            used.add(cid)
+    store.db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", [CATEGORY_IDS, json.dumps(known)])
+
+
+def nothing_found(plan: Plan) -> str:
+    why = "; ".join(f"{entry}: {reason}" for entry, reason in plan.skipped[:5])
+    return (f"{plan.source} holds nothing to import: no media and no expressions were found"
+            + (f" ({why})" if why else "") + ". Check that this is a " + plan.format + " dataset with "
+            "entries; nothing was imported, the project is unchanged")
 
 
 def _write(store: ProjectStore, plan: Plan, files: dict[str, Path], copied: list[Path],
@@ -151,6 +178,8 @@ def _write(store: ProjectStore, plan: Plan, files: dict[str, Path], copied: list
                                                "category": op.category, "created_at": now}).last_pk
     if relabelled:
         report.notes.append(f"{relabelled} object id(s) were taken in their media already; they got new labels")
+    if plan.category_ids:
+        remember_category_ids(store, plan.category_ids)
 
     for ep in plan.expressions:
         status = ep.status if ep.status in STATUSES else "todo"
