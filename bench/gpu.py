@@ -179,6 +179,7 @@ def bench_part(part, dry: bool, clock: Clock, work: Path, env: dict) -> dict:
 
 def train_part(dry: bool, clock: Clock, work: Path, out: Path, env: dict, data: list) -> dict:
     base = {"what": "flowrvs-demo and flowseg-demo trained side by side for the time left"}
+    t_start = time.monotonic()
     left = clock.left() - RESERVE_S
     if left < (20 if dry else MIN_TRAIN_S):
         for _, _, proc in data:
@@ -203,7 +204,7 @@ def train_part(dry: bool, clock: Clock, work: Path, out: Path, env: dict, data: 
         if r["data_rc"] != 0:
             r.update(status="failed", reason="its training data were not generated")
             continue
-        seconds = DRY_TRAIN_S if dry else max(1, int(cap - recipe.startup_s))
+        seconds = DRY_TRAIN_S if dry else max(1, int(cap - recipe.export_s))
         argv = [sys.executable, *fill(recipe.train, data=folder, run=work / recipe.name,
                                       seconds=seconds)]
         log = work / f"train-{recipe.name}.log"
@@ -226,7 +227,8 @@ def train_part(dry: bool, clock: Clock, work: Path, out: Path, env: dict, data: 
         if r["status"] == "ok" and pipeline.is_dir():
             r["archive"] = pack(pipeline, log, out / f"{name}.tar.gz")
     statuses = {r.get("status") for r in runs.values()}
-    return {**base, "status": "ok" if statuses == {"ok"} else "failed", "runs": runs}
+    return {**base, "status": "ok" if statuses == {"ok"} else "failed", "runs": runs,
+            "seconds": round(time.monotonic() - t_start, 1)}
 
 
 def pack(pipeline: Path, log: Path, archive: Path) -> dict:

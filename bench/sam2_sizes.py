@@ -141,8 +141,9 @@ def measure(size: str, args) -> dict:
     import torch
     from transformers import Sam2Model, Sam2VideoModel
 
+    from engine.torch_utils import as_dtype
     device, cuda = args.device, args.device.startswith("cuda")
-    dtype = torch.bfloat16 if cuda else torch.float32
+    dtype = as_dtype(args.dtype, device)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     image_cfg, video_cfg = configs(size)
     side = image_cfg.vision_config.backbone_config.image_size[0]
@@ -174,6 +175,7 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default=None)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--dtype", default=None, help="default: bf16 on cuda, fp32 on cpu")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     import torch

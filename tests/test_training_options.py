@@ -26,6 +26,15 @@ from tests.flowseg_fixtures import (
 # --------------------------------------------------------------------------- FlowRVS timesteps
 
 
+def rvs_args(tmp_path, *extra):
+    from engine.flowrvs.demo import write_builtin_world
+    data = tmp_path / "data"
+    if not data.is_dir():
+        write_builtin_world(seed=7, count=2, out=data)
+    return rvs.parse_args(["--data", str(data), "--out", str(tmp_path / "run"), "--tiny",
+                           "--size", "32", "32", "--threads", "1", "--batch-size", "2", *extra])
+
+
 def test_bias_zero_is_the_release_sampler_draw_for_draw():
     a, b = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     for _ in range(50):
@@ -55,15 +64,13 @@ def test_bias_keeps_the_boundary_share_and_refuses_negatives():
 
 
 def test_trainer_flag_reaches_the_sampler_and_is_off_by_default(tmp_path):
-    from tests.test_flowrvs_train import _args
-    assert _args(tmp_path).timestep_bias == 0.0
-    assert _args(tmp_path, "--timestep-bias", "2.5").timestep_bias == 2.5
+    assert rvs_args(tmp_path).timestep_bias == 0.0
+    assert rvs_args(tmp_path, "--timestep-bias", "2.5").timestep_bias == 2.5
 
 
 def test_flowrvs_time_limit_stops_and_exports(tmp_path):
-    from tests.test_flowrvs_train import _args
-    args = _args(tmp_path / "run", "--max-steps", "1000", "--time-limit", "0", "--save-every",
-                 "500", "--timestep-bias", "2")
+    args = rvs_args(tmp_path, "--max-steps", "1000", "--time-limit", "0", "--save-every",
+                    "500", "--timestep-bias", "2")
     trainer = rvs.run(args)
     assert trainer.step_count == 1                    # the first step passes a 0 s limit
     assert (tmp_path / "run" / "pipeline" / "flowrvs_config.json").is_file()

@@ -16,6 +16,7 @@ the date in `measured`.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -69,6 +70,7 @@ def fit(points: Sequence[tuple], model_hw: tuple, element_size: int, fraction: f
         slope = max(b / n for n, b in zip(frames, extra))
     # never below any measured point: lift the line to the worst residual
     intercept += max(0.0, max(b - (intercept + slope * n) for n, b in zip(frames, extra)))
-    return WindowMemory(fixed_bytes_per_pixel=round(intercept / unit, 1),
-                        frame_bytes_per_pixel=round(slope / unit, 2), fraction=fraction,
-                        measured=measured)
+    # rounded up, so the printed figures keep the promise
+    return WindowMemory(fixed_bytes_per_pixel=math.ceil(intercept / unit * 10) / 10,
+                        frame_bytes_per_pixel=math.ceil(slope / unit * 100) / 100,
+                        fraction=fraction, measured=measured)

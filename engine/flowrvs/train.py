@@ -721,7 +721,8 @@ def parse_args(argv=None):
                     help="lean the non-boundary timesteps toward t=1000, the start of the flow "
                          "(density ~ t**bias; 0 = the release's uniform)")
     tr.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
-                    help="stop (and export) after the first step past this much training time")
+                    help="stop (and export) after the first step past this many seconds since "
+                         "the run started (loading and latent encoding included)")
     tr.add_argument("--no-spa-sample", action="store_true",
                     help="SPA off part 1: x0 from the latent mean, not a sample")
     tr.add_argument("--spa-norm-jitter", type=float, default=0.05,
@@ -772,6 +773,7 @@ def parse_args(argv=None):
 
 
 def run(args) -> Trainer:
+    started = time.time()           # --time-limit counts loading and latent encoding too
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -796,7 +798,7 @@ def run(args) -> Trainer:
         loss = trainer.step()
         s = trainer.step_count
         time_limit = getattr(args, "time_limit", None)
-        if time_limit is not None and time.time() - t0 > time_limit and s < end:
+        if time_limit is not None and time.time() - started > time_limit and s < end:
             log.info("time limit %g s reached at step %d", time_limit, s)
             end = s
         if s % args.log_every == 0 or s == end:

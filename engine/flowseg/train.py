@@ -286,7 +286,8 @@ def parse_args(argv=None):
                     help="give the queries their mask's position (config.query_position; "
                          "with --init it is added to the loaded model, starting as a no-op)")
     tr.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
-                    help="stop (and save) after the first step past this much training time")
+                    help="stop (and save) after the first step past this many seconds since "
+                         "the run started (loading included)")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--save-every", type=int, default=500)
     tr.add_argument("--log-every", type=int, default=25)
@@ -299,6 +300,7 @@ def parse_args(argv=None):
 
 
 def run(args) -> Path:
+    started = time.time()           # --time-limit counts loading too
     out = Path(args.out).expanduser()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -327,7 +329,7 @@ def run(args) -> Path:
     time_limit = getattr(args, "time_limit", None)
     while trainer.step < end:
         parts = trainer.train_step()
-        if time_limit is not None and time.time() - t0 > time_limit and trainer.step < end:
+        if time_limit is not None and time.time() - started > time_limit and trainer.step < end:
             print(f"time limit {time_limit:g} s reached at step {trainer.step}", flush=True)
             end = trainer.step
         if trainer.step % args.log_every == 0 or trainer.step == end:
