@@ -117,7 +117,8 @@ def apply_plan(store: ProjectStore, plan: Plan, problems: Problems) -> ImportRep
 
 def remember_category_ids(store: ProjectStore, ids: dict[str, int]) -> None:
     """Keep the dataset's category ids for exports; a name or id the project has already keeps its."""
-    known = dict(store.get_setting(CATEGORY_IDS, {}))
+    known = store.get_setting(CATEGORY_IDS, {})
+    known = dict(known) if isinstance(known, dict) else {}
     used = set(known.values())
     for name, cid in ids.items():
         if name not in known and cid not in used:
