@@ -9,7 +9,6 @@ import engine
 from app import cli, render
 from app.media import FrameReader
 from app.render import GAP_RGB, PALETTE, RenderError
-from app.studio import Studio
 from tests.media_fixtures import write_video
 
 SIZE = (128, 96)
@@ -37,13 +36,6 @@ def decode(path) -> np.ndarray:
         frames.append(bgr[..., ::-1])
     cap.release()
     return np.stack(frames)
-
-
-@pytest.fixture
-def studio(tmp_path):
-    s = Studio(tmp_path / "render.sqlite")
-    yield s
-    s.close()
 
 
 @pytest.fixture
@@ -231,6 +223,7 @@ def test_frames_stream_one_at_a_time():
     ({"fmt": "gif", "out": "x.mp4"}, "name the file .gif"),
     ({"layers": "outline"}, "unknown layers"),
     ({"compare": ["mask", "nobody"]}, "no proposals from 'nobody'"),
+    ({"compare": ["mask", "proposal"]}, "no proposals yet .run an engine or propagate first"),
     ({"compare": ["mask", "mask"]}, "each source once"),
     ({"media_id": 1}, "exactly one of the two"),
     ({"expression_id": None}, "exactly one of the two"),
@@ -258,6 +251,7 @@ def test_an_image_renders_only_as_png_and_long_gifs_are_refused(studio, tmp_path
 
 def test_cli_render_writes_the_file_and_explains_mistakes(studio, clip, tmp_path, capsys):
     project = str(studio.store.path)
+    studio.store.save_masks(clip["expression"], {3: box(0, 10, 0, 10)}, source="engine-a", keep_manual=True)
     out = tmp_path / "cli.gif"
     code = cli.main(["render", "--project", project, "--expression", str(clip["expression"]), "--frames", "0:6",
                      "--scale", "0.5", "--out", str(out)])
