@@ -267,3 +267,22 @@ def test_cli_render_writes_the_file_and_explains_mistakes(studio, clip, tmp_path
     assert cli.main(["render", "--project", str(tmp_path / "none.sqlite"), "--expression", "1",
                      "--out", str(tmp_path / "n.mp4")]) == 2
     assert not (tmp_path / "n.mp4").exists()
+
+
+def test_page_handler_shows_a_video_or_a_picture_and_offers_the_download(studio, clip, tmp_path, image_path):
+    import gradio as gr
+
+    from app.ui_render import render_for_page
+    steps = []
+    video, picture, download = render_for_page(studio, tmp_path, {"expression_id": clip["expression"]},
+                                               lambda f, desc="": steps.append(f))
+    assert video["visible"] and not picture["visible"] and download["visible"]
+    assert video["value"] == download["value"] == str(tmp_path / f"expression-{clip['expression']}.mp4")
+    assert decode(video["value"]).shape == (10, 96, 128, 3) and steps[-1] == 1.0
+    media = studio.add_media(image_path)[0]
+    expr = studio.store.add_expression(media["id"], "the still")["id"]
+    video, picture, download = render_for_page(studio, tmp_path, {"expression_id": expr})
+    assert not video["visible"] and picture["visible"] and picture["value"].endswith(f"expression-{expr}.png")
+    assert Image.open(picture["value"]).size == (40, 30)
+    with pytest.raises(gr.Error, match="Pick or add an expression"):
+        render_for_page(studio, tmp_path, {"expression_id": None})
