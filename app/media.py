@@ -180,7 +180,7 @@ def check_image_size(path) -> None:
             raise ValueError("not a PNG, JPEG, WebP, BMP or TIFF image")
         with reader(str(path)) as im:  # reads the header only
             width, height = im.size
-    except (OSError, ValueError, SyntaxError, struct.error) as e:
+    except (OSError, EOFError, ValueError, SyntaxError, KeyError, IndexError, TypeError, struct.error) as e:
         raise MediaError(f"{path.name} could not be read as an image ({e}); it is corrupt or truncated; "
                          "export or copy it again") from None
     limits.check_pixels(path.name, width, height, "an image", error=MediaError)

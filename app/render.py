@@ -321,7 +321,7 @@ def _write_gif(frames: Iterator[np.ndarray], path: Path, fmt: str, fps: float) -
     rest = (Image.fromarray(f).quantize(palette=first, dither=Image.Dither.NONE) for f in frames)
     # GIF delays are in hundredths of a second.
     first.save(path, format="GIF", save_all=True, append_images=rest, duration=round(1000 / fps, -1) or 10,
-               loop=0, optimize=False)
+               loop=0)
 
 
 def ffmpeg_exe() -> str:

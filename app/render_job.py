@@ -52,7 +52,7 @@ def mask_source(store: ProjectStore, name: str, pairs: list[tuple[int, int]], sh
     if name == "mask":
         return MaskSource(source_label(name), lambda f: [store.get_mask(e, f, o) for e, o in pairs])
     known = sorted({s for e, o in pairs for s in store.proposal_sources(e, o)})
-    if name != "proposal" and name not in known:
+    if name not in known and not (name == "proposal" and known):
         have = f"this expression has proposals from: {', '.join(known)}" if known else \
             "this expression has no proposals yet (run an engine or propagate first)"
         raise RenderError(f"no proposals from {name!r} to render; {have}. Sources: mask, proposal, or a "

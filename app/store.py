@@ -7,11 +7,13 @@ names an older `base_revision` is refused (two tabs never silently overwrite eac
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import shutil
 import sqlite3
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,32 @@ from app.schema import migrations
 
 STATUSES = ("todo", "in_progress", "done", "reviewed")
 FINISHED = ("done", "reviewed")   # a person vouched for every frame of the expression
+
+
+@dataclass
+class BaselineObject:
+    """An object an import brings, with its masks as the baseline (not an undoable revision)."""
+    media_id: int
+    label: int | None = None           # wanted label (a dataset's palette id); kept when free
+    category: str = "object"
+    masks: dict[int, str] = field(default_factory=dict)    # frame -> canonical RLE counts
+    sources: dict[int, str] = field(default_factory=dict)  # frame -> source (default "import")
+
+
+@dataclass
+class BaselineExpression:
+    media_id: int
+    text: str
+    objects: list[int]                  # indices into the objects of the same import
+    status: str = "todo"
+
+
+@dataclass
+class BaselineResult:
+    object_ids: list[int]
+    expression_ids: list[int]
+    relabelled: int                     # objects whose wanted label was taken
+    masks: int
 
 
 class StoreError(Exception):
@@ -80,6 +108,13 @@ class ProjectStore:
     def lock(self) -> threading.RLock:
         """Hold it to read several things consistently (as export does)."""
         return self._lock
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """Everything inside is one transaction (nested calls join it): all of it lands, or,
+        when the block raises, none of it."""
+        with self._lock, self.db.atomic():
+            yield self
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
@@ -510,6 +545,51 @@ class ProjectStore:
     def get_setting(self, key: str, default=None):
         row = self._one("SELECT value FROM settings WHERE key = ?", [key])
         return default if row is None else json.loads(row["value"])
+
+    # -- imports ---------------------------------------------------------------------------
+    def import_baseline(self, objects: list[BaselineObject],
+                        expressions: list[BaselineExpression]) -> BaselineResult:
+        """Record a dataset's objects, expressions and masks in one transaction. Masks go in as
+        the baseline: a later edit's undo returns to the imported mask, never to nothing. A
+        wanted label is kept where it is free in its media, else the object gets the next one."""
+        with self.transaction():
+            now = _now()
+            taken = {mid: {r["label"] for r in self._rows("SELECT label FROM objects WHERE media_id = ?", [mid])}
+                     for mid in {o.media_id for o in objects}}
+            labels: list[int | None] = []
+            for o in objects:  # first the wanted labels that are free
+                free = o.label is not None and o.label >= 1 and o.label not in taken[o.media_id]
+                labels.append(o.label if free else None)
+                if free:
+                    taken[o.media_id].add(o.label)
+            object_ids, relabelled, n_masks = [], 0, 0
+            for o, label in zip(objects, labels):
+                if label is None:
+                    label = max(taken[o.media_id], default=0) + 1
+                    taken[o.media_id].add(label)
+                    relabelled += o.label is not None
+                oid = self.db["objects"].insert({"media_id": o.media_id, "label": label, "category": o.category,
+                                                 "created_at": now}).last_pk
+                object_ids.append(oid)
+                media = self.get_media(o.media_id)
+                rows = [{"object_id": oid, "frame": f, "counts": counts, "height": media["height"],
+                         "width": media["width"], "source": o.sources.get(f, "import"), "updated_at": now}
+                        for f, counts in sorted(o.masks.items())]
+                for row in rows:
+                    self._check_frame(media, row["frame"])
+                self.db["masks"].insert_all(rows)
+                n_masks += len(rows)
+            expression_ids = []
+            for e in expressions:
+                status = e.status if e.status in STATUSES else "todo"
+                eid = self.db["expressions"].insert({"media_id": e.media_id, "text": e.text, "status": status,
+                                                     "revision": 0, "created_at": now,
+                                                     "updated_at": now}).last_pk
+                self.db["expression_objects"].insert_all(
+                    ({"expression_id": eid, "object_id": object_ids[k]} for k in dict.fromkeys(e.objects)),
+                    ignore=True)
+                expression_ids.append(eid)
+        return BaselineResult(object_ids, expression_ids, relabelled, n_masks)
 
     def set_setting(self, key: str, value) -> None:
         with self._lock, self.db.atomic():

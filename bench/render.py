@@ -120,8 +120,8 @@ def main(argv=None) -> int:
     print(f"render 1080p mp4: {fps:.1f} fps wall-clock [{'PASS' if fps > REAL_TIME_FPS else 'MISS'} > "
           f"{REAL_TIME_FPS:.0f} fps]; CPU {own + ffmpeg:.1f} ms a frame ({own:.1f} here + {ffmpeg:.1f} ffmpeg) = "
           f"{cpu_fps:.1f} fps on one free core [{'PASS' if cpu_fps > REAL_TIME_FPS else 'MISS'}]")
-    print(f"render memory: peak RSS grew {growth:.0f} MiB during the 1080p render (the clip's frames raw: "
-          f"{raw:.0f} MiB)")
+    print(f"render memory: peak RSS grew {growth:.0f} MiB during the 1080p render; the process peaked at "
+          f"{peak_rss_mib():.0f} MiB over the whole run (the clip's frames raw: {raw:.0f} MiB)")
     return 0
 
 

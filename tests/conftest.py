@@ -13,6 +13,15 @@ def store(tmp_path):
 
 
 @pytest.fixture
+def studio(tmp_path):
+    """A Studio on a new project in tmp_path."""
+    from app.studio import Studio
+    s = Studio(tmp_path / "p.sqlite")
+    yield s
+    s.close()
+
+
+@pytest.fixture
 def image_path(tmp_path):
     """A 40x30 RGB png with distinct pixels."""
     img = np.random.default_rng(0).integers(0, 255, (30, 40, 3), dtype=np.uint8)

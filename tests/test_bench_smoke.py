@@ -1,4 +1,4 @@
-"""bench/studio.py --quick runs and prints its three figures (timings are not judged here)."""
+"""bench/studio.py --quick runs and prints its figures (timings are not judged here; exactness is)."""
 import re
 import subprocess
 import sys
@@ -19,6 +19,9 @@ def test_bench_quick_prints_three_figures():
                r"^coco export: [\d,]+ masks/s vs baseline [\d,]+ masks/s, ratio [\d.]+ \[(PASS|MISS) "]
     for figure in figures:
         assert len(re.findall(figure, out, re.M)) == 1, f"missing {figure!r} in:\n{out}"
+    exact = re.search(r"^exact jumps: median [\d.]+ ms p95 [\d.]+ ms .* identical to sequential decoding "
+                      r"(\d+)/(\d+)$", out, re.M)
+    assert exact and exact.group(1) == exact.group(2) == "150", out
 
 
 def test_formats_bench_quick_round_trips_every_format():

@@ -9,7 +9,6 @@ import engine
 from app import cli, render
 from app.media import FrameReader
 from app.render import GAP_RGB, PALETTE, RenderError
-from app.studio import Studio
 from tests.media_fixtures import write_video
 
 SIZE = (128, 96)
@@ -37,13 +36,6 @@ def decode(path) -> np.ndarray:
         frames.append(bgr[..., ::-1])
     cap.release()
     return np.stack(frames)
-
-
-@pytest.fixture
-def studio(tmp_path):
-    s = Studio(tmp_path / "render.sqlite")
-    yield s
-    s.close()
 
 
 @pytest.fixture
@@ -231,6 +223,7 @@ def test_frames_stream_one_at_a_time():
     ({"fmt": "gif", "out": "x.mp4"}, "name the file .gif"),
     ({"layers": "outline"}, "unknown layers"),
     ({"compare": ["mask", "nobody"]}, "no proposals from 'nobody'"),
+    ({"compare": ["mask", "proposal"]}, "no proposals yet .run an engine or propagate first"),
     ({"compare": ["mask", "mask"]}, "each source once"),
     ({"media_id": 1}, "exactly one of the two"),
     ({"expression_id": None}, "exactly one of the two"),
@@ -258,6 +251,7 @@ def test_an_image_renders_only_as_png_and_long_gifs_are_refused(studio, tmp_path
 
 def test_cli_render_writes_the_file_and_explains_mistakes(studio, clip, tmp_path, capsys):
     project = str(studio.store.path)
+    studio.store.save_masks(clip["expression"], {3: box(0, 10, 0, 10)}, source="engine-a", keep_manual=True)
     out = tmp_path / "cli.gif"
     code = cli.main(["render", "--project", project, "--expression", str(clip["expression"]), "--frames", "0:6",
                      "--scale", "0.5", "--out", str(out)])
@@ -273,3 +267,22 @@ def test_cli_render_writes_the_file_and_explains_mistakes(studio, clip, tmp_path
     assert cli.main(["render", "--project", str(tmp_path / "none.sqlite"), "--expression", "1",
                      "--out", str(tmp_path / "n.mp4")]) == 2
     assert not (tmp_path / "n.mp4").exists()
+
+
+def test_page_handler_shows_a_video_or_a_picture_and_offers_the_download(studio, clip, tmp_path, image_path):
+    import gradio as gr
+
+    from app.ui_render import render_for_page
+    steps = []
+    video, picture, download = render_for_page(studio, tmp_path, {"expression_id": clip["expression"]},
+                                               lambda f, desc="": steps.append(f))
+    assert video["visible"] and not picture["visible"] and download["visible"]
+    assert video["value"] == download["value"] == str(tmp_path / f"expression-{clip['expression']}.mp4")
+    assert decode(video["value"]).shape == (10, 96, 128, 3) and steps[-1] == 1.0
+    media = studio.add_media(image_path)[0]
+    expr = studio.store.add_expression(media["id"], "the still")["id"]
+    video, picture, download = render_for_page(studio, tmp_path, {"expression_id": expr})
+    assert not video["visible"] and picture["visible"] and picture["value"].endswith(f"expression-{expr}.png")
+    assert Image.open(picture["value"]).size == (40, 30)
+    with pytest.raises(gr.Error, match="Pick or add an expression"):
+        render_for_page(studio, tmp_path, {"expression_id": None})

@@ -31,6 +31,7 @@ def app(tmp_path_factory):
             m[60 + expr["id"] * 30:100 + expr["id"] * 30, 20 + 5 * f:80 + 5 * f] = True
             masks[f] = m
         studio.store.save_masks(expr["id"], masks)
+        studio.store.save_masks(expr["id"], {3: masks[3][::-1]}, source="engine-x", keep_manual=True)
     studio.close()
     with pytest.MonkeyPatch.context() as env:
         env.setenv("TMPDIR", str(root))

@@ -13,13 +13,6 @@ from tests.media_fixtures import write_image, write_video
 
 
 @pytest.fixture
-def studio(tmp_path):
-    s = Studio(tmp_path / "p.sqlite")
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def video_expr(studio, tmp_path):
     path = tmp_path / "v.mp4"
     write_video(path, frames=6, size=(64, 48))

@@ -179,3 +179,19 @@ def test_variable_frame_rate_mkv_is_not_mistaken_for_truncated(tmp_path):
     cap.release()
     assert declared > 60  # the premise
     assert probe(tmp_path / "vfr.mkv").frames == 30
+
+
+@pytest.mark.parametrize("name, codec, setpts", [
+    ("vfr.mkv", ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "12"], "(N+N*N/30)/(10*TB)"),
+    ("vp9.webm", ["-c:v", "libvpx-vp9", "-g", "12", "-b:v", "200k"], None),
+    ("h264.avi", ["-c:v", "libx264", "-bf", "3", "-g", "12", "-pix_fmt", "yuv420p"], None)])
+def test_cut_matroska_webm_and_avi_are_refused_whole_ones_are_not(tmp_path, name, codec, setpts):
+    from tests.media_fixtures import write_ffmpeg_video
+    write_ffmpeg_video(tmp_path / name, 60, codec, setpts)
+    assert probe(tmp_path / name).frames == 60
+    data = (tmp_path / name).read_bytes()
+    cut = tmp_path / f"cut-{name}"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(MediaError, match=rf"cut-{name} decodes to only \d+ of the \d+ frames"):
+        probe(cut)
+    assert 0 < probe(cut, keep_partial=True).frames < 60

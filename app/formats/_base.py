@@ -275,7 +275,7 @@ class Snapshot:
 
 
 def snapshot(store: ProjectStore) -> Snapshot:
-    with store.lock:  # one consistent view while other tabs keep editing
+    with store.transaction():  # one consistent view while other tabs keep editing
         objects = {o["id"]: o for o in store.all_objects()}
         links: dict[int, list[int]] = {}
         for link in store.expression_objects():

@@ -4,17 +4,15 @@ Readers build a Plan without touching the project. apply_plan() then
   1. builds the media files outside the project (frame folders -> lossless videos) and
      probes images, collecting problems (missing or unreadable frames, wrong sizes);
   2. raises one FormatError if anything is wrong (the project is unchanged);
-  3. writes media, objects, expressions and masks inside `with store.lock, store.db.atomic()`,
-     removing the media files it copied if anything fails, so the import is all or nothing.
+  3. writes media, then objects, expressions and masks (store.import_baseline) inside one
+     store.transaction(), removing the media files it copied if anything fails, so the import
+     is all or nothing.
 
-Masks are written as the baseline of their expressions: directly into the masks table (in
-the store's canonical RLE), not as an undoable revision; a later edit's undo returns to the
-imported mask, never to nothing.
+Masks are written as the baseline of their expressions (in the store's canonical RLE), not as
+an undoable revision; a later edit's undo returns to the imported mask, never to nothing.
 """
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +21,7 @@ from app import media as media_io
 from app.export_coco import CATEGORY_IDS
 from app.formats import _frames
 from app.formats._base import FormatError, ImportReport, Problems
-from app.store import STATUSES, ProjectStore
+from app.store import BaselineExpression, BaselineObject, ProjectStore
 
 DEFAULT_FPS = 24.0  # for frame folders whose dataset gives no frame rate
 
@@ -68,10 +66,6 @@ class Plan:
     category_ids: dict[str, int] = field(default_factory=dict)  # the dataset's, where it has them
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
-
-
 def _prepare_media(plan: Plan, tmp: Path, problems: Problems) -> dict[str, Path]:
     """Files to add, one per media: images as they are, frame folders as FFV1 videos."""
     files: dict[str, Path] = {}
@@ -111,26 +105,26 @@ def apply_plan(store: ProjectStore, plan: Plan, problems: Problems) -> ImportRep
         files = _prepare_media(plan, Path(tmp), problems)
         problems.raise_if_any(plan.source)
         copied: list[Path] = []
-        with store.lock:
-            try:
-                with store.db.atomic():
-                    _write(store, plan, files, copied, report)
-            except BaseException:
-                for path in copied:  # the rows went with the transaction; the files go too
-                    path.unlink(missing_ok=True)
-                raise
+        try:
+            with store.transaction():
+                _write(store, plan, files, copied, report)
+        except BaseException:
+            for path in copied:  # the rows went with the transaction; the files go too
+                path.unlink(missing_ok=True)
+            raise
     return report
 
 
 def remember_category_ids(store: ProjectStore, ids: dict[str, int]) -> None:
     """Keep the dataset's category ids for exports; a name or id the project has already keeps its."""
-    known = dict(store.get_setting(CATEGORY_IDS, {}))
+    known = store.get_setting(CATEGORY_IDS, {})
+    known = dict(known) if isinstance(known, dict) else {}
     used = set(known.values())
     for name, cid in ids.items():
         if name not in known and cid not in used:
             known[name] = cid
             used.add(cid)
-    store.db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", [CATEGORY_IDS, json.dumps(known)])
+    store.set_setting(CATEGORY_IDS, known)
 
 
 def nothing_found(plan: Plan) -> str:
@@ -142,7 +136,6 @@ def nothing_found(plan: Plan) -> str:
 
 def _write(store: ProjectStore, plan: Plan, files: dict[str, Path], copied: list[Path],
            report: ImportReport) -> None:
-    db, now = store.db, _now()
     media_id = {}
     for key, mp in plan.media.items():
         row = store.add_media(files[key], name=mp.name)
@@ -157,46 +150,19 @@ def _write(store: ProjectStore, plan: Plan, files: dict[str, Path], copied: list
         if row["id"] not in report.media_ids:
             report.media_ids.append(row["id"])
 
-    # Objects: keep the dataset's ids as labels (palette ids) where they are free in the media.
-    labels = {mid: {r["label"] for r in db.query("SELECT label FROM objects WHERE media_id = ?", [mid])}
-              for mid in set(media_id.values())}
-    wanted = {}
-    for key, op in plan.objects.items():
-        taken = labels[media_id[op.media]]
-        if op.label is not None and op.label >= 1 and op.label not in taken:
-            wanted[key] = op.label
-            taken.add(op.label)
-    object_id, relabelled = {}, 0
-    for key, op in plan.objects.items():
-        taken = labels[media_id[op.media]]
-        label = wanted.get(key)
-        if label is None:
-            label = max(taken, default=0) + 1
-            taken.add(label)
-            relabelled += op.label is not None
-        object_id[key] = db["objects"].insert({"media_id": media_id[op.media], "label": label,
-                                               "category": op.category, "created_at": now}).last_pk
-    if relabelled:
-        report.notes.append(f"{relabelled} object id(s) were taken in their media already; they got new labels")
+    position = {key: i for i, key in enumerate(plan.objects)}
+    objects = [BaselineObject(media_id[op.media], op.label, op.category,
+                              {f: c for f, c in op.masks.items() if 0 <= f < plan.media[op.media].n_frames},
+                              op.sources)
+               for op in plan.objects.values()]
+    expressions = [BaselineExpression(media_id[ep.media], ep.text, [position[k] for k in ep.objects], ep.status)
+                   for ep in plan.expressions]
+    result = store.import_baseline(objects, expressions)
+    if result.relabelled:
+        report.notes.append(f"{result.relabelled} object id(s) were taken in their media already; "
+                            "they got new labels")
     if plan.category_ids:
         remember_category_ids(store, plan.category_ids)
-
-    for ep in plan.expressions:
-        status = ep.status if ep.status in STATUSES else "todo"
-        eid = db["expressions"].insert({"media_id": media_id[ep.media], "text": ep.text, "status": status,
-                                        "revision": 0, "created_at": now, "updated_at": now}).last_pk
-        db["expression_objects"].insert_all(
-            ({"expression_id": eid, "object_id": object_id[k]} for k in dict.fromkeys(ep.objects)),
-            ignore=True)
-
-    n_masks = 0
-    for key, op in plan.objects.items():
-        mp = plan.media[op.media]
-        row = store.get_media(media_id[op.media])
-        rows = [{"object_id": object_id[key], "frame": frame, "counts": counts, "height": row["height"],
-                 "width": row["width"], "source": op.sources.get(frame, "import"), "updated_at": now}
-                for frame, counts in sorted(op.masks.items()) if 0 <= frame < mp.n_frames]
-        db["masks"].insert_all(rows)
-        n_masks += len(rows)
+    n_masks = result.masks
     report.read = {"media": len(plan.media), "expressions": len(plan.expressions),
                    "objects": len(plan.objects), "masks": n_masks}

@@ -70,7 +70,7 @@ def export_coco(store: ProjectStore, out, polygons: bool = False, images_dir=Non
         report.written = {"images": sum(m["frames"] for m in snap.media), "expressions": len(snap.expressions),
                           "masks": sum(len(v) for v in snap.masks.values())}
         return report
-    with store.lock:  # the JSON and the media rows from one moment
+    with store.transaction():  # the JSON and the media rows from one moment
         data = build_coco(store)
         media = {m["id"]: m for m in store.list_media()}
     if images_dir is not None:

@@ -56,7 +56,7 @@ def export_refcoco(store: ProjectStore, out, split: str = "train", splitby: str 
                    jpeg_quality: int = 95) -> ExportReport:
     out = Path(out)
     report = ExportReport("refcoco", out)
-    with store.lock:  # the JSON and the media rows from one moment
+    with store.transaction():  # the JSON and the media rows from one moment
         data = build_coco(store)
         media = {m["id"]: m for m in store.list_media()}
     videos = {i for i, m in media.items() if m["kind"] == "video"}
