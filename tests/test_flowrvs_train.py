@@ -230,9 +230,16 @@ def test_checkpoint_holds_the_config(tmp_path):
     t = _trainer(tmp_path, lr=2e-3)
     t.step()
     t.save(tmp_path / CHECKPOINT)
-    saved = torch.load(tmp_path / CHECKPOINT, weights_only=False)["config"]
-    assert saved == dataclasses.asdict(t.config)
-    assert TrainConfig.from_dict(saved) == t.config
+    state = torch.load(tmp_path / CHECKPOINT, weights_only=False)
+    assert state["config"] == dataclasses.asdict(t.config)
+    assert TrainConfig.from_dict(state["config"]) == t.config
+    # a checkpoint from before TrainConfig (vars(argparse.Namespace) under "args") resumes too
+    state["args"] = {k: list(v) if isinstance(v, tuple) else v
+                     for k, v in state.pop("config").items()}
+    torch.save(state, tmp_path / "old.pt")
+    again = _trainer(tmp_path, lr=2e-3)
+    again.load(tmp_path / "old.pt")
+    assert again.step_count == 1 and again.losses == t.losses
 
 
 def test_resume_refuses_another_stage(tmp_path):
