@@ -3,7 +3,9 @@ training command the demo recipes print parses into a TrainConfig, an option lef
 TrainConfig's default, and a checkpoint's config (new or from before TrainConfig) rebuilds."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import shlex
 
 import pytest
@@ -30,8 +32,6 @@ def train_commands(recipe: str, module: str) -> list[list[str]]:
 
 
 def printed(main, *argv) -> str:
-    import contextlib
-    import io
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert main(list(argv)) == 0
@@ -75,7 +75,7 @@ def test_flowrvs_flags_and_resolved_defaults():
     c = rvs_train.parse_args(["--data", "d", "--out", "o", "--no-dvi", "--resume",
                               "--size", "32", "48", "--no-bf16"])
     assert (c.dvi, c.resume, c.size, c.bf16) == (False, "auto", (32, 48), False)
-    assert c.resume == "auto" and not c.train_text_encoder and c.text_length == 256
+    assert not c.train_text_encoder and c.text_length == 256
     assert rvs_train.parse_args(["--data", "d", "--out", "o", "--resume", "x.pt"]).resume == "x.pt"
     tiny = RVSConfig("d", "o", tiny=True)       # defaults that follow --tiny, resolved once
     assert tiny.train_text_encoder and tiny.train_vae_encoder and tiny.text_length == 16
