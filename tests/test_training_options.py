@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from engine.flowrvs import losses as rvs_losses
 from engine.flowrvs import train as rvs
+from engine.flowrvs import trainer as rvs_trainer
 from engine.flowseg import train as fs
+from engine.flowseg import trainer as fs_trainer
 from engine.flowseg.config import CONFIG_NAME, FlowSegConfig
 from engine.flowseg.decoder import QueryGeometry
 from engine.flowseg.pipeline import FlowSegPipeline
@@ -27,10 +30,10 @@ from tests.flowseg_fixtures import (
 
 
 def rvs_args(tmp_path, *extra):
-    from engine.flowrvs.demo import write_builtin_world
+    from engine.demo_world import write_video_dataset
     data = tmp_path / "data"
     if not data.is_dir():
-        write_builtin_world(seed=7, count=2, out=data)
+        write_video_dataset(data, seed=7, count=2, frames=5)
     return rvs.parse_args(["--data", str(data), "--out", str(tmp_path / "run"), "--tiny",
                            "--size", "32", "32", "--threads", "1", "--batch-size", "2", *extra])
 
@@ -38,13 +41,13 @@ def rvs_args(tmp_path, *extra):
 def test_bias_zero_is_the_release_sampler_draw_for_draw():
     a, b = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     for _ in range(50):
-        assert torch.equal(rvs.sample_timesteps(4, 0.5, a), rvs.sample_timesteps(4, 0.5, b, 0.0))
+        assert torch.equal(rvs_losses.sample_timesteps(4, 0.5, a), rvs_losses.sample_timesteps(4, 0.5, b, 0.0))
 
 
 def test_biased_timesteps_follow_the_power_law_toward_the_start():
     g = torch.Generator().manual_seed(0)
     bias = 3.0
-    t = torch.cat([rvs.sample_timesteps(64, 0.0, g, bias) for _ in range(200)])   # 12,800 draws
+    t = torch.cat([rvs_losses.sample_timesteps(64, 0.0, g, bias) for _ in range(200)])   # 12,800 draws
     assert t.min() >= 1 and t.max() <= 1000 and torch.equal(t, t.floor())
     x = t / 1000
     # P(x <= a) = a ** (1 + bias); checked at several points (Kolmogorov-Smirnov style)
@@ -57,10 +60,10 @@ def test_biased_timesteps_follow_the_power_law_toward_the_start():
 
 def test_bias_keeps_the_boundary_share_and_refuses_negatives():
     g = torch.Generator().manual_seed(1)
-    t = torch.cat([rvs.sample_timesteps(8, 0.5, g, 4.0) for _ in range(100)])
+    t = torch.cat([rvs_losses.sample_timesteps(8, 0.5, g, 4.0) for _ in range(100)])
     assert float((t == 1000).float().mean()) >= 0.5
     with pytest.raises(ValueError, match="timestep bias"):
-        rvs.lean_toward_start(torch.rand(3), -1.0)
+        rvs_losses.lean_toward_start(torch.rand(3), -1.0)
 
 
 def test_trainer_flag_reaches_the_sampler_and_is_off_by_default(tmp_path):
@@ -71,10 +74,10 @@ def test_trainer_flag_reaches_the_sampler_and_is_off_by_default(tmp_path):
 def test_flowrvs_time_limit_stops_and_exports(tmp_path):
     args = rvs_args(tmp_path, "--max-steps", "1000", "--time-limit", "0", "--save-every",
                     "500", "--timestep-bias", "2")
-    trainer = rvs.run(args)
+    trainer = rvs_trainer.run(args)
     assert trainer.step_count == 1                    # the first step passes a 0 s limit
     assert (tmp_path / "run" / "pipeline" / "flowrvs_config.json").is_file()
-    assert torch.load(tmp_path / "run" / rvs.CHECKPOINT, weights_only=False)["step"] == 1
+    assert torch.load(tmp_path / "run" / rvs_trainer.CHECKPOINT, weights_only=False)["step"] == 1
 
 
 # --------------------------------------------------------------------------- FlowSeg position
@@ -136,7 +139,7 @@ def test_weights_with_and_without_the_position_part_load_only_into_their_own_con
 def test_adding_the_position_part_to_a_trained_model_changes_nothing_until_trained(tmp_path):
     pipe = random_pipeline("tiny", seed=0, device="cpu")
     before = pipe.predict(image(3), EXPRESSION, k=4)
-    fs.add_query_position(pipe)
+    fs_trainer.add_query_position(pipe)
     assert pipe.config.query_position is True and pipe.model.decoder.geometry is not None
     after = pipe.predict(image(3), EXPRESSION, k=4)
     np.testing.assert_array_equal(before.scores, after.scores)
@@ -157,8 +160,8 @@ def test_flowseg_trainer_flag_and_time_limit(tmp_path):
               "--steps", "1000", "--save-every", "500", "--log-every", "1"]
     assert fs.main([*common, "--out", str(tmp_path / "a"), "--preset", "tiny",
                     "--query-position", "--time-limit", "0"]) == 0
-    state = torch.load(tmp_path / "a" / fs.TRAINER_STATE, weights_only=False)
-    assert state["step"] == 1 and state["args"]["query_position"] is True
+    state = torch.load(tmp_path / "a" / fs_trainer.TRAINER_STATE, weights_only=False)
+    assert state["step"] == 1 and state["config"]["query_position"] is True
     saved = json.loads((tmp_path / "a" / "pipeline" / CONFIG_NAME).read_text())
     assert saved["query_position"] is True
     # --init from a model without it adds it; the run's saved model carries it

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -194,17 +194,13 @@ class FlowSegConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FlowSegConfig":
+    def from_dict(cls, d: dict, source=CONFIG_NAME) -> "FlowSegConfig":
+        from engine.checks import known_fields
         version = d.get("format_version", FORMAT_VERSION)
         if version > FORMAT_VERSION:
-            raise ValueError(f"{CONFIG_NAME} has format_version {version}; this FlowLabel reads "
+            raise ValueError(f"{source} has format_version {version}; this FlowLabel reads "
                              f"up to {FORMAT_VERSION}. Update FlowLabel to load it.")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"{CONFIG_NAME} has unknown fields {unknown}; it was written by "
-                             "another FlowSeg version")
-        return cls(**d)
+        return cls(**known_fields(cls, d, source, "; it was written by another FlowSeg version"))
 
     def save(self, directory) -> Path:
         path = Path(directory) / CONFIG_NAME
@@ -219,4 +215,4 @@ class FlowSegConfig:
                 f"{path} not found: {directory} is not a FlowSeg folder written by "
                 "FlowSegPipeline.save_pretrained. To start from the public base models use "
                 "FlowSegPipeline.from_components(siglip_dir, sam_dir, llm_dir)")
-        return cls.from_dict(json.loads(path.read_text()))
+        return cls.from_dict(json.loads(path.read_text()), path)
