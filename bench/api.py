@@ -12,11 +12,13 @@ checked against the one saved.
 Two kinds of client are measured: gradio_client as constructed by default, which builds a new
 TLS context (loading the CA bundle) for every HTTP request, even to http://, and one given a
 single shared context (`ssl_verify=ssl.create_default_context()`, still verifying), as
-scripts/api_example.py and the README do.
+scripts/api_example.py and the README do. Besides wall time, the CPU time spent per call by the
+server process and by the clients is printed: on a shared machine it is the steadier figure.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import ssl
 import sys
 import tempfile
@@ -38,9 +40,10 @@ TARGET_MS = 80.0
 
 def make_client(url: str, shared_tls: bool):
     from gradio_client import Client
+    patient = {"timeout": 120}  # httpx's 5 s default fails calls on a machine shared with other jobs
     if shared_tls:
-        return Client(url, verbose=False, ssl_verify=ssl.create_default_context())
-    return Client(url, verbose=False)
+        return Client(url, verbose=False, ssl_verify=ssl.create_default_context(), httpx_kwargs=patient)
+    return Client(url, verbose=False, httpx_kwargs=patient)
 
 
 def client_run(url: str, expression_id: int, calls: int, size: tuple[int, int], folder: Path, seed: int,
@@ -80,6 +83,12 @@ def run(url: str, expressions: list[int], clients: int, calls: int, size, folder
     return [s for saves, _ in out.values() for s in saves], [g for _, gets in out.values() for g in gets]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc): a figure other jobs do not inflate."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small frames, few calls: a smoke run")
@@ -104,12 +113,17 @@ def main(argv=None) -> int:
                 kind = "shared TLS context" if shared_tls else "default client"
                 for clients in (1, 8):
                     run(app.url, expressions, clients, 2, size, tmp, shared_tls)  # warm up
+                    cpu0 = cpu_seconds(app.proc.pid), time.process_time()
                     saves, gets = run(app.url, expressions, clients, calls, size, tmp, shared_tls)
+                    server_cpu = (cpu_seconds(app.proc.pid) - cpu0[0]) / (len(saves) + len(gets)) * 1e3
+                    client_cpu = (time.process_time() - cpu0[1]) / (len(saves) + len(gets)) * 1e3
                     for name, times in (("save_mask", saves), ("get_mask", gets)):
                         median, p95 = ms(times)
                         target = f" [{verdict(median < TARGET_MS)} < {TARGET_MS:.0f} ms]" if clients == 1 else ""
                         print(f"{name} {clients} client{'s' if clients > 1 else ''}, {kind}: median {median:.1f} ms "
                               f"p95 {p95:.1f} ms over {len(times)} calls{target}", flush=True)
+                    print(f"  CPU per call, {clients} client{'s' if clients > 1 else ''}, {kind}: server "
+                          f"{server_cpu:.1f} ms, client {client_cpu:.1f} ms", flush=True)
         finally:
             app.stop()
     return 0
