@@ -61,7 +61,9 @@ def load_model(spec, video: bool, device: str = "cpu", dtype=torch.float32):
     if name is None:
         raise WeightsError(f"{folder} holds an image-only {kind!r} model, which cannot track through a video; "
                            f"use a video checkpoint (e.g. facebook/sam2.1-hiera-tiny) for propagation")
-    model, info = getattr(transformers, name).from_pretrained(str(folder), output_loading_info=True, dtype=dtype)
+    # Mismatched shapes are reported below (naming the keys) rather than by transformers' generic error.
+    model, info = getattr(transformers, name).from_pretrained(str(folder), output_loading_info=True, dtype=dtype,
+                                                              ignore_mismatched_sizes=True)
     problems = {k: sorted(v) for k, v in info.items() if k != "error_msgs" and v}
     if problems or info.get("error_msgs"):
         detail = "; ".join(f"{k.replace('_', ' ')}: {', '.join(map(str, v[:5]))}{' ...' if len(v) > 5 else ''}"
