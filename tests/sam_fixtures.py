@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -26,6 +27,16 @@ SIZE = 128  # TINY's input square
 SHORT_MEMORY = {**TINY, "num_maskmem": 2, "max_object_pointers_in_encoder": 2}
 
 
+@pytest.fixture
+def one_thread():
+    """SAM tests run torch on one thread: on a shared 2-core machine, two threads wait on each other
+    (an 8-frame track: 18 s with two, 1 s with one, measured under load)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @functools.lru_cache(maxsize=None)
 def root() -> Path:
     path = Path(tempfile.mkdtemp(prefix="sam-test-"))
@@ -35,8 +46,24 @@ def root() -> Path:
 
 @functools.lru_cache(maxsize=None)
 def model_dir(name: str = "tiny") -> Path:
+    if name == "absent":
+        return _absent_dir()
     presets = {"tiny": TINY, "short": SHORT_MEMORY}
     return write_model_dir(root() / name, presets[name], seed=0)
+
+
+def _absent_dir() -> Path:
+    """TINY with a loud object-score head: on some frames SAM 2 says the object is not there."""
+    from engine.sam2.presets import make_video_model
+    model = make_video_model(TINY, seed=0)
+    with torch.no_grad():
+        model.mask_decoder.pred_obj_score_head.proj_out.weight.mul_(3000.0)
+        model.mask_decoder.pred_obj_score_head.proj_out.bias.fill_(ABSENT_BIAS)
+    model.save_pretrained(root() / "absent")
+    return root() / "absent"
+
+
+ABSENT_BIAS = -6.2  # measured: scores come out near 6.1-6.3 on fx.clip, so some frames go absent
 
 
 @functools.lru_cache(maxsize=None)
@@ -48,7 +75,7 @@ def hf_cache() -> Path:
 
 @functools.lru_cache(maxsize=None)
 def models(name: str = "tiny"):
-    """(image model, video model), loaded with transformers' own from_pretrained."""
+    """(image model, video model), loaded with transformers' own from_pretrained (shared: don't change them)."""
     from transformers import Sam2Model, Sam2VideoModel
     return Sam2Model.from_pretrained(model_dir(name)).eval(), Sam2VideoModel.from_pretrained(model_dir(name)).eval()
 

@@ -10,6 +10,9 @@ from engine import EngineNotConfigured, EngineService
 from engine.sam2 import load
 from engine.sam2.weights import WeightsError, load_model, resolve_model_dir
 from tests import sam_fixtures as fx
+from tests.sam_fixtures import one_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _same_weights(a, b) -> bool:

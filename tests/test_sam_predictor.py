@@ -5,6 +5,9 @@ import torch
 
 from engine.sam2.predictor import SamPredictor
 from tests import sam_fixtures as fx
+from tests.sam_fixtures import one_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 H, W = 60, 80
 
