@@ -25,6 +25,9 @@ MODEL_PATHS = {
     ("flowrvs", "model_dir"): ("--flowrvs-model-dir", "FLOWLABEL_FLOWRVS_MODEL_DIR",
                                "FlowRVS folder written by save_pretrained (instead of the three above)"),
     ("flowseg", "model_dir"): ("--flowseg-dir", "FLOWLABEL_FLOWSEG_DIR", "FlowSeg save_pretrained folder"),
+    ("sam2", "model"): ("--sam-model", "FLOWLABEL_SAM_MODEL",
+                        "SAM 2 weights for the box/click tools and propagation: a folder, a Hugging Face cache entry "
+                        "or a repo id already downloaded (e.g. facebook/sam2.1-hiera-tiny); unset: GrabCut and DIS"),
 }
 ENGINE_MODULES_ENV = "FLOWLABEL_ENGINE_MODULES"
 ENGINE_MODULE_HELP = (f"import this Python module (dotted name, or a .py file) before starting; it registers "

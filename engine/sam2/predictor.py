@@ -49,7 +49,7 @@ class ObjectPrompt:
 
 def preprocess(image: np.ndarray, size: int, device="cpu", dtype=torch.float32) -> torch.Tensor:
     """uint8 [H,W,3] RGB -> [1,3,size,size]: bilinear (antialiased) resize, /255, ImageNet norm."""
-    x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float()
+    x = torch.from_numpy(np.array(image, copy=True)).to(device).permute(2, 0, 1)[None].float()  # frames are read-only
     x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True) / 255.0
     mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
