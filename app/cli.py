@@ -1,5 +1,6 @@
 """Command line: `python launch.py` serves the studio; `export ...` and `import ...` move datasets;
-`evaluate ...` scores an engine against the corrected masks; `annotate ...` pre-annotates in batch.
+`evaluate ...` scores an engine against the corrected masks; `annotate ...` pre-annotates in batch;
+`models list|download` shows and fetches engines' weights.
 
 Plugin engines: `--engine-module M` (repeatable) or FLOWLABEL_ENGINE_MODULES=M1,M2 imports each
 module before anything else runs; a module registers its engines with engine.register_segmenter.
@@ -108,6 +109,14 @@ def parser() -> argparse.ArgumentParser:
     ann.add_argument("--cpu-actors", type=int, default=1,
                      help="with --ray on a cluster without GPUs: how many CPU model actors (default 1)")
     ann.add_argument("--limit", type=int, default=None, help="annotate at most this many expressions")
+    mod = sub.add_parser("models", help="each engine's weights: list what is here, download what is not",
+                         description="Weights come from the model flags / variables (a folder, a Hugging Face "
+                                     "cache entry or a repo id already in the cache). Nothing downloads implicitly.")
+    mod_sub = mod.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    mod_sub.add_parser("list", help="ready / missing (which files) / where looked, per engine")
+    dl = mod_sub.add_parser("download", help="fetch weights into the Hugging Face cache (resumable, with progress)")
+    dl.add_argument("name", help="a known name (sam2.1-tiny, sam2.1-small, sam2.1-base-plus, sam2.1-large, edgetam, "
+                                 "wan2.1-t2v-1.3b, flowrvs) or a repo id")
     return p
 
 
@@ -202,6 +211,8 @@ def main(argv=None) -> int:
         return export(project, args)
     if args.command == "import":
         return import_(project, args)
+    if args.command == "models":
+        return models(args)
     return serve(project, args)
 
 
@@ -266,6 +277,20 @@ def serve(project: Path, args) -> int:
     print(f"FlowLabel project: {studio.store.path}", flush=True)
     demo.queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, show_error=True, **ui.launch_kwargs())
+    return 0
+
+
+def models(args) -> int:
+    from engine import models as catalog
+    if args.models_command == "list":
+        print(catalog.format_report(catalog.report(engine_paths(args))))
+        return 0
+    try:
+        folder = catalog.download(args.name)
+    except catalog.DownloadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"ready: {folder}")
     return 0
 
 
