@@ -54,11 +54,16 @@ def main(argv=None) -> int:
     p.add_argument("--clip", type=Path, default=CLIP)
     p.add_argument("--track-frames", type=int, default=None, help="frames tracked for frames/s (default 20; quick 4)")
     p.add_argument("--memory-frames", type=int, default=None, help="frames tracked for RSS growth (default 900)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's; 1 is faster when "
+                                                                "other jobs load the cores)")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     track_frames = args.track_frames or (4 if args.quick else 20)
     memory_frames = args.memory_frames or (12 if args.quick else 900)
     print(f"machine: {platform.machine()} {os.cpu_count()} CPUs (shared with other engineers' jobs: figures "
-          f"vary with their load), torch {torch.__version__} threads {torch.get_num_threads()}")
+          f"vary with their load; load average now {os.getloadavg()[0]:.1f}), torch {torch.__version__} "
+          f"threads {torch.get_num_threads()}")
     with tempfile.TemporaryDirectory(prefix="bench-sam-") as tmp:
         tmp = Path(tmp)
         preset = TINY if args.quick else FULL
@@ -133,6 +138,7 @@ def main(argv=None) -> int:
         elapsed = time.perf_counter() - t0
         marks = sorted(samples.items())
         growth = marks[-1][1] - marks[0][1]
+        print(f"load average after the run: {os.getloadavg()[0]:.1f}")
         print(f"memory over {len(result['frames'])} tracked frames (tiny model, {count / elapsed:.1f} frames/s): RSS "
               + ", ".join(f"{mb:.0f} MB at frame {f}" for f, mb in marks)
               + f"; growth after frame {marks[0][0]}: {growth:+.0f} MB")
