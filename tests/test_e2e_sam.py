@@ -1,8 +1,6 @@
 """SAM 2 in real Chromium: with --sam-model, a click on the frame saves the tiny model's mask (pixel
 for pixel what the engine gives when called directly), and a click on one of its multimask
 alternatives replaces it."""
-import re
-
 import numpy as np
 from playwright.sync_api import expect
 
@@ -13,8 +11,8 @@ from engine.sam2.weights import load_model
 from tests import sam_fixtures as fx
 from tests.live_app import LiveApp
 from tests.media_fixtures import write_image
-from tests.test_e2e_browser import frame_loaded, page  # noqa: F401  (the browser fixture)
-from tests.test_e2e_tools import click_image, stored, wait_for
+from tests.test_e2e_browser import page  # noqa: F401  (the browser fixture)
+from tests.test_e2e_tools import click_image, open_with_expression, stored, wait_for
 
 
 def test_click_gives_sams_mask_and_an_alternative_replaces_it(page, tmp_path, monkeypatch):  # noqa: F811
@@ -22,13 +20,7 @@ def test_click_gives_sams_mask_and_an_alternative_replaces_it(page, tmp_path, mo
     write_image(tmp_path / "still.png", size=(80, 60))
     app = LiveApp(tmp_path / "live.sqlite", "--sam-model", str(fx.model_dir()), "--device", "cpu")
     try:
-        page.goto(app.url)
-        page.locator("#upload input[type=file]").set_input_files(str(tmp_path / "still.png"))
-        expect(page.locator("#media input")).to_have_value(re.compile("still.png"), timeout=60_000)
-        page.locator("#new-expression textarea").fill("the thing")
-        with frame_loaded(page):
-            page.locator("#add-expression").click()
-        expect(page.locator("#mask-info")).to_contain_text("mask: 0 px (empty)")
+        open_with_expression(page, app.url, tmp_path / "still.png", "the thing")
 
         page.locator("#tool").get_by_text("Click +", exact=True).click()
         click_image(page, "#preview img", 30, 20)
