@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.sam2.presets import TINY, write_model_dir
+from engine.sam2.presets import SAM3_TRACKER_TINY, TINY, write_model_dir
 from tests.hf_cache import write_hf_cache_entry
 
 REPO = "facebook/sam2.1-hiera-tiny"
@@ -48,7 +48,7 @@ def root() -> Path:
 def model_dir(name: str = "tiny") -> Path:
     if name == "absent":
         return _absent_dir()
-    presets = {"tiny": TINY, "short": SHORT_MEMORY}
+    presets = {"tiny": TINY, "short": SHORT_MEMORY, "sam3": SAM3_TRACKER_TINY}
     return write_model_dir(root() / name, presets[name], seed=0)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from engine.sam2.predictor import Prediction, SamPredictor
 from engine.sam2.tracker import TrackStep, track
-from engine.sam2.weights import load_model, resolve_model_dir
+from engine.sam2.weights import load_model, normalization, resolve_model_dir
 from engine.torch_utils import as_dtype
 
 
@@ -26,7 +26,8 @@ class Sam2Engine:
     def predictor(self) -> SamPredictor:
         if self._predictor is None:
             model = load_model(self.folder, video=False, device=self.device, dtype=self.dtype)
-            self._predictor = SamPredictor(model, max_cached=self.max_cached)
+            self._predictor = SamPredictor(model, max_cached=self.max_cached,
+                                           normalization=normalization(self.folder))
         return self._predictor
 
     @property
@@ -52,4 +53,5 @@ class Sam2Engine:
               count: int | None = None, anchors: Mapping[int, np.ndarray] = {},
               progress=None) -> Iterator[TrackStep]:
         return track(self.video_model, get_frame, num_frames, start, seed_mask=seed_mask, points=points, box=box,
-                     direction=direction, count=count, anchors=anchors, progress=progress)
+                     direction=direction, count=count, anchors=anchors, progress=progress,
+                     normalization=normalization(self.folder))

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 
 from engine.checks import check_image
 
-MEAN = (0.485, 0.456, 0.406)  # ImageNet, as Sam2ImageProcessor normalises
-STD = (0.229, 0.224, 0.225)
+MEAN = (0.485, 0.456, 0.406)  # ImageNet, as Sam2ImageProcessor normalises (weights.normalization reads
+STD = (0.229, 0.224, 0.225)    # a checkpoint's own preprocessor_config.json when it has one)
 MASK_LOGIT = 10.0  # an annotator's mask as a prompt: logits of +-10 (sigmoid 0.99995)
 
 
@@ -47,12 +47,12 @@ class ObjectPrompt:
     mask: np.ndarray | None = None               # bool [H, W]: what the object's mask is now
 
 
-def preprocess(image: np.ndarray, size: int, device="cpu", dtype=torch.float32) -> torch.Tensor:
-    """uint8 [H,W,3] RGB -> [1,3,size,size]: bilinear (antialiased) resize, /255, ImageNet norm."""
+def preprocess(image: np.ndarray, size: int, device="cpu", dtype=torch.float32, mean=MEAN, std=STD) -> torch.Tensor:
+    """uint8 [H,W,3] RGB -> [1,3,size,size]: bilinear (antialiased) resize, /255, (x - mean) / std."""
     x = torch.from_numpy(np.array(image, copy=True)).to(device).permute(2, 0, 1)[None].float()  # frames are read-only
     x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True) / 255.0
-    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
+    mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(std, device=device).view(1, 3, 1, 1)
     return ((x - mean) / std).to(dtype)
 
 
@@ -78,8 +78,9 @@ def upscale(logits: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
 
 
 class SamPredictor:
-    def __init__(self, model, max_cached: int = 8, max_objects: int = 64):
+    def __init__(self, model, max_cached: int = 8, max_objects: int = 64, normalization=(MEAN, STD)):
         self.model = model
+        self.normalization = normalization
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
         self.size = int(model.config.prompt_encoder_config.image_size)
@@ -184,7 +185,8 @@ class SamPredictor:
             self._embeddings.move_to_end(key)
             return found[1]
         with torch.inference_mode():
-            embeddings = self.model.get_image_embeddings(preprocess(image, self.size, self.device, self.dtype))
+            embeddings = self.model.get_image_embeddings(preprocess(image, self.size, self.device, self.dtype,
+                                                                      *self.normalization))
         self._embeddings[key] = (fingerprint, embeddings)
         while len(self._embeddings) > self.max_cached:
             self._embeddings.popitem(last=False)

@@ -27,15 +27,27 @@ TINY = dict(
     memory_encoder_hidden_size=128, mask_downsampler_embed_dim=128, memory_fuser_embed_dim=128,
     memory_fuser_intermediate_dim=256)
 FULL: dict = {}
+# The SAM 3 tracker at toy sizes (ViT backbone, 112 px input, patch 14), for the family test.
+SAM3_TRACKER_TINY = dict(
+    vision_config=dict(
+        model_type="sam3_vision_model", fpn_hidden_size=128, backbone_feature_sizes=[[32, 32], [16, 16], [8, 8]],
+        backbone_config=dict(model_type="sam3_vit_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                             num_attention_heads=2, image_size=112, patch_size=14, window_size=4,
+                             global_attn_indexes=[1], pretrain_image_size=112)),
+    prompt_encoder_config=dict(hidden_size=128, image_size=112, patch_size=14),
+    mask_decoder_config=TINY["mask_decoder_config"],
+    **{k: TINY[k] for k in TINY if k.startswith(("memory_", "mask_downsampler"))}, image_size=112)
 
 
 def make_video_model(preset: dict = TINY, seed: int = 0):
-    """A Sam2VideoModel with seeded random weights. Random SAM weights answer nearly the same
+    """A Sam2VideoModel (a Sam3TrackerVideoModel for SAM3_TRACKER_TINY) with seeded random weights. Random SAM weights answer nearly the same
     everywhere; `_spread` scales the mask head so masks differ across the frame and between the
     multimask outputs (what the tests need to tell a right answer from a wrong one)."""
-    from transformers import Sam2VideoConfig, Sam2VideoModel
+    import transformers
+    family = "Sam3TrackerVideo" if preset["vision_config"]["model_type"].startswith("sam3") else "Sam2Video"
     torch.manual_seed(seed)
-    model = Sam2VideoModel(Sam2VideoConfig(**preset)).eval()
+    config = getattr(transformers, f"{family}Config")(**preset)
+    model = getattr(transformers, f"{family}Model")(config).eval()
     _spread(model, seed)
     return model
 

@@ -24,7 +24,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.sam2.predictor import _check_box, _check_points, preprocess, scale_points, upscale
+from engine.sam2.predictor import (
+    MEAN,
+    STD,
+    _check_box,
+    _check_points,
+    preprocess,
+    scale_points,
+    upscale,
+)
 
 OBJECT_ID = 1
 
@@ -46,7 +54,8 @@ def session_class(model):
     return getattr(module, names[0])
 
 
-def new_session(model, get_frame: Callable[[int], np.ndarray], num_frames: int, shape: tuple[int, int]):
+def new_session(model, get_frame: Callable[[int], np.ndarray], num_frames: int, shape: tuple[int, int],
+                normalization=(MEAN, STD)):
     """A session that pulls frames through get_frame when the model asks for them."""
     base = session_class(model)
     size = int(model.config.image_size)
@@ -63,7 +72,7 @@ def new_session(model, get_frame: Callable[[int], np.ndarray], num_frames: int, 
             if frame.shape[:2] != tuple(shape):
                 raise ValueError(f"frame {frame_idx} is {list(frame.shape[:2])}, not {list(shape)} like the "
                                  "others; the video's frames must share one size")
-            return preprocess(frame, size, device, dtype)[0]
+            return preprocess(frame, size, device, dtype, *normalization)[0]
 
     return StreamingSession(video=None, video_height=shape[0], video_width=shape[1], inference_device=device,
                             inference_state_device=device, video_storage_device="cpu", dtype=dtype,
@@ -114,7 +123,7 @@ def frames_to_visit(start: int, direction: str, count: int | None, num_frames: i
 def track(model, get_frame: Callable[[int], np.ndarray], num_frames: int, start: int, *,
           seed_mask: np.ndarray | None = None, points: Sequence = (), box=None, direction: str = "forward",
           count: int | None = None, anchors: Mapping[int, np.ndarray] = {}, window: int | None = None,
-          progress: Callable[[float, str], None] | None = None) -> Iterator[TrackStep]:
+          progress: Callable[[float, str], None] | None = None, normalization=(MEAN, STD)) -> Iterator[TrackStep]:
     """Track one object from frame `start`, seeded by `seed_mask` or by points/box there.
 
     Yields one TrackStep per frame visited (anchors are visited but not yielded); with prompts,
@@ -137,13 +146,13 @@ def track(model, get_frame: Callable[[int], np.ndarray], num_frames: int, start:
     if window < needed:
         raise ValueError(f"window must be at least {needed} frames (what the model reads back), got {window}")
     return _run(model, get_frame, num_frames, start, shape, seed_mask, points, box, direction, order, anchors,
-                window, progress)
+                window, progress, normalization)
 
 
 def _run(model, get_frame, num_frames, start, shape, seed_mask, points, box, direction, order, anchors, window,
-         progress) -> Iterator[TrackStep]:
+         progress, normalization) -> Iterator[TrackStep]:
     size = int(model.config.image_size)
-    session = new_session(model, get_frame, num_frames, shape)
+    session = new_session(model, get_frame, num_frames, shape, normalization)
     reverse = direction == "backward"
     with torch.inference_mode():
         # 1. Every prompt goes in before propagating: the seed, then each anchor on the way.

@@ -51,12 +51,34 @@ def model_type(folder: Path) -> str:
     return kind
 
 
+def normalization(folder: Path) -> tuple[tuple, tuple]:
+    """(mean, std) from the checkpoint's preprocessor_config.json, else the family's default
+    (ImageNet for SAM 2 and EdgeTAM; 0.5 / 0.5 for the SAM 3 tracker)."""
+    default = ((0.5,) * 3, (0.5,) * 3) if model_type(folder).startswith("sam3") else \
+        ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    path = folder / "preprocessor_config.json"
+    if not path.is_file():
+        return default
+    try:
+        config = json.loads(path.read_text())
+        config = config.get("image_processor", config)
+        mean, std = tuple(map(float, config["image_mean"])), tuple(map(float, config["image_std"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return default
+    return (mean, std) if len(mean) == 3 and len(std) == 3 else default
+
+
 def load_model(spec, video: bool, device: str = "cpu", dtype=torch.float32):
     """The image (video=False) or video model of the family in `spec`, in eval mode on `device`."""
     import transformers
     folder = resolve_model_dir(spec)
     kind = model_type(folder)
     image_cls, video_cls = FAMILIES[kind]
+    if kind.startswith("edgetam"):
+        import importlib.util
+        if importlib.util.find_spec("timm") is None:  # EdgeTAM's RepViT backbone comes from timm
+            raise WeightsError(f"{folder} is an EdgeTAM model, whose backbone needs the timm package, which "
+                               "FlowLabel does not install: `pip install timm`, or use a SAM 2.1 model")
     name = video_cls if video else image_cls
     if name is None:
         raise WeightsError(f"{folder} holds an image-only {kind!r} model, which cannot track through a video; "
