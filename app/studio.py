@@ -6,6 +6,7 @@ service. The UI keeps only ids and a revision number per browser tab.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -254,6 +255,17 @@ class Studio:
             self._candidates.pop(oldest)
             self._candidate_frames.pop(oldest, None)
         return masks[keep]
+
+    def weights_status(self) -> list[dict]:
+        """Each engine's weights as this studio is configured: ready, missing files, where looked,
+        and what to do (`launch.py models list` prints the same)."""
+        from engine import models
+        paths = self.engines.paths()
+        for w in models.CATALOG:  # flags given to the studio win; the variables fill the rest
+            if os.environ.get(w.env):
+                paths.setdefault(w.engine, {}).setdefault(w.setting, os.environ[w.env])
+        return [{"engine": s.weights.engine, "setting": s.weights.setting, "ready": s.ready, "missing": s.missing,
+                 "where": s.where, "hint": s.hint} for s in models.report(paths)]
 
     def candidates(self, expression_id: int, object_id: int | None = None):
         """The last top candidates (a model run's, or SAM 2's alternatives): (masks, scores) or None."""

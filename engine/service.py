@@ -116,6 +116,10 @@ class EngineService:
     # Not segmenters (no expression goes in), so not in the segmenter registry: the studio's
     # box/click tools and propagation call these verbs. Paths come from paths={"sam2": {"model": ...}}.
 
+    def paths(self) -> dict:
+        """The default model paths per engine (a copy), e.g. {"sam2": {"model": ...}}."""
+        return {name: dict(p) for name, p in self._default_paths.items()}
+
     def sam_configured(self) -> bool:
         """Whether SAM 2 weights are named (by paths or $FLOWLABEL_SAM_MODEL); not whether they load."""
         import os

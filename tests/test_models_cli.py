@@ -68,3 +68,18 @@ def test_download_of_weights_already_cached_is_found_offline(tmp_path):
     done = download("sam2.1-tiny", fx.hf_cache(), tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith(fx.SNAPSHOT)
+
+
+def test_studio_reports_which_weights_are_ready(tmp_path, monkeypatch):
+    from app.studio import Studio
+    monkeypatch.setenv("HF_HUB_CACHE", str(fx.hf_cache()))
+    monkeypatch.delenv("FLOWLABEL_SAM_MODEL", raising=False)
+    monkeypatch.setenv("FLOWLABEL_FLOWSEG_DIR", str(tmp_path / "nowhere"))
+    studio = Studio(tmp_path / "p.sqlite", engine_paths={"sam2": {"model": fx.REPO}})
+    try:
+        rows = {(r["engine"], r["setting"]): r for r in studio.weights_status()}
+    finally:
+        studio.close()
+    assert rows["sam2", "model"]["ready"] and rows["sam2", "model"]["where"][0].endswith(fx.SNAPSHOT)
+    assert not rows["flowseg", "model_dir"]["ready"] and "does not exist" in rows["flowseg", "model_dir"]["hint"]
+    assert not rows["flowrvs", "wan_dir"]["ready"]
