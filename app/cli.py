@@ -29,6 +29,9 @@ MODEL_PATHS = {
     ("sam2", "model"): ("--sam-model", "FLOWLABEL_SAM_MODEL",
                         "SAM 2 weights for the box/click tools and propagation: a folder, a Hugging Face cache entry "
                         "or a repo id already downloaded (e.g. facebook/sam2.1-hiera-tiny); unset: GrabCut and DIS"),
+    ("sam3", "model"): ("--sam3-model", "FLOWLABEL_SAM3_MODEL",
+                        "SAM 3 weights for the sam3 concept engine (images: every instance of the expression's "
+                        "concept, as candidates): a folder, a cache entry or a cached repo id (facebook/sam3)"),
 }
 ENGINE_MODULES_ENV = "FLOWLABEL_ENGINE_MODULES"
 ENGINE_MODULE_HELP = (f"import this Python module (dotted name, or a .py file) before starting; it registers "
@@ -116,7 +119,7 @@ def parser() -> argparse.ArgumentParser:
     mod_sub.add_parser("list", help="ready / missing (which files) / where looked, per engine")
     dl = mod_sub.add_parser("download", help="fetch weights into the Hugging Face cache (resumable, with progress)")
     dl.add_argument("name", help="a known name (sam2.1-tiny, sam2.1-small, sam2.1-base-plus, sam2.1-large, edgetam, "
-                                 "wan2.1-t2v-1.3b, flowrvs) or a repo id")
+                                 "wan2.1-t2v-1.3b, flowrvs, sam3) or a repo id")
     return p
 
 
@@ -124,7 +127,8 @@ def _engine_args(sub: argparse.ArgumentParser, project_help: str) -> None:
     # SUPPRESS: options given before the command are not reset by the subcommand's defaults.
     sub.add_argument("--project", type=Path, default=argparse.SUPPRESS,
                      help=f"an existing project SQLite file. Default: {default_project()}")
-    sub.add_argument("--engine", required=True, help="registered engine name (flowrvs, ... or a plugin's)")
+    sub.add_argument("--engine", required=True, help="registered engine name (flowrvs, sam3, ... or a plugin's); "
+                                                     "evaluate takes several, comma-separated, and compares them")
     sub.add_argument("--device", default=argparse.SUPPRESS, help="cpu, cuda, cuda:1 ... (default: cuda when "
                                                                   "available, else cpu)")
     sub.add_argument("--engine-module", dest="engine_module_sub", action="append", default=[],
@@ -308,20 +312,45 @@ def evaluate(project: Path, args) -> int:
     from app.store import ProjectStore
     if not _existing_project(project):
         return 2
+    names = [n.strip() for n in args.engine.split(",") if n.strip()]
+    if len(names) > 1 and args.json:
+        print("error: --json names one report; with several engines each report goes to its default path",
+              file=sys.stderr)
+        return 2
     engines = engine.EngineService(device=args.device, paths=engine_paths(args))
+    reports, failed = [], {}
     with ProjectStore(project) as store:
-        try:
-            report = ev.evaluate(store, args.engine, engines)
-        except engine.UnknownEngineError as e:
-            print(f"error: {e}; load plugin engines with --engine-module", file=sys.stderr)
-            return 2
-        except ev.EvaluationError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-    out = ev.write_json(report, args.json or ev.default_json_path(store.path, args.engine))
-    print(ev.format_table(report))
-    print(f"\nwrote {out}")
-    return 0
+        for name in names:
+            try:
+                reports.append(ev.evaluate(store, name, engines))
+            except engine.UnknownEngineError as e:
+                print(f"error: {e}; load plugin engines with --engine-module", file=sys.stderr)
+                return 2
+            except (ev.EvaluationError, engine.EngineNotConfigured) as e:
+                if len(names) == 1:
+                    print(f"error: {e}", file=sys.stderr)
+                    return 1
+                failed[name] = str(e)
+    for report in reports:
+        out = ev.write_json(report, args.json or ev.default_json_path(store.path, report["engine"]))
+        print(ev.format_table(report))
+        print(f"\nwrote {out}\n")
+    if len(names) > 1:
+        print(compare_table(reports, failed))
+    return 0 if reports else 1
+
+
+def compare_table(reports: list[dict], failed: dict) -> str:
+    """One line per engine: the overall scores side by side, on the same ground truth."""
+    def fmt(value) -> str:
+        return "-" if value is None else f"{value:.3f}"
+    lines = ["comparison (same ground truth):", f"{'engine':<16} {'videos J&F':>11} {'images cIoU':>12} {'gIoU':>7}"]
+    for r in reports:
+        video, image = (r["video"] or {}).get("overall", {}), (r["image"] or {}).get("overall", {})
+        lines.append(f"{r['engine']:<16} {fmt(video.get('J&F')):>11} {fmt(image.get('cIoU')):>12} "
+                     f"{fmt(image.get('gIoU')):>7}")
+    lines += [f"{name:<16} not run: {why}" for name, why in failed.items()]
+    return "\n".join(lines)
 
 
 def annotate(project: Path, args) -> int:

@@ -37,6 +37,12 @@ register_segmenter("flowseg", _flowseg.load, kinds=("image",),
                    description="FlowSeg (SigLIP + SAM + Qwen3, Bidirectional Semantic Flow, BAR): "
                                "referring image segmentation with top-k candidates")
 
+from . import sam3 as _sam3  # noqa: E402
+
+register_segmenter("sam3", _sam3.load, kinds=("image",),
+                   description="SAM 3 (concept prompts): every instance of the expression's concept, best first; "
+                               "the candidates let you pick the one meant")
+
 
 def _demo_factory(package: str):
     """The demo engines' load_demo, imported on first use (so `python -m engine.<x>.demo`

@@ -21,6 +21,7 @@ NAMES = {
     "wan2.1-t2v-1.3b": ("Wan-AI/Wan2.1-T2V-1.3B-Diffusers", None),
     # The release's current DiT and tuned VAE (flowrvs-release.md); the older 2.6 GB files are skipped.
     "flowrvs": ("xmz111/FlowRVS", ["FlowRVS_dit_mevis.pth", "tuned_vae.pth"]),
+    "sam3": ("facebook/sam3", None),  # gated: accept the licence on the hub, then `huggingface-cli login`
 }
 
 
@@ -48,6 +49,8 @@ CATALOG = (
             is_file=True),
     Weights("flowseg", "model_dir", "--flowseg-dir", "FLOWLABEL_FLOWSEG_DIR",
             ("flowseg_config.json", "model.safetensors"), None),
+    Weights("sam3", "model", "--sam3-model", "FLOWLABEL_SAM3_MODEL",
+            ("config.json", "model.safetensors|model.safetensors.index.json", "tokenizer.json|vocab.json"), "sam3"),
 )
 
 

@@ -41,11 +41,15 @@ def resolve_model_dir(spec) -> Path:
     return hub.resolve(spec, "SAM 2 weights", looks_like_sam, NEED)
 
 
-def model_type(folder: Path) -> str:
+def config_type(folder: Path) -> str | None:
     try:
-        kind = json.loads((folder / "config.json").read_text()).get("model_type")
+        return json.loads((folder / "config.json").read_text()).get("model_type")
     except (OSError, ValueError) as e:
         raise WeightsError(f"{folder / 'config.json'} cannot be read as JSON ({e}); download the model again") from e
+
+
+def model_type(folder: Path) -> str:
+    kind = config_type(folder)
     if kind not in FAMILIES:
         raise WeightsError(f"{folder} holds a {kind!r} model; the sam2 engine loads {', '.join(sorted(FAMILIES))}")
     return kind
@@ -54,7 +58,7 @@ def model_type(folder: Path) -> str:
 def normalization(folder: Path) -> tuple[tuple, tuple]:
     """(mean, std) from the checkpoint's preprocessor_config.json, else the family's default
     (ImageNet for SAM 2 and EdgeTAM; 0.5 / 0.5 for the SAM 3 tracker)."""
-    default = ((0.5,) * 3, (0.5,) * 3) if model_type(folder).startswith("sam3") else \
+    default = ((0.5,) * 3, (0.5,) * 3) if str(config_type(folder)).startswith("sam3") else \
         ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     path = folder / "preprocessor_config.json"
     if not path.is_file():
@@ -70,7 +74,6 @@ def normalization(folder: Path) -> tuple[tuple, tuple]:
 
 def load_model(spec, video: bool, device: str = "cpu", dtype=torch.float32):
     """The image (video=False) or video model of the family in `spec`, in eval mode on `device`."""
-    import transformers
     folder = resolve_model_dir(spec)
     kind = model_type(folder)
     image_cls, video_cls = FAMILIES[kind]
@@ -83,13 +86,20 @@ def load_model(spec, video: bool, device: str = "cpu", dtype=torch.float32):
     if name is None:
         raise WeightsError(f"{folder} holds an image-only {kind!r} model, which cannot track through a video; "
                            f"use a video checkpoint (e.g. facebook/sam2.1-hiera-tiny) for propagation")
+    return load_strict(folder, name, device, dtype)
+
+
+def load_strict(folder: Path, class_name: str, device: str = "cpu", dtype=torch.float32):
+    """transformers' `class_name`.from_pretrained, failing on any missing, unexpected (beyond what the
+    class itself declares skippable) or misshapen key, naming them."""
+    import transformers
     # Mismatched shapes are reported below (naming the keys) rather than by transformers' generic error.
-    model, info = getattr(transformers, name).from_pretrained(str(folder), output_loading_info=True, dtype=dtype,
-                                                              ignore_mismatched_sizes=True)
+    model, info = getattr(transformers, class_name).from_pretrained(
+        str(folder), output_loading_info=True, dtype=dtype, ignore_mismatched_sizes=True)
     problems = {k: sorted(v) for k, v in info.items() if k != "error_msgs" and v}
     if problems or info.get("error_msgs"):
         detail = "; ".join(f"{k.replace('_', ' ')}: {', '.join(map(str, v[:5]))}{' ...' if len(v) > 5 else ''}"
                            for k, v in problems.items())
-        raise WeightsError(f"{folder} does not match {name} ({detail or info['error_msgs']}); the weights are "
-                           "incomplete or of another model: download them again")
+        raise WeightsError(f"{folder} does not match {class_name} ({detail or info['error_msgs']}); the weights "
+                           "are incomplete or of another model: download them again")
     return model.to(device).eval()
