@@ -130,6 +130,8 @@ class Studio:
 
     def _sam_tool(self, expr, frame, image, tool, points, mask, object_id) -> np.ndarray:
         key, obj = (expr["media_id"], frame), (expr["id"], object_id, frame)
+        if len(points) < (2 if tool == "box" else 1) or any(len(p) < 3 for p in points):
+            raise StoreError(f"the {tool} tool needs {'two corners' if tool == 'box' else 'a click'} as [x, y, +1/-1]")
         try:
             if tool == "box":
                 (x0, y0), (x1, y1) = [(float(x), float(y)) for x, y, *_ in points[:2]]

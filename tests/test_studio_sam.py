@@ -75,6 +75,8 @@ def test_box_restarts_from_sams_box_answer(studio, image_expr):
     np.testing.assert_array_equal(mask, direct().box("k", image, "o", (10, 5, 50, 40)).masks[0])
     with pytest.raises(StoreError, match="outside the 80x60 frame"):
         studio.apply_tool(eid, 0, "click", [[95, 20, 1]])
+    with pytest.raises(StoreError, match="two corners"):
+        studio.apply_tool(eid, 0, "box", [[10, 5, 1]])
 
 
 def test_without_weights_the_tools_fall_back_to_grabcut(tmp_path, monkeypatch):
