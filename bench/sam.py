@@ -138,18 +138,20 @@ def main(argv=None) -> int:
         def progress(fraction, message):
             done = round(fraction * memory_frames)
             if done in (10, memory_frames // 4, memory_frames // 2, 3 * memory_frames // 4) or fraction >= 1.0:
-                samples.setdefault(done, rss_mb())
+                samples.setdefault(done, (rss_mb(), studio.frames._nbytes / 2**20))
 
         count = min(memory_frames, frames - 1)
         t0 = time.perf_counter()
         result = studio.propagate(eid, 0, "forward", count=count, method="sam2", progress=progress)
         elapsed = time.perf_counter() - t0
         marks = sorted(samples.items())
-        growth = marks[-1][1] - marks[0][1]
+        growth = marks[-1][1][0] - marks[0][1][0]
+        cache = marks[-1][1][1] - marks[0][1][1]
         print(f"load average after the run: {os.getloadavg()[0]:.1f}")
         print(f"memory over {len(result['frames'])} tracked frames (tiny model, {count / elapsed:.1f} frames/s): RSS "
-              + ", ".join(f"{mb:.0f} MB at frame {f}" for f, mb in marks)
-              + f"; growth after frame {marks[0][0]}: {growth:+.0f} MB")
+              + ", ".join(f"{mb:.0f} MB at frame {f}" for f, (mb, _) in marks)
+              + f"; growth after frame {marks[0][0]}: {growth:+.0f} MB, of which the studio's frame cache (bounded at "
+              f"{studio.frames.max_bytes / 2**20:.0f} MB) {cache:+.0f} MB")
         studio.close()
     return 0
 
