@@ -153,6 +153,20 @@ def main(argv=None) -> int:
               + f"; growth after frame {marks[0][0]}: {growth:+.0f} MB, of which the studio's frame cache (bounded at "
               f"{studio.frames.max_bytes / 2**20:.0f} MB) {cache:+.0f} MB")
         studio.close()
+
+        # 4. the tracker alone (no frame cache, no store): what the session itself holds
+        from engine.sam2.tracker import track
+        from engine.sam2.weights import load_model
+        model = load_model(tmp / "tiny", video=True)
+        base = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
+        marks, t0 = {}, time.perf_counter()
+        checkpoints = {10, count // 4, count // 2, count}
+        for step in track(model, lambda i: np.roll(base, i, axis=1), count + 1, 0, seed_mask=seed_mask((h, w))):
+            if step.frame in checkpoints:
+                marks[step.frame] = rss_mb()
+        print(f"tracker alone over {count} frames ({count / (time.perf_counter() - t0):.1f} frames/s): RSS "
+              + ", ".join(f"{mb:.0f} MB at frame {f}" for f, mb in sorted(marks.items()))
+              + f"; growth after frame 10: {marks[max(marks)] - marks[10]:+.0f} MB")
     return 0
 
 
