@@ -44,7 +44,7 @@ def make_video_model(preset: dict = TINY, seed: int = 0):
     everywhere; `_spread` scales the mask head so masks differ across the frame and between the
     multimask outputs (what the tests need to tell a right answer from a wrong one)."""
     import transformers
-    family = "Sam3TrackerVideo" if preset["vision_config"]["model_type"].startswith("sam3") else "Sam2Video"
+    family = "Sam3TrackerVideo" if preset.get("vision_config", {}).get("model_type", "").startswith("sam3") else "Sam2Video"
     torch.manual_seed(seed)
     config = getattr(transformers, f"{family}Config")(**preset)
     model = getattr(transformers, f"{family}Model")(config).eval()
