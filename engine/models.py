@@ -138,7 +138,7 @@ def format_report(statuses: list[Status]) -> str:
         for place in s.where:
             lines.append(f"    looked in {place}")
         if s.missing:
-            lines.append(f"    missing: {', '.join(s.missing)}")
+            lines.append(f"    missing: {', '.join(m.replace('|', ' or ') for m in s.missing)}")
         if s.hint:
             lines.append(f"    -> {s.hint}")
     return "\n".join(lines)
