@@ -189,7 +189,8 @@ def build(studio: Studio) -> gr.Blocks:
         for btn, op in ((fill_btn, "fill_holes"), (specks_btn, "remove_specks"), (clear_btn, "clear"),
                         (smooth_btn, "smooth")):
             btn.click(lambda *a, op=op: logic.correct(op, *a), save_in + [min_area], view_out, **edits)
-        preview.select(logic.click, [tool, *save_in], view_out, **edits)
+        preview.select(logic.click, [tool, *save_in], view_out, **edits) \
+            .then(logic.candidate_gallery, [state], [candidates])  # SAM 2's alternatives after a click
         close_poly.click(logic.close_polygon, save_in, view_out, **edits)
         undo_btn.click(lambda *a: logic.undo_redo(True, *a), view_in, view_out, **edits)
         redo_btn.click(lambda *a: logic.undo_redo(False, *a), view_in, view_out, **edits)

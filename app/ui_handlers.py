@@ -213,7 +213,7 @@ class PageLogic:
         if state.get("media_id") is None:
             return (state, None, None, "Add media to start: drop an image or a video under **Add media**.",
                     None, [], gr.update(choices=[], value=None))
-        image = self.studio.frame(state["media_id"], frame)
+        image = self.studio.show_frame(state["media_id"], frame)  # SAM 2 embeds it now, ahead of a click
         if state.get("expression_id") is None:
             state["base"] = None
             shown = self.display.write(image)
@@ -394,7 +394,10 @@ class PageLogic:
                                        object_id=state["object_id"], overwrite_manual=bool(overwrite),
                                        progress=lambda f, msg="": progress(f, desc=msg))
         done = result["frames"]
-        if result["flagged"] is not None:
+        if result.get("absent"):
+            gr.Warning(f"SAM 2 found the object absent on {len(result['absent'])} frame(s), first {result['flagged']}: "
+                       "they are left empty and noted for review.")
+        elif result["flagged"] is not None:
             gr.Warning(f"Tracking confidence dropped at frame {result['flagged']}: propagation stopped there. "
                        "Check that frame and correct it.")
         elif done:
@@ -497,7 +500,8 @@ class PageLogic:
             if (state or {}).get("expression_id") else None
         if found is None:
             return gr.update(value=None, visible=False)
-        image = self.studio.frame(state["media_id"], 0)
+        image = self.studio.frame(state["media_id"], self.studio.candidate_frame(state["expression_id"],
+                                                                                 state["object_id"]))
         items = [(self.display.write(render_overlay(image, m, opacity=0.5, color=MASK_RGB)), f"{i + 1}: {score:.2f}")
                  for i, (m, score) in enumerate(zip(*found))]
         return gr.update(value=items, visible=True)

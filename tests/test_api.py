@@ -363,6 +363,10 @@ def test_propagate_endpoint_follows_the_object_and_keeps_manual_frames(client, t
     message = error_of(client, eid, 9, "forward", 3, api_name="/propagate")
     assert "no mask to propagate" in message
     assert "direction" in error_of(client, eid, 0, "sideways", 3, api_name="/propagate")
+    # no SAM 2 weights on this app: DIS is the default, and asking for SAM 2 says how to configure it
+    assert out["method"] == "dis" and out["absent"] == []
+    assert "--sam-model" in error_of(client, eid, 0, "forward", 3, False, "sam2", api_name="/propagate")
+    assert "'sam2' or 'dis'" in error_of(client, eid, 0, "forward", 3, False, "flow", api_name="/propagate")
 
 
 # -- frames, truncated files, untrusted sizes -------------------------------------------------

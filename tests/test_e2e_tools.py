@@ -11,16 +11,16 @@ from tests.page_fixtures import write_moving_square
 from tests.test_e2e_browser import frame_loaded, page  # noqa: F401  (the browser fixture)
 
 
-def click_image(page, selector, x, y):
+def click_image(tab, selector, x, y):
     """Click pixel (x, y) of an <img> shown with object-fit: contain."""
-    img = page.locator(selector)
-    page.wait_for_timeout(300)  # a new overlay may be arriving
+    img = tab.locator(selector)
+    tab.wait_for_timeout(300)  # a new overlay may be arriving
     img.evaluate("i => i.complete && i.naturalWidth ? 1 : new Promise(r => i.addEventListener('load', r))")
     box = img.bounding_box()
     nw, nh = img.evaluate("i => [i.naturalWidth, i.naturalHeight]")
     scale = min(box["width"] / nw, box["height"] / nh)
     ox, oy = (box["width"] - nw * scale) / 2, (box["height"] - nh * scale) / 2
-    page.mouse.click(box["x"] + ox + (x + 0.5) * scale, box["y"] + oy + (y + 0.5) * scale)
+    tab.mouse.click(box["x"] + ox + (x + 0.5) * scale, box["y"] + oy + (y + 0.5) * scale)
 
 
 def wait_for(check, timeout=60):
@@ -37,15 +37,20 @@ def stored(app, frame):
         return store.get_mask(eid, frame), store.mask_sources(eid)
 
 
+def open_with_expression(tab, url, path, text):
+    """Upload a media file on a fresh page and add an expression to it; its first frame shows."""
+    tab.goto(url)
+    tab.locator("#upload input[type=file]").set_input_files(str(path))
+    expect(tab.locator("#media input")).to_have_value(re.compile(re.escape(path.name)), timeout=60_000)
+    tab.locator("#new-expression textarea").fill(text)
+    with frame_loaded(tab):
+        tab.locator("#add-expression").click()
+    expect(tab.locator("#mask-info")).to_contain_text("mask: 0 px (empty)")
+
+
 def test_box_propagate_click_undo_review(live_app, page, tmp_path):  # noqa: F811
     truth = write_moving_square(tmp_path / "square.avi", frames=12)
-    page.goto(live_app.url)
-    page.locator("#upload input[type=file]").set_input_files(str(tmp_path / "square.avi"))
-    expect(page.locator("#media input")).to_have_value(re.compile("square.avi"), timeout=60_000)
-    page.locator("#new-expression textarea").fill("the textured square")
-    with frame_loaded(page):
-        page.locator("#add-expression").click()
-    expect(page.locator("#mask-info")).to_contain_text("mask: 0 px (empty)")
+    open_with_expression(page, live_app.url, tmp_path / "square.avi", "the textured square")
 
     # Box: two corners on the overlay -> GrabCut mask, saved as manual.
     page.locator("#tool").get_by_text("Box", exact=True).click()
