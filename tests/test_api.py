@@ -422,6 +422,6 @@ def test_add_media_refuses_a_server_path_that_was_not_uploaded(app, tmp_path):
     outside = write_png(tmp_path / "server-side.png", np.full((30, 40), 200, np.uint8))
     with httpx.Client(base_url=app.url, timeout=60) as http:
         event = http.post("gradio_api/call/add_media",
-                          json={"data": [{"path": outside, "meta": {"_type": "gradio.FileData"}}]}).json()
+                          json={"data": [{"path": outside, "meta": {"_type": "gradio.FileData"}}, False]}).json()
         reply = http.get(f"gradio_api/call/add_media/{event['event_id']}").text
     assert "event: error" in reply and "not uploaded by a user" in reply, reply
