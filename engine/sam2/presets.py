@@ -27,13 +27,22 @@ TINY = dict(
     memory_encoder_hidden_size=128, mask_downsampler_embed_dim=128, memory_fuser_embed_dim=128,
     memory_fuser_intermediate_dim=256)
 FULL: dict = {}
-# The SAM 3 tracker at toy sizes (ViT backbone, 112 px input, patch 14), for the family test.
-SAM3_TRACKER_TINY = dict(
-    vision_config=dict(
-        model_type="sam3_vision_model", fpn_hidden_size=128, backbone_feature_sizes=[[32, 32], [16, 16], [8, 8]],
+
+
+def sam3_vision(fpn_hidden_size: int) -> dict:
+    """SAM 3's vision tower at toy sizes (ViT, 112 px input, patch 14), shared by the tracker and the
+    concept model presets."""
+    return dict(
+        model_type="sam3_vision_model", fpn_hidden_size=fpn_hidden_size,
+        backbone_feature_sizes=[[32, 32], [16, 16], [8, 8]],
         backbone_config=dict(model_type="sam3_vit_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                              num_attention_heads=2, image_size=112, patch_size=14, window_size=4,
-                             global_attn_indexes=[1], pretrain_image_size=112)),
+                             global_attn_indexes=[1], pretrain_image_size=112))
+
+
+# The SAM 3 tracker at toy sizes, for the family test.
+SAM3_TRACKER_TINY = dict(
+    vision_config=sam3_vision(128),
     prompt_encoder_config=dict(hidden_size=128, image_size=112, patch_size=14),
     mask_decoder_config=TINY["mask_decoder_config"],
     **{k: TINY[k] for k in TINY if k.startswith(("memory_", "mask_downsampler"))}, image_size=112)

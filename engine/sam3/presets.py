@@ -6,13 +6,11 @@ from pathlib import Path
 
 import torch
 
+from engine.sam2.presets import sam3_vision
+
 WORDS = ["the", "a", "dog", "cat", "red", "blue", "ball", "car", "left", "right", "on", "of"]
 TINY = dict(
-    vision_config=dict(
-        model_type="sam3_vision_model", fpn_hidden_size=64, backbone_feature_sizes=[[32, 32], [16, 16], [8, 8]],
-        backbone_config=dict(model_type="sam3_vit_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                             num_attention_heads=2, image_size=112, patch_size=14, window_size=4,
-                             global_attn_indexes=[1], pretrain_image_size=112)),
+    vision_config=sam3_vision(64),
     text_config=dict(model_type="clip_text_model", vocab_size=len(WORDS) + 4, hidden_size=32, intermediate_size=64,
                      projection_dim=32, num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=32,
                      pad_token_id=0, bos_token_id=2, eos_token_id=3),
