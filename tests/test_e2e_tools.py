@@ -45,7 +45,8 @@ def open_with_expression(tab, url, path, text):
     tab.locator("#new-expression textarea").fill(text)
     with frame_loaded(tab):
         tab.locator("#add-expression").click()
-    expect(tab.locator("#mask-info")).to_contain_text("mask: 0 px (empty)")
+    # generous: with SAM 2 configured, the first frame shown also starts loading the model
+    expect(tab.locator("#mask-info")).to_contain_text("mask: 0 px (empty)", timeout=30_000)
 
 
 def test_box_propagate_click_undo_review(live_app, page, tmp_path):  # noqa: F811
