@@ -1,0 +1,97 @@
+"""Under the canvas: the canvas's own events (strokes, tools, frames, objects), then the
+mask line, objects, undo/redo, corrections and propagation."""
+from __future__ import annotations
+
+import gradio as gr
+
+from app.ui.session import PageError
+from app.ui.wiring import EDITS, on, show, shown
+
+CORRECTIONS = [("fill_holes", "Fill holes", "fill-holes"), ("smooth", "Smooth edges", "smooth"),
+               ("remove_specks", "Remove specks", "remove-specks")]
+
+
+def build(page) -> None:
+    page.info = gr.Markdown(elem_id="mask-info")
+    with gr.Row():
+        page.undo = gr.Button("Undo", size="sm", min_width=60, elem_id="undo")
+        page.redo = gr.Button("Redo", size="sm", min_width=60, elem_id="redo")
+        page.save = gr.Button("Accept as manual", size="sm", min_width=60, elem_id="save")
+        page.corrections = {op: gr.Button(label, size="sm", min_width=60, elem_id=eid) for op, label, eid in CORRECTIONS}
+        page.min_area = gr.Number(64, label="Speck size (px)", precision=0, minimum=0, min_width=80, elem_id="min-area")
+        page.clear = gr.Button("Clear", size="sm", variant="stop", min_width=60, elem_id="clear")
+        page.add_obj = gr.Button("Add object", size="sm", min_width=60, elem_id="add-object")
+        page.rm_obj = gr.Button("Remove object", size="sm", min_width=60, elem_id="remove-object")
+    with gr.Row():
+        page.back = gr.Button("◀ Propagate", size="sm", min_width=60, elem_id="propagate-backward")
+        page.fwd = gr.Button("Propagate ▶", size="sm", min_width=60, elem_id="propagate-forward")
+        page.count = gr.Number(0, label="Frames (0 = to the end)", precision=0, minimum=0, min_width=90,
+                               elem_id="propagate-count")
+        page.check = gr.Button("Next frame to check", size="sm", min_width=60, elem_id="next-to-check")
+
+
+def _same_place(session, data: dict) -> None:
+    """An edit drawn on one frame/object must not land on another (a late event)."""
+    if data.get("frame") is not None and int(data["frame"]) != session.frame or \
+            data.get("object") is not None and int(data["object"]) != session.object_id:
+        raise PageError("The frame or object changed while that edit was on its way; it was not saved. Redo it.")
+
+
+def wire(page) -> None:
+    def stroke(session, evt: gr.EventData):
+        data = evt._data
+        _same_place(session, data)
+        session.stroke(data["points"], data["radius"], data.get("erase", False))
+        return show(page, session, refresh_checks=False)
+
+    def tool(session, evt: gr.EventData):
+        session.tool(evt._data["kind"], evt._data["points"])
+        return show(page, session, refresh_checks=False)
+
+    def seek(session, evt: gr.EventData):
+        session.seek(evt._data["frame"])
+        return show(page, session, refresh_checks=False)
+
+    def pick_object(session, evt: gr.EventData):
+        session.pick_object(evt._data["id"])
+        return show(page, session)
+
+    def then_show(verb):
+        def handler(session, *args):
+            verb(session, *args)
+            return show(page, session)
+        return handler
+
+    def propagate(direction, session, count, overwrite, progress=gr.Progress()):
+        result = session.propagate(direction, count, overwrite, progress=lambda f, msg="": progress(f, desc=msg))
+        done = result["frames"]
+        if result["flagged"] is not None:
+            gr.Warning(f"Tracking confidence dropped at frame {result['flagged']}: propagation stopped there. "
+                       "Check that frame and correct it.")
+        elif done:
+            gr.Info(f"Propagated to frames {done[0]}–{done[-1]} ({len(done)} frames); manual frames kept.")
+        return show(page, session)
+
+    def next_to_check(session):
+        if not session.next_to_check():
+            gr.Info("No frame stands out: masks change smoothly (or are all corrected).")
+        return show(page, session, refresh_checks=False)
+
+    out = shown(page)
+    # Canvas events: every one is ordered behind the edits before it (same concurrency group).
+    on(page.canvas.stroke, stroke, [page.state], out, trigger_mode="multiple", show_progress="hidden", **EDITS)
+    on(page.canvas.tool, tool, [page.state], out, trigger_mode="multiple", show_progress="hidden", **EDITS)
+    on(page.canvas.seek, seek, [page.state], out, trigger_mode="multiple", show_progress="hidden", **EDITS)
+    on(page.canvas.pick_object, pick_object, [page.state], out, show_progress="hidden", **EDITS)
+
+    on(page.undo.click, then_show(lambda s: s.undo()), [page.state], out, **EDITS)
+    on(page.redo.click, then_show(lambda s: s.redo()), [page.state], out, **EDITS)
+    on(page.save.click, then_show(lambda s: s.accept()), [page.state], out, **EDITS)
+    for op, btn in page.corrections.items():
+        on(btn.click, then_show(lambda s, area, op=op: s.correct(op, area)), [page.state, page.min_area], out, **EDITS)
+    on(page.clear.click, then_show(lambda s: s.correct("clear")), [page.state], out, **EDITS)
+    on(page.add_obj.click, then_show(lambda s: s.add_object()), [page.state], out, **EDITS)
+    on(page.rm_obj.click, then_show(lambda s: s.remove_object()), [page.state], out, **EDITS)
+    for direction, btn in (("forward", page.fwd), ("backward", page.back)):
+        on(btn.click, lambda *a, d=direction: propagate(d, *a), [page.state, page.count, page.overwrite], out, **EDITS)
+    on(page.check.click, next_to_check, [page.state], out)

@@ -1,0 +1,25 @@
+"""The one place where events are wired: user errors become gr.Error here, and the common
+"show the session" outputs are built here."""
+from __future__ import annotations
+
+from app.api import user_errors
+from app.ui import views
+from app.ui.session import Session
+
+EDITS = {"concurrency_id": "edits", "concurrency_limit": 1}  # one at a time: revisions never fork
+
+
+def on(trigger, fn, inputs=None, outputs=None, **kwargs):
+    """trigger(fn, ...) with the project's errors shown to the user as gr.Error."""
+    return trigger(user_errors(fn), inputs, outputs, **kwargs)
+
+
+def shown(page) -> list:
+    """The components `show` fills."""
+    return [page.state, page.canvas, page.info, page.history]
+
+
+def show(page, session: Session, refresh_checks: bool = True) -> dict:
+    """Everything that follows the session's frame and object."""
+    return {page.state: session, page.canvas: views.canvas_value(session, refresh_checks),
+            page.info: views.info(session), page.history: views.history(session)}
