@@ -34,6 +34,7 @@ def build(studio: Studio) -> gr.Blocks:
                 gr.Markdown(f"**FlowLabel** · `{studio.store.path.name}`")
                 media_panel.build(page)
                 model_panel.build(page)
+                media_panel.build_review(page)
                 extras_panel.build_data(page)
             with gr.Column(scale=4, min_width=600):
                 page.canvas = build_canvas()

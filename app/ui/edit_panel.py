@@ -18,16 +18,16 @@ def build(page) -> None:
         page.redo = gr.Button("Redo", size="sm", min_width=60, elem_id="redo")
         page.save = gr.Button("Accept as manual", size="sm", min_width=60, elem_id="save")
         page.corrections = {op: gr.Button(label, size="sm", min_width=60, elem_id=eid) for op, label, eid in CORRECTIONS}
-        page.min_area = gr.Number(64, label="Speck size (px)", precision=0, minimum=0, min_width=80, elem_id="min-area")
         page.clear = gr.Button("Clear", size="sm", variant="stop", min_width=60, elem_id="clear")
         page.add_obj = gr.Button("Add object", size="sm", min_width=60, elem_id="add-object")
         page.rm_obj = gr.Button("Remove object", size="sm", min_width=60, elem_id="remove-object")
     with gr.Row():
         page.back = gr.Button("◀ Propagate", size="sm", min_width=60, elem_id="propagate-backward")
         page.fwd = gr.Button("Propagate ▶", size="sm", min_width=60, elem_id="propagate-forward")
-        page.count = gr.Number(0, label="Frames (0 = to the end)", precision=0, minimum=0, min_width=90,
-                               elem_id="propagate-count")
         page.check = gr.Button("Next frame to check", size="sm", min_width=60, elem_id="next-to-check")
+        page.count = gr.Number(0, label="Frames to propagate (0 = to the end)", precision=0, minimum=0, min_width=90,
+                               elem_id="propagate-count")
+        page.min_area = gr.Number(64, label="Speck size (px)", precision=0, minimum=0, min_width=80, elem_id="min-area")
 
 
 def _same_place(session, data: dict) -> None:

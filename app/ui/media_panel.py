@@ -1,4 +1,5 @@
-"""Left panel: media, expressions (status, filter, adding one), review."""
+"""Left panel: media, expressions (status, filter, adding one); status and review below the
+model actions."""
 from __future__ import annotations
 
 import gradio as gr
@@ -11,7 +12,7 @@ from app.ui.wiring import EDITS, on, show, shown
 
 def build(page) -> None:
     page.upload = gr.File(label="Add media (images, videos)", file_count="multiple",
-                          file_types=sorted(IMAGE_EXTS | VIDEO_EXTS), elem_id="upload", height=90)
+                          file_types=sorted(IMAGE_EXTS | VIDEO_EXTS), elem_id="upload", height=110)
     page.media = gr.Dropdown(label="Media", choices=[], elem_id="media")
     page.show_status = gr.Dropdown(label="Show", choices=[("all", "all")] + [(v, k) for k, v in STATUS_LABELS.items()],
                                    value="all", elem_id="status-filter")
@@ -20,6 +21,9 @@ def build(page) -> None:
         page.new_text = gr.Textbox(placeholder="the small monkey on the left", show_label=False, scale=3,
                                    elem_id="new-expression")
         page.add_expr = gr.Button("Add", scale=1, min_width=50, elem_id="add-expression")
+
+
+def build_review(page) -> None:
     with gr.Row(equal_height=True):
         page.status_btns = {s: gr.Button(STATUS_LABELS[s], size="sm", min_width=50, elem_id=f"status-{s}")
                             for s in STATUS_LABELS}

@@ -6,12 +6,10 @@ so opacity, outline and compare never ask the server.
 """
 from __future__ import annotations
 
-import base64
-
-import cv2
 import numpy as np
 
 import engine
+from app.ui.frame_images import FRAME_IMAGES
 from app.ui.session import Session
 
 STATUS_LABELS = {"todo": "to do", "in_progress": "in progress", "done": "done", "reviewed": "reviewed"}
@@ -23,7 +21,6 @@ PROPOSAL_COLOR = "#00c8ff"
 TIMELINE = {"manual": "m", "model": "a", "propagated": "p", "empty": "e"}
 # The engine the page offers first for each kind of media: the shipped demo models.
 DEFAULT_ENGINES = {"video": "flowrvs-demo", "image": "flowseg-demo"}
-JPEG_QUALITY = 92
 
 
 def runs(mask: np.ndarray) -> list[int]:
@@ -42,16 +39,6 @@ def from_runs(counts: list[int], shape: tuple[int, int]) -> np.ndarray:
     return np.repeat(values, counts).reshape(shape)
 
 
-def jpeg_data_url(rgb: np.ndarray) -> str:
-    # 4:4:4 keeps thin coloured edges of the picture crisp; masks never travel this way.
-    params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY,
-              cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
-    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), params)
-    if not ok:
-        raise RuntimeError("OpenCV could not encode a display frame as JPEG")
-    return "data:image/jpeg;base64," + base64.b64encode(data.tobytes()).decode("ascii")
-
-
 def source_kind(source: str | None) -> str:
     if source in (None, "manual", "propagated"):
         return source or "empty"
@@ -68,8 +55,9 @@ def canvas_value(session: Session, refresh_checks: bool = True) -> dict:
              "frame": session.frame, "frames": media["frames"], "objects": [], "active": None,
              "proposal": None, "revision": session.revision}
     if session.sent_image != image_key:
-        value["image"] = jpeg_data_url(session.studio.frame(media["id"], session.frame))
+        value["image"] = FRAME_IMAGES.get(session.studio, media["id"], session.frame)
         session.sent_image = image_key
+        FRAME_IMAGES.ahead(session.studio, media["id"], session.frame, media["frames"])
     if session.expression_id is None:
         value["message"] = "Write a referring expression for this media, then draw its mask."
         return value
@@ -90,20 +78,22 @@ def canvas_value(session: Session, refresh_checks: bool = True) -> dict:
     return value
 
 
-def info(session: Session) -> str:
-    """The line under the canvas: expression, status, frame, object, mask size and source."""
+def info(session: Session, area: int | None = None) -> str:
+    """The line under the canvas: expression, status, frame, object, mask size and source
+    (`area`: the mask's size when the caller already has it)."""
     if session.media_id is None:
         return "Add media to start: drop an image or a video under **Add media**."
     if session.expression_id is None:
         return "Write a referring expression for this media, then draw its mask."
     store, eid, oid = session.store, session.expression_id, session.object_id
     expr = store.get_expression(eid)
-    mask = store.get_mask(eid, session.frame, oid)
+    if area is None:
+        area = int(store.get_mask(eid, session.frame, oid).sum())
     source = store.mask_sources(eid, oid).get(session.frame, "empty")
     can_undo, can_redo = store.can_undo_redo(eid)
     label = next((o["label"] for o in store.list_objects(eid) if o["id"] == oid), "?")
     text = (f"**{expr['text']}** · {STATUS_LABELS[expr['status']]} · frame {session.frame} · object {label} · "
-            f"mask: {int(mask.sum())} px ({source}) · revision {expr['revision']}"
+            f"mask: {area} px ({source}) · revision {expr['revision']}"
             f"{' · undo available' if can_undo else ''}{' · redo available' if can_redo else ''}")
     notes = store.notes(eid)
     if notes:

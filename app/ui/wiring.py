@@ -21,5 +21,8 @@ def shown(page) -> list:
 
 def show(page, session: Session, refresh_checks: bool = True) -> dict:
     """Everything that follows the session's frame and object."""
-    return {page.state: session, page.canvas: views.canvas_value(session, refresh_checks),
-            page.info: views.info(session), page.history: views.history(session)}
+    value = views.canvas_value(session, refresh_checks)
+    active = [o["runs"] for o in value.get("objects", []) if o["id"] == session.object_id]
+    area = sum(active[0][1::2]) if active else None
+    return {page.state: session, page.canvas: value, page.info: views.info(session, area),
+            page.history: views.history(session)}
