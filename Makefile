@@ -4,12 +4,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: run test bench
+.PHONY: run test lint bench
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements.txt
+	$(VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 run: $(VENV)/.installed
@@ -17,7 +18,11 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	bash scripts/ensure-chromium.sh
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q $(ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
 
 bench: $(VENV)/.installed
 	$(PY) bench/studio.py

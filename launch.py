@@ -1,8 +1,6 @@
 #!/usr/bin/env python3
-"""FlowLabel entry point. `python launch.py --help` lists the options."""
-import sys
-
-from app.cli import main
+"""FlowLabel entry point, the same as the installed `flowlabel` command. `--help` lists the options."""
+from app.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -5,25 +5,27 @@ gr.Error with the store's or importer's own message.
 """
 from __future__ import annotations
 
-import atexit
 import functools
-import shutil
-import tempfile
 from pathlib import Path
 
 import gradio as gr
 from gradio.data_classes import FileData
 
 import engine
+from app import api_args as arg
+from app import render_job
+from app.exposure import ExposureError
 from app.formats import FormatError
-from app.mask_png import read_mask_png, write_mask_png
+from app.mask_png import read_mask_png, write_mask_png, write_png
 from app.media import MediaError
+from app.render import RenderError
 from app.store import StoreError
 from app.studio import Studio
+from app.tempfiles import Spool
 
 # Mistakes a user can fix; anything else is a bug and keeps its traceback in the log.
 USER_ERRORS = (StoreError, MediaError, FormatError, engine.UnknownEngineError, engine.EngineNotConfigured,
-               engine.Cancelled, FileNotFoundError)
+               engine.Cancelled, FileNotFoundError, arg.ApiArgumentError, ExposureError, RenderError)
 
 
 def user_errors(fn):
@@ -37,65 +39,99 @@ def user_errors(fn):
     return wrapper
 
 
-def _file(file: FileData | dict) -> tuple[str, str | None]:
+def _file(file: FileData | dict, name: str = "file") -> tuple[str, str | None]:
     """gr.api hands files over as FileData or as its dict form, depending on the caller."""
-    if isinstance(file, dict):
+    if isinstance(file, dict) and isinstance(file.get("path"), str):
         return file["path"], file.get("orig_name")
-    return file.path, file.orig_name
+    if isinstance(file, FileData):
+        return file.path, file.orig_name
+    raise arg.ApiArgumentError(f"{name} must be a file (gradio_client.handle_file(path)), got "
+                               f"{type(file).__name__}")
 
 
 def register(studio: Studio) -> None:
     """Declare the endpoints; call inside a gr.Blocks context."""
-    out_dir = Path(tempfile.mkdtemp(prefix="flowlabel-api-"))
-    atexit.register(shutil.rmtree, out_dir, ignore_errors=True)
+    # Files returned are copied into Gradio's cache on return; ours are kept only briefly.
+    spool = Spool("api", keep=16)
 
     @user_errors
-    def add_media(file: FileData) -> dict:
-        """Import an image or video into the project."""
+    def add_media(file: FileData, keep_partial: bool = False) -> dict:
+        """Import an image or video into the project. A video that decodes well short of what its
+        container declares is refused as truncated, unless keep_partial (keep what decodes)."""
         path, orig_name = _file(file)
-        row = studio.add_media(path, name=orig_name or Path(path).name)[0]
+        keep = arg.flag(keep_partial, "keep_partial")
+        row = studio.add_media(path, name=orig_name or Path(path).name, keep_partial=keep)[0]
         return {"media_id": row["id"], "kind": row["kind"], "frames": row["frames"],
                 "width": row["width"], "height": row["height"]}
 
     @user_errors
     def add_expression(media_id: int, text: str) -> dict:
         """Add a referring expression (one new object) to a media."""
-        return {"expression_id": studio.store.add_expression(int(media_id), text)["id"]}
+        return {"expression_id": studio.store.add_expression(arg.whole(media_id, "media_id"),
+                                                             arg.text(text, "text"))["id"]}
 
     @user_errors
     def save_mask(expression_id: int, frame: int, mask: FileData, base_revision: int | None = None) -> dict:
         """Save a frame's mask from a PNG (nonzero = object); refuses a stale base_revision."""
-        revision = studio.store.save_mask(int(expression_id), int(frame), read_mask_png(_file(mask)[0]),
-                                          base_revision=base_revision)
+        eid, frame = arg.whole(expression_id, "expression_id"), arg.whole(frame, "frame")
+        base = arg.optional_whole(base_revision, "base_revision")
+        media = studio.store.get_media(studio.store.get_expression(eid)["media_id"])
+        png = read_mask_png(_file(mask, "mask")[0], size=(media["width"], media["height"]))  # header checked first
+        revision = studio.store.save_mask(eid, frame, png, base_revision=base)
         return {"revision": revision}
 
     @user_errors
     def get_mask(expression_id: int, frame: int) -> FileData:
         """A frame's mask as a PNG, 0/255, the frame's size."""
-        mask = studio.store.get_mask(int(expression_id), int(frame))
-        # One file per (expression, frame), rewritten: a script looping over frames leaves no pile.
-        return FileData(path=str(write_mask_png(mask, out_dir / f"mask-{int(expression_id)}-{int(frame)}.png")))
+        eid, frame = arg.whole(expression_id, "expression_id"), arg.whole(frame, "frame")
+        mask = studio.store.get_mask(eid, frame)
+        return FileData(path=str(write_mask_png(mask, spool.new_job() / f"mask-{eid}-{frame}.png")))
+
+    @user_errors
+    def get_frame(media_id: int, frame: int) -> FileData:
+        """A media's frame as an RGB PNG: exactly the pixels its masks belong to (what decoding
+        the video in sequence gives at that index)."""
+        media_id, frame = arg.whole(media_id, "media_id"), arg.whole(frame, "frame")
+        rgb = studio.frame(media_id, frame)  # checks the index before decoding anything
+        return FileData(path=str(write_png(rgb, spool.new_job() / f"frame-{media_id}-{frame}.png")))
 
     @user_errors
     def segment(expression_id: int, engine: str, overwrite_manual: bool = False) -> dict:
         """Run a registered engine on the expression's media; frames an annotator saved are
         kept unless overwrite_manual."""
-        return {"frames": studio.segment(int(expression_id), engine, overwrite_manual=bool(overwrite_manual))["frames"]}
+        done = studio.segment(arg.whole(expression_id, "expression_id"), arg.text(engine, "engine"),
+                              overwrite_manual=arg.flag(overwrite_manual, "overwrite_manual"))
+        return {"frames": done["frames"]}
 
     @user_errors
     def propagate(expression_id: int, frame: int, direction: str = "forward", count: int | None = None,
                   overwrite_manual: bool = False) -> dict:
         """Carry the frame's mask forward or backward by optical flow (count frames, or to the end);
         manual frames are kept and re-seed the track, unless overwrite_manual."""
-        result = studio.propagate(int(expression_id), int(frame), direction, int(count) if count else None,
-                                  overwrite_manual=bool(overwrite_manual))
+        result = studio.propagate(arg.whole(expression_id, "expression_id"), arg.whole(frame, "frame"),
+                                  direction,
+                                  arg.optional_whole(count, "count", minimum=0) or None,
+                                  overwrite_manual=arg.flag(overwrite_manual, "overwrite_manual"))
         return {"frames": result["frames"], "flagged": result["flagged"], "revision": result["revision"]}
 
     @user_errors
     def export_coco() -> FileData:
         """The COCO JSON (with RefCOCO-style refs) of the whole project."""
-        return FileData(path=str(studio.export_coco(out_dir / "coco.json")))
+        return FileData(path=str(studio.export_coco(spool.new_job() / "coco.json")))
 
-    for fn in (add_media, add_expression, save_mask, get_mask, propagate, export_coco):
+    @user_errors
+    def render(expression_id: int | None = None, media_id: int | None = None, format: str | None = None,
+               frames: str | None = None, scale: float = 1.0, fps: float | None = None, layers: str = "image+mask",
+               compare: list[str] | None = None) -> FileData:
+        """An overlay clip (mp4, gif, webp) or picture (png) of one expression, or of every expression of
+        a media; compare: mask sources side by side (mask, proposal, or a proposal's source name)."""
+        name = render_job.default_name(studio.store, expression_id, media_id, format)
+        result = studio.render_clip(spool.new_job() / name, expression_id=expression_id, media_id=media_id, fmt=format,
+                                    frames=frames or None, scale=float(scale), fps=fps, layers=layers,
+                                    compare=list(compare) if compare else None)
+        return FileData(path=result["path"])
+
+    for fn in (add_media, add_expression, save_mask, get_mask, get_frame, propagate, export_coco):
         gr.api(fn, api_name=fn.__name__)
+    gr.api(render, api_name="render", concurrency_id="render", concurrency_limit=1)
     gr.api(segment, api_name="segment", concurrency_id="engine", concurrency_limit=1)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import collections
 import os
 import socket
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +34,12 @@ from typing import Optional, Sequence
 import numpy as np
 
 import engine
-from app.store import ProjectStore
+from app.console import progress_bar
+from app.store import FINISHED, ProjectStore
 from app.studio import Studio
+from engine.plugins import import_engine_modules
 
 ROOT = Path(__file__).resolve().parent.parent
-FINISHED = ("done", "reviewed")
 IN_FLIGHT_PER_ACTOR = 2
 # Never shipped to a Ray cluster with the code.
 RAY_EXCLUDES = [".venv", ".git", "**/__pycache__", "*.sqlite", "*.sqlite-*", "*_media", "docs", ".pytest_cache"]
@@ -102,13 +102,6 @@ def pending_expressions(store: ProjectStore, engine_name: str) -> tuple[list[dic
     return todo, dict(skipped)
 
 
-def save_result(store: ProjectStore, expression_id: int, engine_name: str, masks: np.ndarray) -> int:
-    """Store an engine's masks for one expression in one transaction, exactly as
-    Studio.segment does (manual frames kept). Returns the new revision."""
-    return store.save_masks(expression_id, dict(enumerate(masks)), source=engine_name, keep_manual=True,
-                            action=f"segment with {engine_name}")
-
-
 def annotate(studio: Studio, engine_name: str, *, ray_address: Optional[str] = None, cpu_actors: int = 1,
              engine_modules: Sequence[str] = (), engine_paths: Optional[dict] = None,
              device: Optional[str] = None, limit: Optional[int] = None, show_progress: bool = True) -> Summary:
@@ -124,24 +117,18 @@ def annotate(studio: Studio, engine_name: str, *, ray_address: Optional[str] = N
     summary = Summary(engine_name, "in-process" if ray_address is None else f"ray {ray_address}",
                       pending=len(todo), skipped=skipped)
     t0 = time.perf_counter()
-    bar = _progress(len(todo), engine_name, show_progress)
     try:
-        if not todo:
-            pass  # nothing to do: no Ray cluster to start or reach
-        elif ray_address is None:
-            _run_in_process(studio, engine_name, todo, summary, bar)
-        else:
-            _run_on_ray(studio, engine_name, todo, summary, bar, ray_address, cpu_actors,
-                        list(engine_modules), engine_paths or {}, device)
+        with progress_bar(len(todo), f"annotate {engine_name}", show_progress) as bar:
+            if not todo:
+                pass  # nothing to do: no Ray cluster to start or reach
+            elif ray_address is None:
+                _run_in_process(studio, engine_name, todo, summary, bar)
+            else:
+                _run_on_ray(studio, engine_name, todo, summary, bar, ray_address, cpu_actors,
+                            list(engine_modules), engine_paths or {}, device)
     finally:
-        bar.close()
         summary.seconds = time.perf_counter() - t0
     return summary
-
-
-def _progress(total: int, engine_name: str, enabled: bool):
-    from tqdm import tqdm
-    return tqdm(total=total, desc=f"annotate {engine_name}", unit="expr", file=sys.stderr, disable=not enabled)
 
 
 def _stopped(summary: Summary, expr: dict, error: BaseException) -> BatchError:
@@ -180,8 +167,7 @@ class EngineWorker:
     """A Ray actor holding one engine (one model) on its device. Frames in, packed masks out."""
 
     def __init__(self, engine_name: str, modules: list[str], device: Optional[str], paths: dict):
-        from app.cli import import_engine_modules  # the plugin hook: register the same engines here
-        import_engine_modules(modules)
+        import_engine_modules(modules)  # register the same plugin engines in this worker
         self.engine_name = engine_name
         self.service = engine.EngineService(device=device, paths=paths)
 
@@ -190,10 +176,7 @@ class EngineWorker:
 
     def segment(self, kind: str, frames: np.ndarray, text: str):
         frames = np.array(frames)  # the object store's copy is read-only; in-process frames are not
-        if kind == "video":
-            masks = self.service.segment_video(self.engine_name, frames, text)
-        else:
-            masks = self.service.segment_image(self.engine_name, frames[0], text)[None]
+        masks = self.service.run(self.engine_name, kind, frames, text).masks
         return np.packbits(masks, axis=-1), masks.shape
 
 
@@ -298,8 +281,7 @@ def _schedule(ray, studio: Studio, engine_name: str, todo: list[dict], summary: 
             media = store.get_media(expr["media_id"])
             if frames_ref[0] != media["id"]:
                 try:
-                    frames = studio.all_frames(media["id"]) if media["kind"] == "video" else \
-                        studio.frame(media["id"], 0)[None]
+                    frames = studio.media_frames(media["id"])
                 except Exception as e:  # a damaged or missing media file
                     failure = (expr, e)
                     break
@@ -320,7 +302,7 @@ def _schedule(ray, studio: Studio, engine_name: str, todo: list[dict], summary: 
             failure = failure or (expr, getattr(e, "cause", None) or e)
             continue
         masks = _unpack(packed, shape)
-        save_result(store, expr["id"], engine_name, masks)  # the one store writer: this process
+        studio.save_proposal(expr["id"], engine_name, masks)  # the one store writer: this process
         _count(store, summary, expr, len(masks))
         bar.update(1)
     if failure is not None:

@@ -1,5 +1,6 @@
 """Command line: `python launch.py` serves the studio; `export ...` and `import ...` move datasets;
-`evaluate ...` scores an engine against the corrected masks; `annotate ...` pre-annotates in batch.
+`evaluate ...` scores an engine against the corrected masks; `annotate ...` pre-annotates in batch;
+`render ...` writes overlay clips to share.
 
 Plugin engines: `--engine-module M` (repeatable) or FLOWLABEL_ENGINE_MODULES=M1,M2 imports each
 module before anything else runs; a module registers its engines with engine.register_segmenter.
@@ -7,26 +8,20 @@ module before anything else runs; a module registers its engines with engine.reg
 from __future__ import annotations
 
 import argparse
-import hashlib
-import importlib
-import importlib.util
 import os
+import signal
 import sys
 from pathlib import Path
 
+import engine
+from engine.plugins import (
+    ENGINE_MODULES_ENV,
+    EngineModuleError,
+    import_engine_modules,
+    requested_modules,
+)
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-# Model locations: flag, else environment variable, else unset (the engine's issue defines them).
-MODEL_PATHS = {
-    ("flowrvs", "wan_dir"): ("--flowrvs-wan-dir", "FLOWLABEL_FLOWRVS_WAN_DIR",
-                             "local Wan2.1-T2V-1.3B-Diffusers folder (or its Hugging Face cache path)"),
-    ("flowrvs", "dit_checkpoint"): ("--flowrvs-checkpoint", "FLOWLABEL_FLOWRVS_CHECKPOINT",
-                                    "FlowRVS DiT .pth checkpoint"),
-    ("flowrvs", "vae_checkpoint"): ("--flowrvs-vae", "FLOWLABEL_FLOWRVS_VAE", "FlowRVS tuned_vae.pth"),
-    ("flowrvs", "model_dir"): ("--flowrvs-model-dir", "FLOWLABEL_FLOWRVS_MODEL_DIR",
-                               "FlowRVS folder written by save_pretrained (instead of the three above)"),
-    ("flowseg", "model_dir"): ("--flowseg-dir", "FLOWLABEL_FLOWSEG_DIR", "FlowSeg save_pretrained folder"),
-}
-ENGINE_MODULES_ENV = "FLOWLABEL_ENGINE_MODULES"
 ENGINE_MODULE_HELP = (f"import this Python module (dotted name, or a .py file) before starting; it registers "
                       f"its own engines with engine.register_segmenter. Repeatable; also env {ENGINE_MODULES_ENV} "
                       "(comma-separated)")
@@ -61,14 +56,27 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to serve on (default 127.0.0.1: this machine only; 0.0.0.0 for your network)")
     p.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
+    p.add_argument("--auth-file", default=None, metavar="FILE",
+                   help="require a login: user:password lines (also env FLOWLABEL_AUTH_FILE; one user can come "
+                        "from env FLOWLABEL_AUTH=user:password). Needed to serve an address other than loopback")
+    p.add_argument("--insecure-no-auth", action="store_true",
+                   help="serve a network address without a login (anyone reaching the port can read and change "
+                        "the project)")
+    p.add_argument("--allow-path", action="append", default=[], metavar="DIR",
+                   help="a server folder the page may import datasets from, besides the project's folder "
+                        "(repeatable; also env FLOWLABEL_ALLOW_PATHS, os.pathsep-separated)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a Host name to answer besides localhost and IP addresses, e.g. the name a proxy uses "
+                        "(repeatable; '*' answers any; also env FLOWLABEL_ALLOW_HOSTS, comma-separated)")
     p.add_argument("--device", default=None,
                    help="where engines run: cpu, cuda, cuda:1 ... (default: cuda when available, else cpu)")
     p.add_argument("--no-demo", action="store_true",
                    help="do not add the demo media from assets/ to a new, empty project")
     p.add_argument("--engine-module", action="append", default=[], metavar="MODULE", help=ENGINE_MODULE_HELP)
-    for (eng, key), (flag, env, what) in MODEL_PATHS.items():
-        p.add_argument(flag, dest=f"{eng}__{key}", default=os.environ.get(env),
-                       help=f"{what} (env {env})")
+    # Model locations: the engines' own tables (engine.ModelPath), flag else environment variable.
+    for eng, key, where in engine.model_path_options():
+        p.add_argument(where.flag, dest=f"{eng}__{key}", default=os.environ.get(where.env),
+                       help=f"{where.help} (env {where.env})")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     exp = sub.add_parser("export", help="export the project's annotations")
     # SUPPRESS: `--project P export` and `export --project P` both work; neither resets the other.
@@ -105,7 +113,32 @@ def parser() -> argparse.ArgumentParser:
     ann.add_argument("--cpu-actors", type=int, default=1,
                      help="with --ray on a cluster without GPUs: how many CPU model actors (default 1)")
     ann.add_argument("--limit", type=int, default=None, help="annotate at most this many expressions")
+    _render_args(sub, project_help)
     return p
+
+
+def _render_args(sub, project_help: str) -> None:
+    ren = sub.add_parser("render", help="write an overlay clip (mp4, gif, webp) or picture (png) of an expression, "
+                                        "or of every expression of a media; --compare puts mask sources side by side",
+                         description="Each object's mask in its own colour with its boundary, the expression as a "
+                                     "caption. Mask sources for --compare: mask (the corrected masks), proposal (the "
+                                     "latest proposal), or a proposal's source name (an engine's name, propagated).")
+    ren.add_argument("--project", type=Path, default=argparse.SUPPRESS, help=project_help)
+    which = ren.add_mutually_exclusive_group(required=True)
+    which.add_argument("--expression", type=int, metavar="ID", help="render this expression")
+    which.add_argument("--media", type=int, metavar="ID", help="render every expression of this media")
+    ren.add_argument("--format", choices=("mp4", "gif", "webp", "png"), default=None,
+                     help="default: the --out file's extension, else mp4 for videos and png for images")
+    ren.add_argument("--frames", metavar="A:B", default=None, help="frames A to B-1 (A:, :B, or one frame A); "
+                                                                   "default all")
+    ren.add_argument("--scale", type=float, default=1.0, help="size factor, e.g. 0.5 (default 1)")
+    ren.add_argument("--fps", type=float, default=None,
+                     help="frame rate; lower than the video's drops frames evenly (default: the video's)")
+    ren.add_argument("--layers", choices=("image+mask", "mask", "image"), default="image+mask",
+                     help="image+mask (default), mask (the masks alone, on black) or image (the frames alone)")
+    ren.add_argument("--compare", nargs="+", metavar="SRC", default=None,
+                     help="two or more mask sources side by side: mask, proposal, or a proposal source name")
+    ren.add_argument("--out", type=Path, required=True, help="file to write")
 
 
 def _engine_args(sub: argparse.ArgumentParser, project_help: str) -> None:
@@ -119,52 +152,15 @@ def _engine_args(sub: argparse.ArgumentParser, project_help: str) -> None:
                      metavar="MODULE", help=ENGINE_MODULE_HELP)
 
 
-class EngineModuleError(Exception):
-    pass
-
-
 def engine_modules(args) -> list[str]:
     """Plugin modules from the environment, then the flags (before and after the command)."""
-    env = [m.strip() for m in os.environ.get(ENGINE_MODULES_ENV, "").split(",") if m.strip()]
-    flags = list(getattr(args, "engine_module", None) or []) + list(getattr(args, "engine_module_sub", None) or [])
-    return list(dict.fromkeys(env + flags))
-
-
-def import_engine_modules(names) -> list:
-    """Import each plugin module (dotted name, or path to a .py file); importing registers its
-    engines. A module already imported is not imported again. Raises EngineModuleError."""
-    if os.getcwd() not in sys.path:  # `python /path/launch.py` from a folder holding the plugin
-        sys.path.append(os.getcwd())
-    loaded = []
-    for name in names:
-        try:
-            if name.endswith(".py"):
-                path = Path(name).expanduser().resolve()
-                key = f"flowlabel_plugin_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
-                if key not in sys.modules:
-                    spec = importlib.util.spec_from_file_location(key, path)
-                    if spec is None or not path.is_file():
-                        raise FileNotFoundError(f"no such file: {path}")
-                    module = importlib.util.module_from_spec(spec)
-                    sys.modules[key] = module
-                    try:
-                        spec.loader.exec_module(module)
-                    except BaseException:
-                        del sys.modules[key]
-                        raise
-                loaded.append(sys.modules[key])
-            else:
-                loaded.append(importlib.import_module(name))
-        except Exception as e:
-            raise EngineModuleError(
-                f"could not import engine module {name!r}: {type(e).__name__}: {e}. Pass an importable module "
-                "name (on PYTHONPATH or in the current folder) or the path of a .py file") from e
-    return loaded
+    return requested_modules(list(getattr(args, "engine_module", None) or [])
+                             + list(getattr(args, "engine_module_sub", None) or []))
 
 
 def engine_paths(args) -> dict:
     paths: dict = {}
-    for (eng, key) in MODEL_PATHS:
+    for eng, key, _ in engine.model_path_options():
         value = getattr(args, f"{eng}__{key}", None)
         if value:
             paths.setdefault(eng, {})[key] = value
@@ -183,6 +179,11 @@ def seed_demo(studio) -> None:
             studio.store.add_expression(media["id"], text)
 
 
+def entry() -> None:
+    """The `flowlabel` console command (pyproject.toml): the same as `python launch.py`."""
+    sys.exit(main())
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     project = args.project or default_project()
@@ -199,7 +200,19 @@ def main(argv=None) -> int:
         return export(project, args)
     if args.command == "import":
         return import_(project, args)
+    if args.command == "render":
+        return render(project, args)
     return serve(project, args)
+
+
+def _locked(project: Path, purpose: str):
+    """The project's writer lock, or None after printing who holds it."""
+    from app.project_lock import ProjectLock, ProjectLockedError
+    try:
+        return ProjectLock(project, purpose).acquire()
+    except ProjectLockedError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None
 
 
 def export(project: Path, args) -> int:
@@ -233,7 +246,10 @@ def import_(project: Path, args) -> int:
         print(f"error: {args.src} does not exist; pass the dataset's JSON file or folder", file=sys.stderr)
         return 2
     new = not Path(project).exists()
-    with ProjectStore(project) as store:
+    lock = _locked(project, "import")
+    if lock is None:
+        return 3
+    with lock, ProjectStore(project) as store:
         try:
             report = formats.get(args.format).import_(store, args.src, media_root=args.media_root)
         except formats.FormatError as e:
@@ -247,6 +263,7 @@ def import_(project: Path, args) -> int:
                 Path(f"{store.path}{suffix}").unlink(missing_ok=True)
             if store.media_dir.is_dir() and not any(store.media_dir.iterdir()):
                 store.media_dir.rmdir()
+            lock.path.unlink(missing_ok=True)
         return 1
     print(f"project: {store.path}")
     print(report.summary())
@@ -254,16 +271,35 @@ def import_(project: Path, args) -> int:
 
 
 def serve(project: Path, args) -> int:
-    from app import ui
+    from app.exposure import Exposure, ExposureError
+    try:
+        exposure = Exposure.decide(args.host, args.port, project, auth_file=args.auth_file,
+                                   allow_paths=args.allow_path, allow_hosts=args.allow_host,
+                                   insecure_no_auth=args.insecure_no_auth)
+    except ExposureError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    lock = _locked(project, "studio")  # held until this process ends
+    if lock is None:
+        return 3
+    from app import tempfiles, ui  # Gradio takes seconds to import: refuse before that
     from app.studio import Studio
-    studio = Studio(project, device=args.device, engine_paths=engine_paths(args))
+    tempfiles.sweep()  # what crashed studios left in the temp folder
+    studio = Studio(project, device=args.device, engine_paths=engine_paths(args), import_roots=exposure.roots)
     if not args.no_demo:
         seed_demo(studio)
     demo = ui.build(studio)
-    print(f"FlowLabel project: {studio.store.path}", flush=True)
+    print(f"FlowLabel project: {studio.store.path}\n{exposure.summary()}", flush=True)
+    signal.signal(signal.SIGTERM, _stop_serving)  # a clean stop: temp folders go, as on Ctrl+C
     demo.queue(default_concurrency_limit=4).launch(
-        server_name=args.host, server_port=args.port, show_error=True, **ui.launch_kwargs())
+        server_name=args.host, server_port=args.port, show_error=True, **ui.launch_kwargs(),
+        **exposure.launch_kwargs())
+    lock.release()
     return 0
+
+
+def _stop_serving(signum, frame):
+    raise KeyboardInterrupt  # Gradio closes its server on it; then atexit runs
 
 
 def _existing_project(project: Path) -> bool:
@@ -275,33 +311,35 @@ def _existing_project(project: Path) -> bool:
 
 
 def evaluate(project: Path, args) -> int:
-    import engine
     from app import evaluate as ev
-    from app.store import ProjectStore
+    from app.studio import Studio
     if not _existing_project(project):
         return 2
-    engines = engine.EngineService(device=args.device, paths=engine_paths(args))
-    with ProjectStore(project) as store:
-        try:
-            report = ev.evaluate(store, args.engine, engines)
-        except engine.UnknownEngineError as e:
-            print(f"error: {e}; load plugin engines with --engine-module", file=sys.stderr)
-            return 2
-        except ev.EvaluationError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 1
-    out = ev.write_json(report, args.json or ev.default_json_path(store.path, args.engine))
+    studio = Studio(project, device=args.device, engine_paths=engine_paths(args))
+    try:
+        report = ev.evaluate(studio, args.engine)
+    except engine.UnknownEngineError as e:
+        print(f"error: {e}; load plugin engines with --engine-module", file=sys.stderr)
+        return 2
+    except ev.EvaluationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        studio.close()
+    out = ev.write_json(report, args.json or ev.default_json_path(studio.store.path, args.engine))
     print(ev.format_table(report))
     print(f"\nwrote {out}")
     return 0
 
 
 def annotate(project: Path, args) -> int:
-    import engine
     from app import batch
     from app.studio import Studio
     if not _existing_project(project):
         return 2
+    lock = _locked(project, "annotate")
+    if lock is None:
+        return 3
     studio = Studio(project, device=args.device, engine_paths=engine_paths(args))
     try:
         summary = batch.annotate(studio, args.engine, ray_address=args.ray, cpu_actors=args.cpu_actors,
@@ -318,5 +356,39 @@ def annotate(project: Path, args) -> int:
         return 130
     finally:
         studio.close()
+        lock.release()
     print(summary.text())
+    return 0
+
+
+def render(project: Path, args) -> int:
+    import engine
+    from app.media import MediaError
+    from app.render import RenderError
+    from app.store import StoreError
+    from app.studio import Studio
+    if not _existing_project(project):
+        return 2
+    studio = Studio(project)
+    shown = [-1]
+
+    def progress(done: int, total: int) -> None:
+        tenth = done * 10 // total
+        if tenth > shown[0]:
+            shown[0] = tenth
+            print(f"\rrendering: {done}/{total} frames", end="", file=sys.stderr, flush=True)
+    try:
+        result = studio.render_clip(args.out, expression_id=args.expression, media_id=args.media, fmt=args.format,
+                                    frames=args.frames, scale=args.scale, fps=args.fps, layers=args.layers,
+                                    compare=args.compare, progress=progress)
+    except (StoreError, MediaError, RenderError) as e:
+        print(f"\nerror: {e}" if shown[0] >= 0 else f"error: {e}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, engine.Cancelled):
+        print("\ninterrupted: no file was written", file=sys.stderr)
+        return 130
+    finally:
+        studio.close()
+    print(("\n" if shown[0] >= 0 else "") + f"wrote {result['path']} ({result['format']}, {result['frames']} frames, "
+          f"{result['width']}x{result['height']}, {result['fps']:g} fps)")
     return 0

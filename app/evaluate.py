@@ -2,8 +2,8 @@
 
 `launch.py evaluate --project P --engine E` runs E on every annotated expression and reports
 DAVIS J&F for videos and cIoU/gIoU for images (engine.metrics), per expression and overall,
-as a table and a JSON file. Read-only: frames come from the media files, the engine runs
-through its own EngineService, and nothing is saved (no masks, no proposals, no revisions).
+as a table and a JSON file. Read-only: each expression goes through Studio.propose, the run
+that Segment makes, and nothing is saved (no masks, no proposals, no revisions).
 
 Ground truth. An expression's ground truth is the union of its objects' masks per frame, on:
 1. every frame, when its status is done or reviewed (a person vouched for the whole
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +29,11 @@ import numpy as np
 
 import engine
 from app import media as media_io
-from app.store import ProjectStore
+from app.console import progress_bar
+from app.store import FINISHED, ProjectStore
+from app.studio import Studio
 from engine import metrics
 
-FINISHED = ("done", "reviewed")
 HUMAN_SOURCES = ("manual", "import")
 RULE = ("ground truth: every frame of expressions marked done/reviewed or whose masks all come from an "
         "imported dataset; otherwise only frames with manual or imported masks")
@@ -106,11 +106,11 @@ def select(store: ProjectStore, engine_name: str) -> tuple[list[Target], list[di
     return targets, skipped
 
 
-def evaluate(store: ProjectStore, engine_name: str, engines: Optional[engine.EngineService] = None,
-             show_progress: bool = True) -> dict:
-    """Run `engine_name` on the annotated expressions and score it. Returns the report (the
-    JSON written by write_json). Raises UnknownEngineError or EvaluationError."""
-    engines = engines or engine.EngineService()
+def evaluate(studio: Studio, engine_name: str, show_progress: bool = True) -> dict:
+    """Run `engine_name` on the annotated expressions of `studio`'s project and score it.
+    Returns the report (the JSON written by write_json). Raises UnknownEngineError or
+    EvaluationError."""
+    store = studio.store
     t0 = time.perf_counter()
     targets, skipped = select(store, engine_name)
     if not targets:
@@ -122,27 +122,15 @@ def evaluate(store: ProjectStore, engine_name: str, engines: Optional[engine.Eng
     gts = {"video": {}, "image": {}}
     rows = {"video": {}, "image": {}}
     by_id = {t.expression["id"]: t for t in targets}
-    reader, reader_media = None, None
-    bar = _progress(len(targets), engine_name, show_progress)
-    try:
+    with progress_bar(len(targets), f"evaluate {engine_name}", show_progress) as bar:
         for t in targets:
             m, expr = t.media, t.expression
-            if reader_media != m["id"]:
-                if reader is not None:
-                    reader.close()
-                reader = media_io.FrameReader(store.media_file(m["id"]), m["kind"], m["frames"])
-                try:
-                    frames = np.stack([reader.read(i) for i in range(m["frames"])])
-                except (media_io.MediaError, IndexError, OSError) as e:
-                    raise EvaluationError(f"cannot read {m['name']} (expression {expr['id']}): {e}") from e
-                reader_media = m["id"]
             try:
-                if m["kind"] == "video":
-                    pred = engines.segment_video(engine_name, frames, expr["text"])
-                else:
-                    pred = engines.segment_image(engine_name, frames[0], expr["text"])[None]
+                pred = studio.propose(expr["id"], engine_name).masks
             except (engine.Cancelled, KeyboardInterrupt):
                 raise
+            except media_io.MediaError as e:
+                raise EvaluationError(f"cannot read {m['name']} (expression {expr['id']}): {e}") from e
             except Exception as e:
                 raise EvaluationError(f"{engine_name} failed on expression {expr['id']} ({expr['text']!r}, "
                                       f"{m['name']}): {type(e).__name__}: {e}") from e
@@ -153,10 +141,6 @@ def evaluate(store: ProjectStore, engine_name: str, engines: Optional[engine.Eng
                                       "status": expr["status"], "basis": t.basis,
                                       "frames_scored": len(t.frames), "frames": m["frames"]}
             bar.update(1)
-    finally:
-        bar.close()
-        if reader is not None:
-            reader.close()
     report = {"engine": engine_name, "project": str(store.path),
               "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
               "ground_truth": RULE, "video": None, "image": None, "skipped": skipped}
@@ -175,12 +159,6 @@ def evaluate(store: ProjectStore, engine_name: str, engines: Optional[engine.Eng
         report["image"] = {"metric": "cIoU / gIoU", "expressions": rows["image"], "overall": scores["overall"]}
     report["seconds"] = round(time.perf_counter() - t0, 3)
     return report
-
-
-def _progress(total: int, engine_name: str, enabled: bool):
-    from tqdm import tqdm
-    return tqdm(total=total, desc=f"evaluate {engine_name}", unit="expr", file=sys.stderr,
-                disable=not enabled)
 
 
 def _f(v) -> str:

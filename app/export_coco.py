@@ -17,6 +17,8 @@ from pycocotools import mask as mask_utils
 
 from app.store import ProjectStore
 
+CATEGORY_IDS = "category_ids"  # setting: {category name: id} from imported datasets
+
 
 def build_coco(store: ProjectStore) -> dict:
     with store.lock:  # one consistent view while other tabs keep editing
@@ -26,8 +28,7 @@ def build_coco(store: ProjectStore) -> dict:
 def _build(store: ProjectStore) -> dict:
     media = store.list_media()
     objects = {o["id"]: o for o in store.all_objects()}
-    categories = sorted({o["category"] for o in objects.values()})
-    category_ids = {name: i + 1 for i, name in enumerate(categories)}
+    category_ids = _category_ids(store, {o["category"] for o in objects.values()})
 
     images, videos, image_id = [], [], {}
     for m in media:
@@ -71,6 +72,19 @@ def _build(store: ProjectStore) -> dict:
         "categories": [{"id": i, "name": n, "supercategory": n} for n, i in category_ids.items()],
         "refs": refs,
     }
+
+
+def _category_ids(store: ProjectStore, names: set[str]) -> dict[str, int]:
+    """Ids an imported dataset gave its categories (kept in the project's settings), then new ids
+    for the other names, in name order."""
+    known = store.get_setting(CATEGORY_IDS, {}) or {}
+    ids = {name: known[name] for name in sorted(names) if isinstance(known.get(name), int)}
+    next_id = max(ids.values(), default=0) + 1
+    for name in sorted(names - set(ids)):
+        while next_id in ids.values():
+            next_id += 1
+        ids[name] = next_id
+    return dict(sorted(ids.items(), key=lambda item: item[1]))
 
 
 def _refs(store, objects, category_ids, anns_of_object, image_id) -> list[dict]:

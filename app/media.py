@@ -6,11 +6,21 @@ Orientation: images are decoded with cv2.IMREAD_COLOR, which applies the EXIF or
 tag, so sizes and pixels are what a photo viewer shows. probe() and FrameReader share
 _decode_image(), so they always agree. Videos go through OpenCV's FFmpeg backend, which
 applies rotation metadata itself; sizes come from decoded frames, never from the container.
+
+Untrusted sizes: an image's declared size (its header, read by Pillow without decoding) and a
+video's declared frame size and frame count are checked against app.limits before decoding.
+
+Exact frames: importing a video decodes it once in sequence and records its frame index
+(app.frame_index). FrameReader seeks by timestamp, identifies where it landed by timestamp and
+checks the returned pixels against the index, falling back to decoding forward from frame 0, so
+random access always returns what sequential decoding gives.
 """
 from __future__ import annotations
 
 import hashlib
+import math
 import operator
+import struct
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -18,6 +28,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import BmpImagePlugin, JpegImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugin
+
+from app import limits
+from app.frame_index import FrameIndex, checksum
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 VIDEO_EXTS = {".mp4", ".mov", ".avi", ".webm", ".mkv"}
@@ -45,6 +59,10 @@ class MediaError(ValueError):
     """Bad input. str(e) names the file, the problem, and what to do."""
 
 
+# Decoding this much short of the container's frame count means the file was cut.
+TRUNCATION_SLACK = 0.02
+
+
 @dataclass(frozen=True)
 class MediaInfo:
     kind: str  # "image" or "video"
@@ -53,6 +71,8 @@ class MediaInfo:
     frames: int  # 1 for images; frames actually decoded for videos
     fps: float | None  # None for images, or when the container gives none
     sha256: str
+    index: FrameIndex | None = None  # videos: what sequential decoding gives at each frame
+    declared_frames: int | None = None  # videos: what the container claims, when it does
 
 
 def _supported() -> str:
@@ -143,7 +163,31 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()  # streams in chunks
 
 
+# Pillow's header parsers, used without Image.open, whose own bomb check would refuse large
+# images with its message and its limit instead of this project's.
+_HEADER_READERS = {"png": PngImagePlugin.PngImageFile, "jpeg": JpegImagePlugin.JpegImageFile,
+                   "webp": WebPImagePlugin.WebPImageFile, "bmp": BmpImagePlugin.BmpImageFile,
+                   "tiff": TiffImagePlugin.TiffImageFile}
+
+
+def check_image_size(path) -> None:
+    """Refuse an image whose header declares too many pixels, before anything is decoded."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        reader = _HEADER_READERS.get(_sniff(f.read(32)))
+    try:
+        if reader is None:
+            raise ValueError("not a PNG, JPEG, WebP, BMP or TIFF image")
+        with reader(str(path)) as im:  # reads the header only
+            width, height = im.size
+    except (OSError, EOFError, ValueError, SyntaxError, KeyError, IndexError, TypeError, struct.error) as e:
+        raise MediaError(f"{path.name} could not be read as an image ({e}); it is corrupt or truncated; "
+                         "export or copy it again") from None
+    limits.check_pixels(path.name, width, height, "an image", error=MediaError)
+
+
 def _decode_image(path: Path) -> np.ndarray:
+    check_image_size(path)
     try:
         bgr = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_COLOR)
     except cv2.error:
@@ -182,29 +226,85 @@ def _size_changed(path: Path, index: int, old, new) -> MediaError:
                       f"{path.name} -vf scale={old[1]}:{old[0]} out.mp4")
 
 
-def probe(path) -> MediaInfo:
-    path, kind = _check_file(path)
-    if kind == "image":
-        height, width = _decode_image(path).shape[:2]
-        return MediaInfo("image", width, height, 1, None, _sha256(path))
+def _declared_frames(cap) -> int | None:
+    count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+    return int(count) if math.isfinite(count) and count >= 1 else None
+
+
+def _check_declared_size(path: Path, cap) -> None:
+    width, height = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+    if math.isfinite(width) and math.isfinite(height) and width >= 1 and height >= 1:
+        limits.check_pixels(path.name, width, height, "a video frame", error=MediaError)
+
+
+def _scan_video(path: Path, check: bool = True) -> tuple[tuple, float | None, FrameIndex, int | None]:
+    """Decode every frame once, in sequence: (frame shape, fps, frame index, declared count).
+    With check, declared sizes and counts are held to the project limits first."""
     cap = _open_capture(path)
     try:
-        fps, frames, shape, buf = _fps(cap), 0, None, None
+        fps, declared = _fps(cap), _declared_frames(cap)
+        if check:
+            _check_declared_size(path, cap)
+            if declared is not None:
+                limits.check_frame_count(path.name, declared, error=MediaError)
+        max_frames = limits.max_frames() if check else math.inf
+        pts, crcs, shape, buf = [], [], None, None
         # Count frames that decode; container frame counts are often wrong.
         while cap.grab():
+            if len(pts) >= max_frames:
+                limits.check_frame_count(path.name, len(pts) + 1, decoded=True, error=MediaError)
             ok, buf = cap.retrieve(buf)
             if not ok:
                 break
             if shape is None:
+                if check:
+                    limits.check_pixels(path.name, buf.shape[1], buf.shape[0], "a video frame", error=MediaError)
                 shape = buf.shape
             elif buf.shape != shape:
-                raise _size_changed(path, frames, shape, buf.shape)
-            frames += 1
+                raise _size_changed(path, len(pts), shape, buf.shape)
+            pts.append(cap.get(cv2.CAP_PROP_POS_MSEC))
+            crcs.append(checksum(buf))
     finally:
         cap.release()
-    if frames == 0:
+    if not pts:
         raise _no_frames(path)
-    return MediaInfo("video", shape[1], shape[0], frames, fps, _sha256(path))
+    return shape, fps, FrameIndex(np.array(pts, np.float64), np.array(crcs, np.uint32)), declared
+
+
+def _check_complete(path: Path, index: FrameIndex, declared: int | None, fps: float | None) -> None:
+    """Refuse a video that decodes well short of what its container declares (a cut file)."""
+    decoded = len(index)
+    slack = max(2, math.ceil(declared * TRUNCATION_SLACK)) if declared else 0
+    if declared is None or decoded >= declared - slack:
+        return
+    if fps:  # Matroska/WebM declare duration x fps, approximate for variable frame rates: the
+        # decoded timestamps reaching the declared duration mean nothing is missing.
+        covered = float(index.pts_ms.max() - index.pts_ms.min()) + 1000.0 / fps
+        if covered >= (declared - slack) * 1000.0 / fps:
+            return
+    raise MediaError(f"{path.name} decodes to only {decoded} of the {declared} frames its container declares; "
+                     "it is probably truncated (an interrupted copy, upload or download). Copy or export it "
+                     f"again; or, to keep the {decoded} frames that decode, import it with keep_partial=True "
+                     "(the page's 'Keep what decodes' box, /add_media's keep_partial)")
+
+
+def probe(path, keep_partial: bool = False) -> MediaInfo:
+    """Check a file fully. Videos are decoded once in sequence (counting frames, building the
+    frame index); one that decodes well short of its declared count is refused unless
+    keep_partial, which keeps the frames that decode."""
+    path, kind = _check_file(path)
+    if kind == "image":
+        height, width = _decode_image(path).shape[:2]
+        return MediaInfo("image", width, height, 1, None, _sha256(path))
+    shape, fps, index, declared = _scan_video(path)
+    if not keep_partial:
+        _check_complete(path, index, declared, fps)
+    return MediaInfo("video", shape[1], shape[0], len(index), fps, _sha256(path), index, declared)
+
+
+def build_frame_index(path) -> FrameIndex:
+    """The frame index of an already imported video (projects from before indexes existed)."""
+    return _scan_video(Path(path), check=False)[2]
 
 
 def list_media_files(path) -> list[Path]:
@@ -228,10 +328,13 @@ class FrameReader:
     """Random access to one media's frames, decoding on demand. Thread-safe (a lock inside).
 
     frames=None means the count is unknown: it is learned when the decoder runs out.
+    index: the video's FrameIndex, or a function returning it (called when a seek first needs
+    it, e.g. the store's, which builds and keeps one for media imported before indexes); None
+    builds one from the file when a seek first needs it. Sequential reads never need it.
     close() releases the decoder; a later read() reopens it.
     """
 
-    def __init__(self, path, kind: str, frames: int | None = None):
+    def __init__(self, path, kind: str, frames: int | None = None, index=None):
         if kind not in ("image", "video"):
             raise ValueError(f"kind must be 'image' or 'video', not {kind!r}")
         self.path, self.kind = Path(path), kind
@@ -240,9 +343,11 @@ class FrameReader:
         self._cap = None
         self._pos = 0  # index of the frame the next grab() returns
         self._grabbed = -1  # index of the frame grabbed last, still retrievable; -1 if none
+        self._in_sequence = True  # the decoder got here by decoding forward from frame 0
         self._shape = None
         self._fps: float | None = None
-        self._t0 = 0.0  # timestamp of frame 0 in ms, for verifying seeks
+        self._index: FrameIndex | None = index if isinstance(index, FrameIndex) else None
+        self._index_source = None if isinstance(index, FrameIndex) else index
 
     def read(self, index: int) -> np.ndarray:
         index = operator.index(index)
@@ -253,14 +358,16 @@ class FrameReader:
                 return _decode_image(self.path)
             if self._cap is None:
                 self._open()
-            if index != self._grabbed:
-                if not 0 <= index - self._pos < SEEK_WINDOW and not self._seek(index):
-                    self._open()  # seek failed or unverifiable: decode forward from 0
-                self._grab_to(index)
-            ok, bgr = self._cap.retrieve()
-            if not ok:
-                raise MediaError(f"{self.path.name}: frame {index} could not be decoded; the "
-                                 "file may be damaged; export the video again")
+            bgr = self._decode(index)
+            if self._index is not None and not self._index.matches(index, bgr):
+                if not self._in_sequence:  # a seek decoded it differently: decode it in sequence
+                    self._open()
+                    self._grab_to(index)
+                    bgr = self._retrieve(index)
+                if not self._index.matches(index, bgr):
+                    # The decoder itself now gives other pixels (an FFmpeg upgrade): what it
+                    # decodes in sequence is the truth; stop trusting the old index.
+                    self._index, self._index_source = None, None
             if self._shape is None:
                 self._shape = bgr.shape
             elif bgr.shape != self._shape:
@@ -277,6 +384,20 @@ class FrameReader:
         return (f"frame {index} is out of range for {self.path.name}, which has "
                 f"{self.frames} frame(s): use 0..{self.frames - 1}")
 
+    def _decode(self, index: int) -> np.ndarray:
+        if index != self._grabbed:
+            if not 0 <= index - self._pos < SEEK_WINDOW and not self._seek(index):
+                self._open()  # seek failed or unverifiable: decode forward from 0
+            self._grab_to(index)
+        return self._retrieve(index)
+
+    def _retrieve(self, index: int) -> np.ndarray:
+        ok, bgr = self._cap.retrieve()
+        if not ok:
+            raise MediaError(f"{self.path.name}: frame {index} could not be decoded; the "
+                             "file may be damaged; export the video again")
+        return bgr
+
     def _release(self):
         if self._cap is not None:
             self._cap.release()
@@ -289,8 +410,7 @@ class FrameReader:
         if not cap.grab():
             cap.release()
             raise _no_frames(self.path)
-        self._t0 = cap.get(cv2.CAP_PROP_POS_MSEC)
-        self._cap, self._pos, self._grabbed = cap, 1, 0
+        self._cap, self._pos, self._grabbed, self._in_sequence = cap, 1, 0, True
 
     def _grab_to(self, index: int):
         while self._pos <= index:
@@ -298,28 +418,46 @@ class FrameReader:
                 count, known = self._pos, self.frames
                 self._release()
                 if known is not None:
-                    raise MediaError(f"{self.path.name} now decodes only {count} of its {known} "
-                                     "frames; it changed since it was imported; import it again")
+                    raise self._changed(count)
                 self.frames = count
                 raise IndexError(self._range_message(index))
             self._pos += 1
         self._grabbed = index
 
+    def _changed(self, count: int) -> MediaError:
+        return MediaError(f"{self.path.name} now decodes to {count} frames, not the {self.frames} it had "
+                          "when imported; it changed since; import it again")
+
+    def _frame_index(self) -> FrameIndex:
+        if self._index is None:
+            source, self._index_source = self._index_source, None
+            found = source() if source is not None else build_frame_index(self.path)
+            if self.frames is not None and len(found) != self.frames:
+                raise self._changed(len(found))
+            self._index, self.frames = found, len(found)
+        return self._index
+
     def _seek(self, index: int) -> bool:
-        """Seek so that frame `index` is grabbed; True only if verified frame-exact."""
+        """Seek so that a frame at or before `index` is grabbed, identified by its timestamp;
+        False if that cannot be done (the caller then decodes from frame 0). The pixels are
+        checked against the frame index after decoding."""
         self._grabbed = -1
         if self._fps is None or not index:
             return False
-        cap = self._cap
-        if not cap.set(cv2.CAP_PROP_POS_FRAMES, index) or not cap.grab():
-            return False
-        # FFmpeg seeks by timestamp and can land on a neighbour: check position and time.
-        expected_ms = self._t0 + index * 1000.0 / self._fps
-        ok = (round(cap.get(cv2.CAP_PROP_POS_FRAMES)) == index + 1
-              and abs(cap.get(cv2.CAP_PROP_POS_MSEC) - expected_ms) < 500.0 / self._fps)
-        if ok:
-            self._pos, self._grabbed = index + 1, index
-        return ok
+        frames = self._frame_index()
+        guess = index
+        for attempt in range(3):
+            position = frames.seek_position(guess, self._fps)
+            if position < 1 or not self._cap.set(cv2.CAP_PROP_POS_FRAMES, position) or not self._cap.grab():
+                return False
+            landed = frames.find(self._cap.get(cv2.CAP_PROP_POS_MSEC))
+            if landed is None:
+                return False
+            if landed <= index:
+                self._pos, self._grabbed, self._in_sequence = landed + 1, landed, False
+                return True
+            guess = max(0, guess - (landed - index) - 2 ** attempt)  # overshot: aim earlier
+        return False
 
 
 class FrameCache:
@@ -338,7 +476,9 @@ class FrameCache:
         self._readers: OrderedDict[tuple[str, str], FrameReader] = OrderedDict()
         self._nbytes = 0
 
-    def frame(self, path, kind: str, index: int) -> np.ndarray:
+    def frame(self, path, kind: str, index: int, frames: int | None = None, frame_index=None) -> np.ndarray:
+        """Frame `index` of a media; `frames` and `frame_index` go to its FrameReader when one
+        is opened (see FrameReader)."""
         path = str(Path(path).resolve())
         key = (path, index)
         evicted = []
@@ -349,7 +489,7 @@ class FrameCache:
                 return array.view()
             reader = self._readers.get((path, kind))
             if reader is None:
-                reader = self._readers[(path, kind)] = FrameReader(path, kind)
+                reader = self._readers[(path, kind)] = FrameReader(path, kind, frames, frame_index)
                 while len(self._readers) > self.max_readers:
                     evicted.append(self._readers.popitem(last=False)[1])
             self._readers.move_to_end((path, kind))

@@ -16,14 +16,16 @@ Color = tuple[int, int, int]
 def render_overlay(frame: np.ndarray, mask: Optional[np.ndarray] = None, *,
                    opacity: float = 0.5, color: Color = (255, 64, 64),
                    outline_only: bool = False, contour_color: Color = (255, 255, 0),
-                   contour_px: int = 2) -> np.ndarray:
-    """Return a new uint8 RGB image: `frame` with `mask` tinted and outlined.
+                   contour_px: int = 2, inplace: bool = False) -> np.ndarray:
+    """Return a new uint8 RGB image (or `frame` itself, drawn on, when `inplace`): `frame` with
+    `mask` tinted and outlined.
 
     Inside the mask each pixel becomes round(frame * (1 - opacity) + color * opacity),
     unless `outline_only`. The contour is the mask's inner boundary: mask pixels within
     `contour_px` (chessboard distance) of a background pixel, holes included, painted in
     `contour_color` at full opacity. The frame's edge is not a boundary: the object goes on
-    outside the picture. `contour_px=0` draws no contour. `frame` is never modified.
+    outside the picture. `contour_px=0` draws no contour. `frame` is modified only if `inplace`
+    (clip rendering draws on frames it owns, saving a full-frame copy per object).
     """
     _check_frame(frame)
     if not 0.0 <= opacity <= 1.0:
@@ -32,7 +34,7 @@ def render_overlay(frame: np.ndarray, mask: Optional[np.ndarray] = None, *,
         raise ValueError(f"contour_px must be an integer >= 0, got {contour_px!r}")
     color = _check_color(color, "color")
     contour_color = _check_color(contour_color, "contour_color")
-    out = frame.copy()
+    out = frame if inplace else frame.copy()
     if mask is None:
         return out
     m = _check_mask(mask, frame.shape[:2], "mask").view(np.uint8)  # bool -> 0/1, no copy

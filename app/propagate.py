@@ -104,22 +104,12 @@ def _run(get_frame, mask, start, frames, anchors, min_confidence, cancel, flow_s
         previous = current
 
 
-def needs_review(masks: Mapping[int, np.ndarray], confidences: Mapping[int, float] | None = None,
-                 min_score: float = 0.0) -> list[int]:
-    """Frames ordered by how much they need a look, most first (ties: earlier frame first).
-
-    A frame's score is 1 - IoU with the previous frame (frame - 1; a frame whose previous frame
-    is not in `masks` is not scored), or 1 - its propagation confidence when that is larger.
-    Pass empty masks for empty frames so an object that appears or vanishes counts as a change.
-    Only frames scoring above `min_score` are listed.
-    """
-    scores = review_scores(masks, confidences)
-    return [f for f, s in sorted(scores.items(), key=lambda fs: (-fs[1], fs[0])) if s > min_score]
-
-
 def review_scores(masks: Mapping[int, np.ndarray],
                   confidences: Mapping[int, float] | None = None) -> dict[int, float]:
-    """frame -> score in 0..1 (see needs_review)."""
+    """frame -> how much the frame needs a look, 0..1: 1 - IoU with the previous frame (frame - 1;
+    a frame whose previous frame is not in `masks` is not scored), or 1 - its propagation
+    confidence when that is larger. Pass empty masks for empty frames, so an object that
+    appears or vanishes counts as a change."""
     scores = {}
     for frame in sorted(masks):
         if frame - 1 in masks:

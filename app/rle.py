@@ -26,15 +26,3 @@ def decode(rle: dict) -> np.ndarray:
     return mask_utils.decode({"size": list(rle["size"]), "counts": counts}).astype(bool)
 
 
-def area(rle: dict) -> int:
-    return int(mask_utils.area(_native(rle)))
-
-
-def bbox(rle: dict) -> list[float]:
-    """[x, y, w, h] as pycocotools computes it from the mask."""
-    return [float(v) for v in mask_utils.toBbox(_native(rle))]
-
-
-def _native(rle: dict) -> dict:
-    counts = rle["counts"]
-    return {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}

@@ -133,3 +133,18 @@ def m003_proposals_notes_links(db: Database) -> None:
     db.execute("DROP TABLE changes")
     db.execute("ALTER TABLE changes_new RENAME TO changes")
     db.execute("CREATE INDEX idx_changes_revision ON changes(revision_id)")
+
+
+@migrations()
+def m004_frame_index(db: Database) -> None:
+    # What sequential decoding gives at each video frame (app/frame_index.py): timestamps and
+    # pixel checksums, so random access can be exact. Videos imported before this get theirs
+    # when first read (ProjectStore.frame_index).
+    db.execute("""
+        CREATE TABLE frame_index (
+            media_id INTEGER PRIMARY KEY REFERENCES media(id),
+            frames INTEGER NOT NULL,
+            pts_ms BLOB NOT NULL,         -- float64 little-endian per frame, in decoding order
+            crc32 BLOB NOT NULL,          -- uint32 little-endian per frame: CRC-32 of the BGR pixels
+            created_at TEXT NOT NULL
+        )""")

@@ -7,11 +7,13 @@ names an older `base_revision` is refused (two tabs never silently overwrite eac
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import shutil
 import sqlite3
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +21,37 @@ from sqlite_utils import Database
 
 from app import media as media_io
 from app import rle
+from app.frame_index import FrameIndex
 from app.schema import migrations
 
 STATUSES = ("todo", "in_progress", "done", "reviewed")
+FINISHED = ("done", "reviewed")   # a person vouched for every frame of the expression
+
+
+@dataclass
+class BaselineObject:
+    """An object an import brings, with its masks as the baseline (not an undoable revision)."""
+    media_id: int
+    label: int | None = None           # wanted label (a dataset's palette id); kept when free
+    category: str = "object"
+    masks: dict[int, str] = field(default_factory=dict)    # frame -> canonical RLE counts
+    sources: dict[int, str] = field(default_factory=dict)  # frame -> source (default "import")
+
+
+@dataclass
+class BaselineExpression:
+    media_id: int
+    text: str
+    objects: list[int]                  # indices into the objects of the same import
+    status: str = "todo"
+
+
+@dataclass
+class BaselineResult:
+    object_ids: list[int]
+    expression_ids: list[int]
+    relabelled: int                     # objects whose wanted label was taken
+    masks: int
 
 
 class StoreError(Exception):
@@ -79,6 +109,13 @@ class ProjectStore:
         """Hold it to read several things consistently (as export does)."""
         return self._lock
 
+    @contextlib.contextmanager
+    def transaction(self):
+        """Everything inside is one transaction (nested calls join it): all of it lands, or,
+        when the block raises, none of it."""
+        with self._lock, self.db.atomic():
+            yield self
+
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
         with self._lock:
@@ -100,14 +137,17 @@ class ProjectStore:
         return rows[0] if rows else None
 
     # -- media -----------------------------------------------------------------------------
-    def add_media(self, src: str | Path, name: str | None = None) -> dict:
-        """Validate, copy into the project and record one media file.
+    def add_media(self, src: str | Path, name: str | None = None, keep_partial: bool = False,
+                  info: media_io.MediaInfo | None = None) -> dict:
+        """Validate, copy into the project and record one media file (with a video's frame index).
 
         Returns the media row, with `existing=True` when the same content was already there.
-        Raises media.MediaError for bad files; nothing is left behind then.
+        Raises media.MediaError for bad files; nothing is left behind then. keep_partial keeps
+        the frames of a video that decodes short of its declared count (see media.probe).
+        `info`: src's probe result, when the caller has just probed it.
         """
         src = Path(src)
-        info = media_io.probe(src)
+        info = info or media_io.probe(src, keep_partial=keep_partial)
         with self._lock:
             known = self._one("SELECT * FROM media WHERE sha256 = ?", [info.sha256])
             if known:
@@ -125,6 +165,8 @@ class ProjectStore:
                         "sha256": info.sha256, "width": info.width, "height": info.height,
                         "frames": info.frames, "fps": info.fps, "created_at": _now(),
                     }).last_pk
+                    if info.index is not None:
+                        self._write_frame_index(media_id, info.index)
             except BaseException:
                 target.unlink(missing_ok=True)
                 raise
@@ -150,11 +192,36 @@ class ProjectStore:
             if self._one("SELECT 1 AS x FROM expressions WHERE media_id = ?", [media_id]):
                 raise StoreError(f"{media['name']} has expressions; it cannot be removed")
             self.db.execute("DELETE FROM objects WHERE media_id = ?", [media_id])
+            self.db.execute("DELETE FROM frame_index WHERE media_id = ?", [media_id])
             self.db.execute("DELETE FROM media WHERE id = ?", [media_id])
         (self.media_dir / media["path"]).unlink(missing_ok=True)
 
     def media_file(self, media_id: int) -> Path:
         return self.media_dir / self.get_media(media_id)["path"]
+
+    def frame_index(self, media_id: int) -> FrameIndex | None:
+        """A video's frame index (None for images). Videos imported before indexes existed get
+        theirs here, on first use: one sequential decode, then kept in the project."""
+        media = self.get_media(media_id)
+        if media["kind"] != "video":
+            return None
+        row = self._one("SELECT pts_ms, crc32 FROM frame_index WHERE media_id = ?", [media_id])
+        if row is not None:
+            return FrameIndex.from_blobs(row["pts_ms"], row["crc32"])
+        index = media_io.build_frame_index(self.media_dir / media["path"])  # outside the lock: slow
+        if len(index) != media["frames"]:
+            raise media_io.MediaError(
+                f"{media['name']} now decodes to {len(index)} frames, not the {media['frames']} it had when "
+                "imported; its file in the project's media folder changed; import it again")
+        with self._lock, self.db.atomic():
+            if self._one("SELECT 1 AS x FROM frame_index WHERE media_id = ?", [media_id]) is None:
+                self._write_frame_index(media_id, index)
+        return index
+
+    def _write_frame_index(self, media_id: int, index: FrameIndex) -> None:
+        pts, crc = index.to_blobs()
+        self.db.execute("INSERT INTO frame_index (media_id, frames, pts_ms, crc32, created_at) VALUES (?, ?, ?, ?, ?)",
+                        [media_id, len(index), pts, crc, _now()])
 
     # -- expressions and objects -----------------------------------------------------------
     def add_expression(self, media_id: int, text: str, category: str = "object") -> dict:
@@ -321,6 +388,12 @@ class ProjectStore:
                           [self._object_for(expression_id, object_id)])
         return {r["frame"]: r["source"] for r in rows}
 
+    def proposal_sources(self, expression_id: int, object_id: int | None = None) -> list[str]:
+        """The sources (engine names, 'propagated') that left proposals for the object."""
+        rows = self._rows("SELECT DISTINCT source FROM proposals WHERE object_id = ? ORDER BY source",
+                          [self._object_for(expression_id, object_id)])
+        return [r["source"] for r in rows]
+
     @staticmethod
     def _check_frame(media: dict, frame: int) -> None:
         if not 0 <= int(frame) < media["frames"]:
@@ -376,7 +449,7 @@ class ProjectStore:
         """A reviewer sends the expression back to 'in progress' with a comment saying why."""
         with self._lock, self.db.atomic():
             expr = self._check_revision(expression_id, base_revision)
-            if expr["status"] not in ("done", "reviewed"):
+            if expr["status"] not in FINISHED:
                 raise StoreError(f"only finished expressions can be rejected; this one is {expr['status']}")
             self.add_note(expression_id, comment, kind="reject")
             return self.set_status(expression_id, "in_progress")
@@ -472,6 +545,51 @@ class ProjectStore:
     def get_setting(self, key: str, default=None):
         row = self._one("SELECT value FROM settings WHERE key = ?", [key])
         return default if row is None else json.loads(row["value"])
+
+    # -- imports ---------------------------------------------------------------------------
+    def import_baseline(self, objects: list[BaselineObject],
+                        expressions: list[BaselineExpression]) -> BaselineResult:
+        """Record a dataset's objects, expressions and masks in one transaction. Masks go in as
+        the baseline: a later edit's undo returns to the imported mask, never to nothing. A
+        wanted label is kept where it is free in its media, else the object gets the next one."""
+        with self.transaction():
+            now = _now()
+            taken = {mid: {r["label"] for r in self._rows("SELECT label FROM objects WHERE media_id = ?", [mid])}
+                     for mid in {o.media_id for o in objects}}
+            labels: list[int | None] = []
+            for o in objects:  # first the wanted labels that are free
+                free = o.label is not None and o.label >= 1 and o.label not in taken[o.media_id]
+                labels.append(o.label if free else None)
+                if free:
+                    taken[o.media_id].add(o.label)
+            object_ids, relabelled, n_masks = [], 0, 0
+            for o, label in zip(objects, labels):
+                if label is None:
+                    label = max(taken[o.media_id], default=0) + 1
+                    taken[o.media_id].add(label)
+                    relabelled += o.label is not None
+                oid = self.db["objects"].insert({"media_id": o.media_id, "label": label, "category": o.category,
+                                                 "created_at": now}).last_pk
+                object_ids.append(oid)
+                media = self.get_media(o.media_id)
+                rows = [{"object_id": oid, "frame": f, "counts": counts, "height": media["height"],
+                         "width": media["width"], "source": o.sources.get(f, "import"), "updated_at": now}
+                        for f, counts in sorted(o.masks.items())]
+                for row in rows:
+                    self._check_frame(media, row["frame"])
+                self.db["masks"].insert_all(rows)
+                n_masks += len(rows)
+            expression_ids = []
+            for e in expressions:
+                status = e.status if e.status in STATUSES else "todo"
+                eid = self.db["expressions"].insert({"media_id": e.media_id, "text": e.text, "status": status,
+                                                     "revision": 0, "created_at": now,
+                                                     "updated_at": now}).last_pk
+                self.db["expression_objects"].insert_all(
+                    ({"expression_id": eid, "object_id": object_ids[k]} for k in dict.fromkeys(e.objects)),
+                    ignore=True)
+                expression_ids.append(eid)
+        return BaselineResult(object_ids, expression_ids, relabelled, n_masks)
 
     def set_setting(self, key: str, value) -> None:
         with self._lock, self.db.atomic():

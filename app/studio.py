@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 import engine
-from app import export_coco, formats, frame_tools, mask_ops
+from app import export_coco, formats, frame_tools, limits, mask_ops, render_job
 from app import media as media_io
+from app.exposure import allowed_roots, check_readable
 from app.overlay import render_overlay
 from app.propagate import propagate, review_scores
 from app.store import ProjectStore, StoreError
@@ -22,8 +23,10 @@ from app.store import ProjectStore, StoreError
 
 class Studio:
     def __init__(self, project: str | Path, device: str | None = None, engine_paths: dict | None = None,
-                 cache_bytes: int = 512 * 2**20):
+                 cache_bytes: int = 512 * 2**20, import_roots: list[Path] | None = None):
         self.store = ProjectStore(project)
+        # Server folders the page may import datasets from (the CLI passes its own paths directly).
+        self.import_roots = import_roots or allowed_roots(self.store.path)
         self.frames = media_io.FrameCache(max_bytes=cache_bytes)
         self.engines = engine.EngineService(device=device, paths=engine_paths)
         self.cancel_event = threading.Event()  # stops a running propagation
@@ -39,15 +42,17 @@ class Studio:
         self.store.close()
 
     # -- media -----------------------------------------------------------------------------
-    def add_media(self, path: str | Path, name: str | None = None) -> list[dict]:
-        """Import a file, or every supported file of a folder (all or nothing)."""
+    def add_media(self, path: str | Path, name: str | None = None, keep_partial: bool = False) -> list[dict]:
+        """Import a file, or every supported file of a folder (all or nothing). keep_partial
+        keeps the frames of a video that decodes short of its declared count, instead of
+        refusing it as truncated."""
         files = media_io.list_media_files(path)
-        for f in files:  # validate everything before recording anything
-            media_io.probe(f)
+        # validate everything before recording anything; each file is decoded once
+        infos = [media_io.probe(f, keep_partial=bool(keep_partial)) for f in files]
         added = []
         try:
-            for f in files:
-                added.append(self.store.add_media(f, name=name if len(files) == 1 else None))
+            for f, info in zip(files, infos):
+                added.append(self.store.add_media(f, name=name if len(files) == 1 else None, info=info))
         except BaseException:
             for row in added:
                 if not row["existing"]:
@@ -56,12 +61,14 @@ class Studio:
         return added
 
     def frame(self, media_id: int, index: int) -> np.ndarray:
+        """Exactly the frame sequential decoding gives at `index` (RGB uint8), however it is reached."""
         media = self.store.get_media(media_id)
-        if not 0 <= index < media["frames"]:
-            raise StoreError(f"frame {index} is outside {media['name']} (frames 0..{media['frames'] - 1})")
-        return self.frames.frame(self.store.media_file(media_id), media["kind"], index)
+        index = limits.frame_number(index, media["frames"], media["name"], error=StoreError)
+        return self.frames.frame(self.store.media_file(media_id), media["kind"], index, frames=media["frames"],
+                                 frame_index=lambda: self.store.frame_index(media_id))
 
-    def all_frames(self, media_id: int) -> np.ndarray:
+    def media_frames(self, media_id: int) -> np.ndarray:
+        """Every frame of a media, uint8 [T,H,W,3] RGB (an image is T=1): what an engine reads."""
         media = self.store.get_media(media_id)
         return np.stack([self.frame(media_id, i) for i in range(media["frames"])])
 
@@ -148,10 +155,8 @@ class Studio:
                 "confidence": {f: round(c, 3) for f, c in confidence.items()}}
 
     # -- engines ---------------------------------------------------------------------------
-    def segment(self, expression_id: int, engine_name: str, progress=None, overwrite_manual: bool = False,
-                object_id: int | None = None) -> dict:
-        """Run an engine on the expression's media; its masks never replace manual frames
-        unless overwrite_manual is set. Returns {"frames": n, "revision": r}."""
+    def propose(self, expression_id: int, engine_name: str, progress=None) -> engine.Proposal:
+        """Run an engine on the expression's media and return its proposal; saves nothing."""
         expr = self.store.get_expression(expression_id)
         media = self.store.get_media(expr["media_id"])
         # Check the engine before decoding anything: a long video is many GB of frames.
@@ -160,26 +165,28 @@ class Studio:
             raise StoreError(f"engine {info.name!r} segments {' and '.join(info.kinds)}s, but {media['name']} "
                              f"is a {media['kind']}; choose an engine for {media['kind']}s")
         self.engines.load(engine_name)
-        if media["kind"] == "video":
-            masks = self.engines.segment_video(engine_name, self.all_frames(media["id"]), expr["text"],
-                                               progress=progress)
-        else:
-            image = self.frame(media["id"], 0)
-            found = self.engines.candidates(engine_name, image, expr["text"])
-            if found is not None:  # the engine's pick is candidate 1; the others wait for a click
-                masks, scores = found
-                # an empty alternative is no one-click fix (Clear does that): keep the rest
-                keep = [0] + [i for i in range(1, len(masks)) if masks[i].any()]
-                found = masks[keep], scores[keep]
-                self._candidates[expression_id, object_id] = found
-                while len(self._candidates) > 32:
-                    self._candidates.pop(next(iter(self._candidates)))
-                masks = found[0][:1]
-            else:
-                masks = self.engines.segment_image(engine_name, image, expr["text"])[None]
-        revision = self.store.save_masks(expression_id, dict(enumerate(masks)), source=engine_name, object_id=object_id,
-                                         keep_manual=not overwrite_manual, action=f"segment with {engine_name}")
-        return {"frames": int(len(masks)), "revision": revision}
+        return self.engines.run(engine_name, media["kind"], self.media_frames(media["id"]), expr["text"],
+                                progress=progress)
+
+    def save_proposal(self, expression_id: int, engine_name: str, masks: np.ndarray, object_id: int | None = None,
+                      overwrite_manual: bool = False) -> int:
+        """Store an engine's masks (frame i = masks[i]) as one revision; manual frames are kept
+        unless overwrite_manual. Returns the revision."""
+        return self.store.save_masks(expression_id, dict(enumerate(masks)), source=engine_name, object_id=object_id,
+                                     keep_manual=not overwrite_manual, action=f"segment with {engine_name}")
+
+    def segment(self, expression_id: int, engine_name: str, progress=None, overwrite_manual: bool = False,
+                object_id: int | None = None) -> dict:
+        """Run an engine and save its masks (never over manual frames unless overwrite_manual);
+        its candidates wait for a click. Returns {"frames": n, "revision": r}."""
+        proposal = self.propose(expression_id, engine_name, progress=progress)
+        if proposal.candidates is not None:
+            self._candidates[expression_id, object_id] = proposal.candidates
+            while len(self._candidates) > 32:
+                self._candidates.pop(next(iter(self._candidates)))
+        revision = self.save_proposal(expression_id, engine_name, proposal.masks, object_id=object_id,
+                                      overwrite_manual=overwrite_manual)
+        return {"frames": int(len(proposal.masks)), "revision": revision}
 
     def candidates(self, expression_id: int, object_id: int | None = None):
         """The last model run's top candidates for an image expression: (masks, scores) or None."""
@@ -229,6 +236,18 @@ class Studio:
             rows.append({"frame": frame, "iou": frame_tools.mask_iou(proposal, final), "source": source})
         return rows
 
+    # -- sharing ---------------------------------------------------------------------------
+    def render_clip(self, out: str | Path, *, expression_id: int | None = None, media_id: int | None = None,
+                    fmt: str | None = None, frames=None, scale: float = 1.0, fps: float | None = None,
+                    layers: str = "image+mask", compare: list[str] | None = None, progress=None,
+                    cancel=None) -> dict:
+        """An overlay clip (mp4, gif, webp) or picture (png) of one expression or of every expression
+        of a media; `compare` names two or more mask sources to show side by side. Streams frame by
+        frame; `cancel()` is checked per frame and a cancelled render leaves no file."""
+        return render_job.render_clip(self.store, out, expression_id=expression_id, media_id=media_id, fmt=fmt,
+                                      frames=frames, scale=scale, fps=fps, layers=layers, compare=compare,
+                                      progress=progress, cancel=cancel)
+
     # -- datasets in and out ---------------------------------------------------------------
     def export_coco(self, out: str | Path) -> Path:
         return export_coco.write_coco(self.store, out)
@@ -240,11 +259,15 @@ class Studio:
         target = out_dir / (f"{self.store.path.stem}-{fmt}" + (".json" if spec.target == "file" else ""))
         report = spec.export(self.store, target)
         if spec.target == "folder":
-            target = Path(shutil.make_archive(str(target), "zip", root_dir=target))
+            folder, target = target, Path(shutil.make_archive(str(target), "zip", root_dir=target))
+            shutil.rmtree(folder)  # the zip is what is served; the folder would double the disk used
         return target, report
 
     def import_dataset(self, fmt: str, src: str | Path, media_root: str | Path | None = None):
-        """All or nothing: a FormatError lists every problem and leaves the project unchanged."""
+        """All or nothing: a FormatError lists every problem and leaves the project unchanged.
+        Both paths must lie under import_roots (ExposureError otherwise): the page is a remote user."""
+        src = check_readable(src, self.import_roots)
+        media_root = check_readable(media_root, self.import_roots, "frames folder") if media_root else None
         return formats.get(fmt).import_(self.store, src, media_root=media_root)
 
     # -- edits the page makes (every page write goes through these) -------------------------

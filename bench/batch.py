@@ -5,7 +5,7 @@
     python bench/batch.py --quick         # fewer, smaller media (a smoke run)
     python bench/batch.py --actors 1 2 4  # which Ray actor counts to run
 
-The engine is tests/fake_engines.py's `fake-work`: brightness masks after `--iterations`
+The engine is bench/work_engine.py's `bench-work`: brightness masks after `--iterations`
 Gaussian blurs per frame, a CPU cost like a small model's that releases no GIL tricks. Each
 run starts from a fresh copy of the same generated project; the Ray runs must write the same
 masks as the in-process run (checked). Expressions/s are given over the whole run and over
@@ -21,16 +21,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere
+import cv2
+import numpy as np
 
-from app import batch  # noqa: E402
-from app.store import ProjectStore  # noqa: E402
-from app.studio import Studio  # noqa: E402
-from tests import fake_engines  # noqa: E402,F401  (registers fake-work)
-from tests.media_fixtures import write_image, write_video  # noqa: E402
+from app import batch
+from app.store import ProjectStore
+from app.studio import Studio
+from bench import work_engine
+from bench.studio import write_video
 
-ENGINE = "fake-work"
+ENGINE = work_engine.NAME
 
 
 def machine() -> str:
@@ -61,12 +61,13 @@ def build(folder: Path, videos: int, frames: int, size: tuple[int, int], images:
     studio = Studio(folder / "p.sqlite")
     for i in range(videos):
         # Another frame rate per file: distinct files (the store deduplicates identical media).
-        write_video(folder / f"v{i}.avi", frames=frames, size=size, fps=10.0 + i)
-        media = studio.add_media(folder / f"v{i}.avi")[0]
+        write_video(folder / f"v{i}.mp4", frames, size, detail=False, fps=10.0 + i)
+        media = studio.add_media(folder / f"v{i}.mp4")[0]
         for text in ("the square", "the white cells", "the background"):
             studio.store.add_expression(media["id"], text)
     for i in range(images):
-        write_image(folder / f"i{i}.png", size=size, seed=i)
+        image = np.random.default_rng(i).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+        cv2.imwrite(str(folder / f"i{i}.png"), image)
         media = studio.add_media(folder / f"i{i}.png")[0]
         studio.store.add_expression(media["id"], "the bright patch")
     studio.close()
@@ -83,7 +84,7 @@ def run(template: Path, work: Path, name: str, iterations: int, ray_address=None
     shutil.copytree(template.parent, folder)
     studio = Studio(folder / template.name, device="cpu", engine_paths={ENGINE: {"iterations": iterations}})
     summary = batch.annotate(studio, ENGINE, ray_address=ray_address, cpu_actors=actors,
-                             engine_modules=["tests.fake_engines"],
+                             engine_modules=[work_engine.__name__],
                              engine_paths={ENGINE: {"iterations": iterations}}, device="cpu", show_progress=False)
     studio.close()
     return summary, masks(folder / template.name)

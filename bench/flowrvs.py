@@ -43,9 +43,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-from bench.flowseg import device_name, peak_rss_mib, rss_mib, timed  # noqa: E402
+from bench.flowseg import device_name, peak_rss_mib, rss_mib, timed
 
 EXPRESSION = "the red square moving right"
 PRESETS = ("tiny", "demo", "full")

@@ -36,7 +36,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
 EXPRESSION = "the blue triangle left of the red circle"
 IMAGE_SIZE = (480, 640)

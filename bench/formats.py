@@ -17,11 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
-
-from app import formats  # noqa: E402
-from app.store import ProjectStore  # noqa: E402
-from bench.studio import blob, machine, write_video  # noqa: E402
+from app import formats
+from app.store import ProjectStore
+from bench.studio import blob, machine, write_video
 
 SIZE = (320, 240)
 

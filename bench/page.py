@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The page measured from the browser (Chromium), on a 1080p video with a large mask.
 
-    python bench/page.py [--strokes 20] [--steps 20]
+    python -m bench.page [--strokes 20] [--steps 20]      (from the repository root)
 
 1. brush stroke: pointer released -> mask saved on the server and redrawn on the canvas
    (aim: median under 100 ms);
@@ -19,17 +19,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import cv2
+import gradio
+import numpy as np
+from playwright.sync_api import sync_playwright
 
-import cv2  # noqa: E402
-import gradio  # noqa: E402
-import numpy as np  # noqa: E402
-from playwright.sync_api import sync_playwright  # noqa: E402
-
-from app.studio import Studio  # noqa: E402
-from tests.canvas_driver import CHROMIUM, FLAGS, at, keys, wait_shown  # noqa: E402
-from tests.live_app import LiveApp  # noqa: E402
+from app.studio import Studio
+from tests.canvas_driver import CHROMIUM, FLAGS, at, keys, wait_shown
+from tests.live_app import LiveApp
 
 VIDEO = Path(gradio.__file__).parent / "media_assets" / "videos" / "a.mp4"
 # Timestamps kept in the page: the input event, then the canvas's next revision / frame.

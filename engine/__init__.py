@@ -7,21 +7,23 @@ Importing this package never imports torch.
 from .registry import (
     Cancelled,
     EngineNotConfigured,
+    ModelPath,
     Segmenter,
     SegmenterInfo,
     UnknownEngineError,
     available_segmenters,
     load_segmenter,
+    model_path_options,
     pick_device,
     register_segmenter,
     segmenter_info,
     unregister_segmenter,
 )
-from .service import EngineService
+from .service import EngineService, Proposal
 
 __all__ = [
-    "Cancelled", "EngineNotConfigured", "EngineService", "Segmenter", "SegmenterInfo", "UnknownEngineError",
-    "available_segmenters", "load_segmenter", "pick_device", "register_segmenter",
+    "Cancelled", "EngineNotConfigured", "EngineService", "ModelPath", "Proposal", "Segmenter", "SegmenterInfo", "UnknownEngineError",
+    "available_segmenters", "load_segmenter", "model_path_options", "pick_device", "register_segmenter",
     "segmenter_info", "unregister_segmenter",
 ]
 
@@ -29,11 +31,11 @@ __all__ = [
 # the engine is first used, from the paths given by flags or environment variables.
 from . import flowrvs as _flowrvs  # noqa: E402
 
-register_segmenter("flowrvs", _flowrvs.load, kinds=("video", "image"),
+register_segmenter("flowrvs", _flowrvs.load, kinds=("video", "image"), paths=_flowrvs.ENV_VARS,
                    description="FlowRVS (Wan2.1 DiT, official weights): referring video segmentation")
 from . import flowseg as _flowseg  # noqa: E402
 
-register_segmenter("flowseg", _flowseg.load, kinds=("image",),
+register_segmenter("flowseg", _flowseg.load, kinds=("image",), paths=_flowseg.ENV_VARS,
                    description="FlowSeg (SigLIP + SAM + Qwen3, Bidirectional Semantic Flow, BAR): "
                                "referring image segmentation with top-k candidates")
 
@@ -49,7 +51,9 @@ def _demo_factory(package: str):
 
 register_segmenter("flowrvs-demo", _demo_factory("flowrvs"), kinds=("video", "image"),
                    description="FlowRVS demo: tiny model trained on CPU on the synthetic shapes world "
-                               "(held-out J&F 0.12: a demonstration of the pipeline, not a useful segmenter)")
+                               "(a demonstration of the pipeline, not a useful segmenter; "
+                               "held-out scores: python -m engine.flowrvs.demo evaluate)")
 register_segmenter("flowseg-demo", _demo_factory("flowseg"), kinds=("image",),
                    description="FlowSeg demo: tiny model trained on CPU on the synthetic shapes world "
-                               "(held-out cIoU 0.40; spatial expressions 0.2-0.3: a demonstration, not a useful segmenter)")
+                               "(a demonstration, not a useful segmenter; held-out scores: "
+                               "python -m engine.flowseg.demo evaluate)")

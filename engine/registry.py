@@ -5,8 +5,9 @@ cheap for the UI. Engines register a factory; loading and caching belong to Engi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Optional, Protocol
+import os
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple, Optional, Protocol
 
 import numpy as np
 
@@ -44,20 +45,39 @@ class Segmenter(Protocol):
     def segment_image(self, image: np.ndarray, expression: str) -> np.ndarray: ...
 
 
+class ModelPath(NamedTuple):
+    """Where one of an engine's model files comes from: a launch flag, else an environment
+    variable. Each engine keeps one table of these; the CLI builds its flags from it."""
+    flag: str
+    env: str
+    help: str
+
+    def where(self) -> str:
+        return f"{self.flag} / {self.env}"
+
+    def value(self, given=None) -> Optional[str]:
+        """The given value if set, else the environment variable's, else None."""
+        if given is not None and str(given).strip():
+            return str(given)
+        return os.environ.get(self.env) or None
+
+
 @dataclass(frozen=True)
 class SegmenterInfo:
     name: str
     factory: Callable[..., Segmenter]
     kinds: tuple[str, ...]
     description: str = ""
+    paths: dict = field(default_factory=dict)   # factory keyword -> ModelPath
 
 
 _REGISTRY: dict[str, SegmenterInfo] = {}
 
 
 def register_segmenter(name: str, factory: Callable[..., Segmenter], *,
-                       kinds=KINDS, description: str = "") -> None:
-    """Register `factory(device=None, **paths) -> Segmenter` under `name`."""
+                       kinds=KINDS, description: str = "", paths: Optional[dict] = None) -> None:
+    """Register `factory(device=None, **paths) -> Segmenter` under `name`. `paths` maps the
+    factory's path keywords to their ModelPath (flag and environment variable)."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"engine name must be a non-empty string, got {name!r}")
     if not callable(factory):
@@ -70,7 +90,7 @@ def register_segmenter(name: str, factory: Callable[..., Segmenter], *,
     if name in _REGISTRY:
         raise ValueError(f"engine {name!r} is already registered; "
                          f"call unregister_segmenter({name!r}) first to replace it")
-    _REGISTRY[name] = SegmenterInfo(name, factory, kinds, description)
+    _REGISTRY[name] = SegmenterInfo(name, factory, kinds, description, dict(paths or {}))
 
 
 def unregister_segmenter(name: str) -> None:
@@ -81,6 +101,11 @@ def unregister_segmenter(name: str) -> None:
 def available_segmenters(kind: Optional[str] = None) -> list[str]:
     """Sorted registered names, optionally only those supporting `kind`."""
     return sorted(n for n, info in _REGISTRY.items() if kind is None or kind in info.kinds)
+
+
+def model_path_options() -> list[tuple[str, str, ModelPath]]:
+    """(engine, keyword, ModelPath) of every registered engine, in registration order."""
+    return [(name, key, mp) for name, info in _REGISTRY.items() for key, mp in info.paths.items()]
 
 
 def segmenter_info(name: str) -> SegmenterInfo:

@@ -14,6 +14,7 @@ once it holds the lock, so a cancel aimed at one run never poisons the next.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -28,6 +29,14 @@ from .registry import (
     pick_device,
     segmenter_info,
 )
+
+
+@dataclass
+class Proposal:
+    """One model run on one media: bool [T,H,W] masks (T=1 for an image), and for engines that
+    offer them (FlowSeg) the top candidates (masks, scores), the engine's pick first."""
+    masks: np.ndarray
+    candidates: Optional[tuple[np.ndarray, np.ndarray]] = None
 
 
 class EngineService:
@@ -58,10 +67,19 @@ class EngineService:
         with self._lock:
             self._load(name, paths)
 
-    def unload(self) -> None:
-        """Drop every cached segmenter (frees its memory once nothing else holds it)."""
-        with self._lock:
-            self._cache.clear()
+    def run(self, name: str, kind: str, frames: np.ndarray, expression: str,
+            progress: Optional[ProgressFn] = None, **paths) -> Proposal:
+        """The one way a media goes through an engine: frames uint8 [T,H,W,3] RGB (an image is
+        T=1) -> Proposal. For an image, an engine's candidates come along when it offers them;
+        an empty alternative is dropped (it would be no one-click fix), the pick never is."""
+        if kind == "video":
+            return Proposal(self.segment_video(name, frames, expression, progress=progress, **paths))
+        found = self.candidates(name, frames[0], expression, **paths)
+        if found is None:
+            return Proposal(self.segment_image(name, frames[0], expression, **paths)[None])
+        masks, scores = found
+        keep = [0] + [i for i in range(1, len(masks)) if masks[i].any()]
+        return Proposal(masks[:1], (masks[keep], scores[keep]))
 
     def segment_video(self, name: str, frames: np.ndarray, expression: str,
                       progress: Optional[ProgressFn] = None, **paths) -> np.ndarray:

@@ -16,17 +16,22 @@ def background(h, w, rng):
     return np.clip(base + rng.normal(0, 6, (h, w, 3)), 0, 255).astype(np.uint8)
 
 
+def draw_clip_shapes(img, t, colours=((40, 40, 220), (220, 120, 30), (60, 200, 60))):
+    """Frame t's shapes, in the manifest's order, each in its colour (BGR, as OpenCV writes); with
+    colours 1, 2, 3 on a zero image it gives the shapes' true masks (scripts/make_demo_gif.py)."""
+    cv2.rectangle(img, (20 + 8 * t, 60), (70 + 8 * t, 110), colours[0], -1)             # red square, moving right
+    cv2.circle(img, (280 - 6 * t, 170), 28, colours[1], -1)                             # blue circle, moving left
+    cv2.circle(img, (160, 40 + 2 * t), 14, colours[2], -1)                              # small green circle, moving down
+    return img
+
+
 def clip(path, frames=24, size=(320, 240)):
     w, h = size
     rng = np.random.default_rng(7)
     bg = background(h, w, rng)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 12.0, (w, h))
     for t in range(frames):
-        img = bg.copy()  # drawn in BGR, as OpenCV writes
-        cv2.rectangle(img, (20 + 8 * t, 60), (70 + 8 * t, 110), (40, 40, 220), -1)          # red square, moving right
-        cv2.circle(img, (280 - 6 * t, 170), 28, (220, 120, 30), -1)                         # blue circle, moving left
-        cv2.circle(img, (160, 40 + 2 * t), 14, (60, 200, 60), -1)                           # small green circle, moving down
-        writer.write(img)
+        writer.write(draw_clip_shapes(bg.copy(), t))
     writer.release()
 
 

@@ -1,20 +1,19 @@
 """Regenerate docs/screenshot.png: the page at 1600x1000 on real media (Gradio's world.mp4,
 480x270, 901 frames), with a box-tool mask propagated part of the way, in Chromium.
 
-    python scripts/screenshot.py [OUT.png]
+    python -m scripts.screenshot [OUT.png]      (from the repository root)
 """
 import sys
 import tempfile
 from pathlib import Path
 
+import gradio
+from playwright.sync_api import sync_playwright
+
+from app.studio import Studio
+from tests.live_app import LiveApp
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import gradio  # noqa: E402
-from playwright.sync_api import sync_playwright  # noqa: E402
-
-from app.studio import Studio  # noqa: E402
-from tests.live_app import LiveApp  # noqa: E402
 
 ASSETS = Path(gradio.__file__).parent / "media_assets"
 out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshot.png"

@@ -13,6 +13,15 @@ def store(tmp_path):
 
 
 @pytest.fixture
+def studio(tmp_path):
+    """A Studio on a new project in tmp_path."""
+    from app.studio import Studio
+    s = Studio(tmp_path / "p.sqlite")
+    yield s
+    s.close()
+
+
+@pytest.fixture
 def image_path(tmp_path):
     """A 40x30 RGB png with distinct pixels."""
     img = np.random.default_rng(0).integers(0, 255, (30, 40, 3), dtype=np.uint8)
@@ -41,3 +50,49 @@ def live_app(tmp_path):
     app = LiveApp(tmp_path / "live.sqlite")
     yield app
     app.stop()
+
+
+# -- markers: `pytest -m "not browser and not subprocess and not bench"` is the quick loop ------
+_SPAWNS = ("subprocess.", "LiveApp(", "sys.executable")
+
+
+def _spawns(function, module) -> bool:
+    """The test, or a module-level helper it calls, starts another process."""
+    import inspect
+    try:
+        if any(s in inspect.getsource(function) for s in _SPAWNS):
+            return True
+    except (OSError, TypeError):
+        return False
+    for name in function.__code__.co_names:
+        helper = getattr(module, name, None)
+        if inspect.isfunction(helper) and helper.__module__ == module.__name__:
+            try:
+                if any(s in inspect.getsource(helper) for s in _SPAWNS):
+                    return True
+            except (OSError, TypeError):
+                pass
+    return False
+
+
+def _fixture_spawns(item) -> bool:
+    import inspect
+    for defs in item._fixtureinfo.name2fixturedefs.values():
+        for fixture in defs:
+            try:
+                if any(s in inspect.getsource(fixture.func) for s in _SPAWNS):
+                    return True
+            except (OSError, TypeError):
+                pass
+    return False
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module.startswith("test_e2e_") or "page" in item.fixturenames:
+            item.add_marker(pytest.mark.browser)
+        if "bench" in module:
+            item.add_marker(pytest.mark.bench)
+        if _fixture_spawns(item) or _spawns(item.function, item.module):
+            item.add_marker(pytest.mark.subprocess)

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -38,6 +39,8 @@ class LiveApp:
                 raise RuntimeError(f"the app exited with {self.proc.returncode}:\n{self.log.read_text()}")
             try:
                 urllib.request.urlopen(self.url + "config", timeout=2).read()
+                return
+            except urllib.error.HTTPError:  # it answers (behind a login, say): it is up
                 return
             except OSError:
                 time.sleep(0.3)

@@ -6,11 +6,16 @@ H.264 ('avc1') cannot be written here (no encoder in the wheel).
 """
 from __future__ import annotations
 
+import struct
+import subprocess
+import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+# Real media from the wild, shipped with Gradio (b.avi's timestamps skip a frame near the start).
+GRADIO_VIDEOS = Path(__import__("gradio").__file__).parent / "media_assets" / "videos"
 FOURCC_BY_EXT = {".mp4": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".webm": "VP80"}
 _BITS = 8  # frame index bits in the top band: up to 256 frames
 
@@ -64,6 +69,38 @@ def write_video(path, frames=12, size=(96, 64), fps=10.0, fourcc=None) -> np.nda
     return written
 
 
+def ffmpeg_exe() -> str:
+    import imageio_ffmpeg
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def write_ffmpeg_video(path, frames: int, codec: list[str], setpts: str | None = None, size=(96, 64),
+                       fps: int = 10) -> None:
+    """Encode make_frame frames with the imageio-ffmpeg binary (codecs OpenCV cannot write:
+    H.264 with B-frames, VP9, MPEG-4 with B-frames). `setpts` rewrites the timestamps (gaps,
+    variable frame rate), kept as they are in the file (-fps_mode passthrough)."""
+    if frames > 2**_BITS:
+        raise ValueError(f"at most {2**_BITS} frames can carry their index")
+    raw = b"".join(make_frame(i, size).tobytes() for i in range(frames))
+    retime = ["-vf", f"setpts='{setpts}'", "-fps_mode", "passthrough"] if setpts else []
+    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size[0]}x{size[1]}",
+           "-r", str(fps), "-i", "-", *retime, *codec, str(path)]
+    subprocess.run(cmd, input=raw, check=True, timeout=120)
+
+
+def decode_sequentially(path) -> list[np.ndarray]:
+    """Every frame, RGB, by a plain OpenCV loop from the start: the reference for exactness."""
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    frames = []
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    cap.release()
+    return frames
+
+
 def write_image(path, size=(80, 60), seed=0) -> np.ndarray:
     """Write a seeded RGB image (gradient plus random rectangles); returns the array written.
     WebP is written lossless so that every format but JPEG round-trips exactly."""
@@ -80,3 +117,18 @@ def write_image(path, size=(80, 60), seed=0) -> np.ndarray:
     if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params):
         raise RuntimeError(f"this OpenCV cannot write {path}")
     return image
+
+
+def write_png_bomb(path, width: int = 30000, height: int = 30000) -> Path:
+    """A valid 1-bit black PNG of width x height: about 110 KB on disk for 30000x30000, 900
+    million pixels once decoded (the probe's file)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = bytes(1 + (width + 7) // 8)  # filter byte 0, then the bits
+    packer = zlib.compressobj(9)
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    path = Path(path)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path

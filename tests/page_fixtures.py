@@ -14,7 +14,8 @@ def square_mask(t: int, step: int = 3) -> np.ndarray:
 
 
 def write_moving_square(path, frames=12, step=3) -> list[np.ndarray]:
-    """Lossless (FFV1 in .mkv when available, else MJPG .avi) so optical flow sees clean texture."""
+    """An MJPG video (OpenCV's wheel writes no lossless codec) of a textured square moving `step`
+    px per frame over a noisy background; returns the square's true mask per frame."""
     rng = np.random.default_rng(0)
     background = rng.integers(0, 80, (SIZE[1], SIZE[0], 3), dtype=np.uint8)
     texture = rng.integers(120, 255, (SQUARE, SQUARE, 3), dtype=np.uint8)

@@ -1,4 +1,5 @@
 """The scripting API (Gradio named endpoints), through gradio_client against the real app."""
+import json
 import re
 import subprocess
 import sys
@@ -263,6 +264,49 @@ def test_empty_expression_text_is_refused(client, video, text):
     assert "the expression is empty" in message
 
 
+@pytest.mark.parametrize("args, api_name, expected", [
+    ((1.5, 0), "/get_mask", "expression_id must be a whole number, got 1.5"),
+    (("{eid}", 1.5), "/get_mask", "frame must be a whole number, got 1.5"),
+    (("{eid}", "1"), "/get_mask", "frame must be an integer, got str '1'"),
+    (("{eid}", True), "/get_mask", "frame must be an integer, got bool True"),
+    (("{eid}", None), "/get_mask", "frame must be an integer, got NoneType None"),
+    (("{media}", None), "/add_expression", "text must be a string, got NoneType None"),
+    (("{media}", 7), "/add_expression", "text must be a string, got int 7"),
+    (("abc", "a cat"), "/add_expression", "media_id must be an integer, got str 'abc'"),
+    (("{eid}", 0, "forward", 2.5), "/propagate", "count must be a whole number, got 2.5"),
+    (("{eid}", 0, "forward", -3), "/propagate", "count must be 0 or more, got -3"),
+    (("{eid}", 0, "forward", 2, "yes"), "/propagate", "overwrite_manual must be true or false, got str 'yes'"),
+    (("{eid}", 0), "/segment", "engine must be a string, got int 0"),
+])
+def test_wrong_types_are_refused_at_the_edge_and_nothing_is_saved(client, video, expression_id, tmp_path, args,
+                                                                   api_name, expected):
+    ids = {"{eid}": expression_id, "{media}": video["media_id"]}
+    args = [ids.get(a, a) if isinstance(a, str) else a for a in args]
+    before = project_contents(client, expression_id, tmp_path)
+    assert expected in error_of(client, *args, api_name=api_name)
+    assert project_contents(client, expression_id, tmp_path) == before
+
+
+def test_a_fractional_frame_is_refused_not_rounded_and_a_whole_float_is_taken(client, video, expression_id,
+                                                                             tmp_path):
+    mask = random_mask(video["height"], video["width"])
+    png = handle_file(write_png(tmp_path / "m.png", _gray255(mask)))
+    assert "frame must be a whole number, got 1.5" in error_of(client, expression_id, 1.5, png,
+                                                              api_name="/save_mask")
+    assert "base_revision must be a whole number" in error_of(client, expression_id, 1, png, 0.5,
+                                                             api_name="/save_mask")
+    assert not get(client, expression_id, 1).any()  # frame 1 was not touched
+    assert "mask must be a file" in error_of(client, expression_id, 1, "m.png", api_name="/save_mask")
+    client.predict(expression_id, 2.0, png, api_name="/save_mask")  # JSON has one number type
+    assert np.array_equal(get(client, expression_id, 2) > 0, mask)
+
+
+def project_contents(client, expression_id, tmp_path) -> list:
+    """The annotations and refs of the whole project, as exported: what a refused call must not change."""
+    coco = json.loads(open(client.predict(api_name="/export_coco")).read())
+    return [a for a in coco["annotations"] if a.get("object_id") is not None] + coco["refs"]
+
+
 @pytest.mark.parametrize("engine", ["sam9", "no-such-engine"])
 def test_segment_names_the_registered_engines(client, video, image, expression_id, engine):
     image_expression = client.predict(image["media_id"], "the still", api_name="/add_expression")["expression_id"]
@@ -319,3 +363,49 @@ def test_propagate_endpoint_follows_the_object_and_keeps_manual_frames(client, t
     message = error_of(client, eid, 9, "forward", 3, api_name="/propagate")
     assert "no mask to propagate" in message
     assert "direction" in error_of(client, eid, 0, "sideways", 3, api_name="/propagate")
+
+
+# -- frames, truncated files, untrusted sizes -------------------------------------------------
+
+def test_get_frame_gives_the_sequential_frame_of_a_real_avi_in_any_order(client):
+    """b.avi's timestamps skip a frame near the start; jumps once showed the frame before."""
+    from tests.media_fixtures import GRADIO_VIDEOS, decode_sequentially
+
+    path = GRADIO_VIDEOS / "b.avi"
+    sequential = decode_sequentially(path)
+    media = client.predict(handle_file(str(path)), api_name="/add_media")
+    assert media["frames"] == len(sequential) == 150
+    order = [100, 101, 149, 30, 120] + np.random.default_rng(0).permutation(150)[:25].tolist()
+    for i in order:
+        png = read_png(client.predict(media["media_id"], i, api_name="/get_frame"))
+        assert np.array_equal(png[..., ::-1], sequential[i]), f"frame {i}"
+
+
+@pytest.mark.parametrize("frame, phrase", [(10**9, "frame 1000000000 is outside clip.avi, which has frames 0..5"),
+                                           (-1, "frame -1 is outside"), (1.5, "whole number")])
+def test_get_frame_refuses_bad_indices(client, video, frame, phrase):
+    assert phrase in error_of(client, video["media_id"], frame, api_name="/get_frame")
+
+
+def test_add_media_refuses_a_truncated_video_unless_kept(client, tmp_path):
+    from tests.media_fixtures import GRADIO_VIDEOS
+
+    data = (GRADIO_VIDEOS / "world.mp4").read_bytes()
+    (tmp_path / "world.mp4").write_bytes(data[: len(data) // 2])
+    message = error_of(client, handle_file(str(tmp_path / "world.mp4")), api_name="/add_media")
+    assert "of the 901 frames its container declares" in message and "keep_partial" in message
+    kept = client.predict(handle_file(str(tmp_path / "world.mp4")), True, api_name="/add_media")
+    assert 0 < kept["frames"] < 901
+
+
+def test_save_mask_refuses_a_huge_declared_png_without_decoding_it(client, expression_id, tmp_path):
+    import time
+
+    from tests.media_fixtures import write_png_bomb
+
+    bomb = write_png_bomb(tmp_path / "bomb.png")
+    start = time.perf_counter()
+    message = error_of(client, expression_id, 0, handle_file(str(bomb)), api_name="/save_mask")
+    assert time.perf_counter() - start < 5
+    assert "30000x30000" in message and "FLOWLABEL_MAX_PIXELS" in message
+    assert not get(client, expression_id, 0).any()

@@ -65,7 +65,7 @@ def test_in_process_fills_pending_expressions_only(project):
         sources = store.mask_sources(ids[key])
         assert sources and set(sources.values()) == {"fake-bright"}
         assert [h["action"] for h in store.history(ids[key])] == ["segment with fake-bright"]  # one undo step
-    frames = studio.all_frames(store.get_expression(ids["a1"])["media_id"])
+    frames = studio.media_frames(store.get_expression(ids["a1"])["media_id"])
     assert np.array_equal(store.get_mask(ids["a1"], 3), bright(frames)[3])
     assert store.mask_sources(ids["manual"]) == {2: "manual"}  # skipped: it has masks
     assert np.array_equal(store.get_mask(ids["manual"], 2), project["hand"])

@@ -1,4 +1,4 @@
-"""bench/studio.py --quick runs and prints its three figures (timings are not judged here)."""
+"""bench/studio.py --quick runs and prints its figures (timings are not judged here; exactness is)."""
 import re
 import subprocess
 import sys
@@ -19,6 +19,9 @@ def test_bench_quick_prints_three_figures():
                r"^coco export: [\d,]+ masks/s vs baseline [\d,]+ masks/s, ratio [\d.]+ \[(PASS|MISS) "]
     for figure in figures:
         assert len(re.findall(figure, out, re.M)) == 1, f"missing {figure!r} in:\n{out}"
+    exact = re.search(r"^exact jumps: median [\d.]+ ms p95 [\d.]+ ms .* identical to sequential decoding "
+                      r"(\d+)/(\d+)$", out, re.M)
+    assert exact and exact.group(1) == exact.group(2) == "150", out
 
 
 def test_formats_bench_quick_round_trips_every_format():
@@ -27,3 +30,27 @@ def test_formats_bench_quick_round_trips_every_format():
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     for name in ("coco", "ytvos", "mevis"):
         assert re.search(rf"^{name} +export +[\d.]+ s .* round trip exact: True$", done.stdout, re.M), done.stdout
+
+
+def test_batch_bench_quick_runs_in_process():
+    """Run from outside the repository: the bench finds the project through its installation."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "batch.py"), "--quick", "--no-ray"],
+                          cwd=ROOT.parent, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert re.search(r"^in-process: \d+ expressions in [\d.]+ s = [\d.]+ expressions/s$", done.stdout, re.M), \
+        done.stdout
+
+
+def test_render_bench_quick_prints_its_figures():
+    done = subprocess.run([sys.executable, "bench/render.py", "--quick"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert re.search(r"^machine: .*\d+ CPUs.*imageio-ffmpeg ", out, re.M), out
+    for label in ("mp4, image\\+mask, caption +1920x1080 +30 frames", "mp4, mask layer +1920x1080",
+                  r"mp4, side by side \(mask \| proposal\), 0.5x 1924x540", "gif, 0.25x, 10 fps +480x270 +10 frames",
+                  "webp, 0.25x, 10 fps +480x270 +10 frames"):
+        assert re.search(rf"^   {label} .* [\d.]+ fps .* CPU/frame +[\d.]+ ms \+ ffmpeg +[\d.]+ ms$", out, re.M), out
+    assert re.search(r"^render 1080p mp4: [\d.]+ fps wall-clock \[(PASS|MISS) > 30 fps\]; CPU [\d.]+ ms a frame .* "
+                     r"= [\d.]+ fps on one free core \[(PASS|MISS)\]$", out, re.M), out
+    assert re.search(r"^render memory: peak RSS grew \d+ MiB", out, re.M), out

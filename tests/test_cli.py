@@ -41,3 +41,21 @@ def test_new_project_opens_on_the_demo_media(tmp_path):
     cli.seed_demo(studio)  # never twice, never into a project that has media
     assert len(studio.store.list_media()) == 2
     studio.close()
+
+
+def test_every_engine_path_is_a_flag_and_reaches_its_engine(monkeypatch):
+    """One table per engine (engine.ModelPath): the CLI's flags, the variables the engines read
+    and the keywords the factories take cannot drift apart."""
+    import inspect
+
+    import engine
+    options = engine.model_path_options()
+    assert {e for e, _, _ in options} >= {"flowrvs", "flowseg"}
+    for eng, key, where in options:
+        monkeypatch.delenv(where.env, raising=False)
+        args = cli.parser().parse_args([where.flag, f"/models/{eng}/{key}"])
+        assert cli.engine_paths(args) == {eng: {key: f"/models/{eng}/{key}"}}
+        assert key in inspect.signature(engine.segmenter_info(eng).factory).parameters
+        monkeypatch.setenv(where.env, "/from/env")
+        assert where.value(None) == "/from/env" and where.value("/given") == "/given"
+        monkeypatch.delenv(where.env)

@@ -98,9 +98,8 @@ def test_service_segments_and_caches_instances(register):
     assert built == [("cpu", {"ckpt": "a", "vae": "v"})]
     service.segment_image("test-bright", video()[0], "other weights", ckpt="b")
     assert built[-1] == ("cpu", {"ckpt": "b", "vae": "v"})  # explicit kwargs win
-    service.unload()
-    service.segment_image("test-bright", video()[0], "reloaded")
-    assert len(built) == 3
+    service.segment_image("test-bright", video()[0], "cached", ckpt="a")
+    assert len(built) == 2
 
 
 def test_lock_serialises_concurrent_calls(register):
@@ -248,3 +247,24 @@ def test_import_engine_does_not_import_torch_or_gradio():
     code = "import sys, engine; print('torch' in sys.modules, 'gradio' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_run_is_the_one_route_for_videos_images_and_candidates(register):
+    class Offers(Bright):
+        def candidates(self, image, expression, k=5):
+            pick = image.mean(axis=-1) > 127
+            masks = np.stack([pick, np.zeros_like(pick), ~pick])  # the empty alternative is no fix
+            return masks, np.array([0.9, 0.5, 0.1], np.float32)
+
+    register("test-bright")
+    register("test-offers", Offers, kinds=("image",))
+    service = engine.EngineService(device="cpu")
+    frames = video()
+    plain = service.run("test-bright", "video", frames, "x")
+    assert plain.candidates is None and (plain.masks == (frames.mean(axis=-1) > 127)).all()
+    image = service.run("test-bright", "image", frames[:1], "x")
+    assert image.masks.shape == (1, 4, 5) and image.candidates is None
+    offered = service.run("test-offers", "image", frames[:1], "x")
+    masks, scores = offered.candidates
+    assert (offered.masks[0] == masks[0]).all() and len(masks) == 2 and scores.tolist() == pytest.approx([0.9, 0.1])
+    assert (masks[1] == ~masks[0]).all()

@@ -35,7 +35,7 @@ def project(tmp_path):
     studio = Studio(tmp_path / "p.sqlite")
     video = studio.add_media(tmp_path / "v.avi")[0]
     image = studio.add_media(tmp_path / "i.png")[0]
-    frames = studio.all_frames(video["id"])
+    frames = studio.media_frames(video["id"])
     gt_video = bright(frames)
     gt_image = bright(studio.frame(image["id"], 0)[None])[0]
     done = studio.store.add_expression(video["id"], "the square")["id"]
@@ -155,13 +155,15 @@ def test_ground_truth_rule(tmp_path):
 
 
 def test_evaluate_in_process_groups_by_id_and_uses_the_union_of_objects(project):
-    with ProjectStore(project["path"]) as store:
-        did = project["ids"][0]
-        extra = store.add_object(did)  # a second object whose mask is not bright: the union grows
-        square = np.zeros((48, 64), bool)
-        square[40:, :8] = True
-        store.save_mask(did, 0, square, object_id=extra)
-        report = ev.evaluate(store, "fake-bright", engine.EngineService(device="cpu"), show_progress=False)
+    studio = Studio(project["path"], device="cpu")
+    store = studio.store
+    did = project["ids"][0]
+    extra = store.add_object(did)  # a second object whose mask is not bright: the union grows
+    square = np.zeros((48, 64), bool)
+    square[40:, :8] = True
+    store.save_mask(did, 0, square, object_id=extra)
+    report = ev.evaluate(studio, "fake-bright", show_progress=False)
+    studio.close()
     row = report["video"]["expressions"][did]
     gt0 = project["gt_video"][0]
     assert (gt0 | square).sum() > gt0.sum()
@@ -194,6 +196,7 @@ def test_engine_modules_load_before_the_command_runs(tmp_path, monkeypatch):
 
 def test_an_engine_failure_names_the_expression(project, tmp_path):
     fake_engines.FailSecond.calls = 0
-    with ProjectStore(project["path"]) as store:
-        with pytest.raises(ev.EvaluationError, match=r"fake-fail-2nd failed on expression \d+ \('the square'"):
-            ev.evaluate(store, "fake-fail-2nd", engine.EngineService(device="cpu"), show_progress=False)
+    studio = Studio(project["path"], device="cpu")
+    with pytest.raises(ev.EvaluationError, match=r"fake-fail-2nd failed on expression \d+ \('the square'"):
+        ev.evaluate(studio, "fake-fail-2nd", show_progress=False)
+    studio.close()

@@ -62,3 +62,14 @@ def test_ablation_cli_prints_one_row_per_model(pipe, tmp_path, capsys):
                       "--count", "2", "--seed", "7", "--limit", "3", "--json", str(tmp_path / "r.json")])
     out = capsys.readouterr().out
     assert code == 0 and "| a |" in out and "| b |" in out and (tmp_path / "r.json").is_file()
+
+
+@pytest.mark.parametrize("ablation", [False, True])
+def test_recipe_prints_runnable_commands(ablation, capsys):
+    assert demo.main(["recipe"] + (["--ablation"] if ablation else [])) == 0
+    commands = [line for line in capsys.readouterr().out.splitlines() if line.startswith("python -m ")]
+    if ablation:  # two training runs per variant, then one comparison of all four
+        assert len(commands) == 2 * len(demo.ABLATION) + 1
+        assert all(f"--model {name}=" in commands[-1] for name in demo.ABLATION)
+    else:
+        assert any("engine.flowseg.train" in c for c in commands)

@@ -96,3 +96,16 @@ def test_cli_export_refuses_a_foreign_folder(project, tmp_path):
     done = launch("export", "--project", project, "--format", "mevis", "--out", out, home=tmp_path / "home")
     assert done.returncode == 1 and "not an earlier FlowLabel export" in done.stderr
     assert (out / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("content, words", [("null", "holds only null"),
+                                             ('{"videos": {}}', "holds nothing to import")])
+def test_cli_import_of_nothing_fails(content, words, tmp_path):
+    """A MeViS meta_expressions.json holding null (or no videos) is an error, not an empty success."""
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "meta_expressions.json").write_text(content)
+    new = tmp_path / "new.sqlite"
+    done = launch("import", "--project", new, "--format", "mevis", tmp_path / "ds", home=tmp_path / "home")
+    assert done.returncode == 1
+    assert words in done.stderr and "nothing was imported" in done.stderr
+    assert not new.exists()

@@ -111,7 +111,7 @@ def canon(store: ProjectStore, kinds=("image", "video")) -> list:
             for o in links.get(e["id"], []):
                 refs.setdefault(o, []).append(i)
 
-        def fingerprint(o):
+        def fingerprint(o, refs=refs):
             return (objects[o]["category"], tuple(sorted(masks.get(o, {}).items())), tuple(refs[o]))
         out.append((m["kind"], m["width"], m["height"], m["frames"],
                     [(e["text"], sorted(fingerprint(o) for o in links.get(e["id"], []))) for e in exprs]))

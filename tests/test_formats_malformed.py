@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import sqlite_utils
 
-from app import formats
+from app import formats, rle
 from app.formats import FormatError
 from app.formats.ytvos import write_palette_png
 from app.store import ProjectStore
@@ -52,6 +52,45 @@ def set_segmentation(index, **values):
     def change(data):
         data["annotations"][index]["segmentation"].update(values)
     return change
+
+
+def set_rle_list(index, **values):
+    """refclef style: the segmentation as a list holding one RLE, then changed."""
+    def change(data):
+        ann = data["annotations"][index]
+        image = next(im for im in data["images"] if im["id"] == ann["image_id"])
+        ann["segmentation"] = [{**rle.encode(box(image["height"], image["width"], 1, 3, 1, 3)), **values}]
+    return change
+
+
+def set_polygons(index, polygons):
+    def change(data):
+        data["annotations"][index]["segmentation"] = polygons
+    return change
+
+
+def set_image(index, **values):
+    def change(data):
+        data["images"][index].update(values)
+    return change
+
+
+ZIGZAG = [[v for i in range(300) for v in (0, i % 32, 48, (i + 1) % 32)]]  # 600 points, 28,800 px of outline
+
+
+def png_declaring(path, width, height):
+    """A valid 1x1 PNG whose header then claims width x height (a decompression bomb's header)."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.new("P", (1, 1)).save(buf, "PNG")
+    raw = bytearray(buf.getvalue())
+    raw[16:24] = struct.pack(">II", width, height)
+    raw[29:33] = struct.pack(">I", zlib.crc32(bytes(raw[12:29])))
+    path.write_bytes(bytes(raw))
 
 
 def coco_unknown_ann(data):
@@ -118,13 +157,30 @@ CASES = {
          ["coco.json", "line 1 column", "invalid JSON"]),
         ("non-UTF-8", lambda d: replace_bytes(d / "coco.json", "café".encode(), b"caf\xe9"),
          ["coco.json", "byte ", "not UTF-8"]),
+        ("polygon at 1e9", lambda d: edit_json(d / "coco.json", set_polygons(0, [[0, 0, 1e9, 0, 1e9, 1e9]])),
+         ["coco.json", "annotations[0] (id 1)", "(1e+09, 0) outside the 48x32 image", "x must be in -2..50"]),
+        ("polygon outline too long", lambda d: edit_json(d / "coco.json", set_polygons(0, ZIGZAG)),
+         ["coco.json", "annotations[0] (id 1)", "over the limit of 64", "FLOWLABEL_MAX_POLYGON_OUTLINE"]),
+        ("image declared huge", lambda d: edit_json(d / "coco.json", set_image(10, width=100000, height=100000)),
+         ["coco.json", "images[10]", "10,000,000,000 pixels", "FLOWLABEL_MAX_IMAGE_PIXELS"]),
+        ("RLE declared huge", lambda d: edit_json(d / "coco.json", set_segmentation(0, size=[90000, 90000])),
+         ["coco.json", "annotations[0] (id 1)", "RLE size 90000x90000", "FLOWLABEL_MAX_IMAGE_PIXELS"]),
+        ("frame_index 1e9", lambda d: edit_json(d / "coco.json", set_image(2, frame_index=10**9)),
+         ["coco.json", "images[2]", "frame_index must be an integer in 0..11"]),
+        ("digits past int()", lambda d: edit_json(d / "coco.json", set_image(2, frame_index="9" * 5000)),
+         ["coco.json", "images[2]", "frame_index must be an integer"]),
+        ("image file declaring a huge size", lambda d: png_declaring(d / "images" / "still.png", 30000, 30000),
+         ["still.png", "image refused", "more pixels than Pillow will open", "FLOWLABEL_MAX_IMAGE_PIXELS"]),
+        ("null", lambda d: (d / "coco.json").write_text("null"), ["coco.json", "holds only null"]),
+        ("nothing in it", lambda d: (d / "coco.json").write_text('{"images": [], "annotations": []}'),
+         ["coco.json", "holds nothing to import"]),
     ],
     "refcoco": [
         ("missing image", lambda d: (d / "images" / "still.png").unlink(),
          ["images/still.png", "images[0]", "does not exist"]),
-        ("mask of the wrong size", lambda d: edit_json(d / "instances.json", set_segmentation(0, size=[30, 41])),
+        ("mask of the wrong size", lambda d: edit_json(d / "instances.json", set_rle_list(0, size=[30, 41])),
          ["instances.json", "annotations[0]", "41x30", "40x30"]),
-        ("broken RLE", lambda d: edit_json(d / "instances.json", set_segmentation(1, counts="not rle at all")),
+        ("broken RLE", lambda d: edit_json(d / "instances.json", set_rle_list(1, counts="not rle at all")),
          ["instances.json", "annotations[1]", "broken RLE"]),
         ("unknown ann id", lambda d: edit_json(d / "refs.json", refs_unknown_ann),
          ["refs.json", "refs[0] (ref_id 5)", "unknown ann_id 999"]),
@@ -134,6 +190,12 @@ CASES = {
         ("objects in the pickle", evil_pickle, ["refs(unc).p", "posix.system", "can run code"]),
         ("non-UTF-8 JSON", lambda d: replace_bytes(d / "instances.json", b'"ring"', b'"r\xffng"'),
          ["instances.json", "byte ", "not UTF-8"]),
+        ("polygon at 1e9", lambda d: edit_json(d / "instances.json", set_polygons(0, [[-1e9, 0, 1, 0, 1, 1]])),
+         ["instances.json", "annotations[0]", "(-1e+09, 0) outside the 40x30 image"]),
+        ("RLE in a list declared huge", lambda d: edit_json(d / "instances.json", set_rle_list(0, size=[90000, 90000])),
+         ["instances.json", "annotations[0]", "RLE size 90000x90000", "FLOWLABEL_MAX_IMAGE_PIXELS"]),
+        ("refs null", lambda d: (d / "refs.json").write_text("null"), ["refs.json", "holds only null"]),
+        ("no refs", lambda d: (d / "refs.json").write_text("[]"), ["holds nothing to import"]),
     ],
     "ytvos": [
         ("missing frame", lambda d: (d / "JPEGImages" / "clip" / "00003.jpg").unlink(),
@@ -156,6 +218,14 @@ CASES = {
          ["meta_expressions.json", "line 1 column 21", "invalid JSON"]),
         ("non-UTF-8", lambda d: replace_bytes(d / "meta_expressions.json", b"square", b"squ\xe2re"),
          ["meta_expressions.json", "byte ", "not UTF-8"]),
+        ("mask PNG declaring a huge size", lambda d: png_declaring(d / "Annotations" / "clip" / "00001.png",
+                                                                   9000, 9000),
+         ["Annotations/clip/00001.png", "mask refused: it is 9000x9000: 81,000,000 pixels", "FLOWLABEL_MAX_IMAGE_PIXELS"]),
+        ("frame declaring a huge size", lambda d: png_declaring(d / "JPEGImages" / "walk" / "00002.jpg",
+                                                                40000, 20000),
+         ["JPEGImages/walk/00002.jpg", "frame refused", "FLOWLABEL_MAX_IMAGE_PIXELS"]),
+        ("null", lambda d: (d / "meta_expressions.json").write_text("null"),
+         ["meta_expressions.json", "holds only null"]),
     ],
     "mevis": [
         ("missing frame", lambda d: (d / "JPEGImages" / "walk" / "00000.jpg").unlink(),
@@ -173,6 +243,13 @@ CASES = {
          ["mask_dict.json", "line 1 column", "invalid JSON"]),
         ("non-UTF-8", lambda d: replace_bytes(d / "meta_expressions.json", b"shadow", b"sh\xc3\x28dow"),
          ["meta_expressions.json", "byte ", "not UTF-8"]),
+        ("RLE declared huge", lambda d: edit_json(d / "mask_dict.json", lambda x: x[mevis_anno(d)][1].update(
+            size=[100000, 100000])), ["mask_dict.json", "RLE size 100000x100000", "FLOWLABEL_MAX_IMAGE_PIXELS"]),
+        ("null", lambda d: (d / "meta_expressions.json").write_text("null"),
+         ["meta_expressions.json", "holds only null"]),
+        ("no videos", lambda d: (d / "meta_expressions.json").write_text('{"videos": {}}'),
+         ["meta_expressions.json", "holds nothing to import"]),
+        ("mask_dict null", lambda d: (d / "mask_dict.json").write_text("null"), ["mask_dict.json", "holds only null"]),
     ],
 }
 
@@ -260,3 +337,26 @@ def test_too_many_objects_for_a_palette_png(source, tmp_path):
         formats.export_ytvos(source, tmp_path / "yt")
     assert not (tmp_path / "yt").exists()
     formats.export_mevis(source, tmp_path / "mv")  # MeViS has no such limit
+
+
+@pytest.mark.parametrize("fmt, env, value, words", [
+    ("coco", "FLOWLABEL_MAX_VIDEO_FRAMES", 5, ["frame_index must be an integer in 0..4"]),
+    ("ytvos", "FLOWLABEL_MAX_VIDEO_FRAMES", 5, ["videos['clip']", "6 frames in one video is over the limit of 5",
+                                                "FLOWLABEL_MAX_VIDEO_FRAMES"]),
+    ("mevis", "FLOWLABEL_MAX_OBJECTS", 1, ["videos['clip']", "4 objects in one image or video is over the limit of 1",
+                                           "FLOWLABEL_MAX_OBJECTS"]),
+    ("refcoco", "FLOWLABEL_MAX_OBJECTS", 1, ["images[0]", "3 objects", "over the limit of 1", "FLOWLABEL_MAX_OBJECTS"]),
+    ("refcoco", "FLOWLABEL_MAX_IMAGE_PIXELS", 1000, ["images[0]", "1,200 pixels", "limit of 1,000"]),
+])
+def test_limits_are_named_and_can_be_raised(fmt, env, value, words, source, target, tmp_path, monkeypatch):
+    src, _ = exported(fmt, source, tmp_path)
+    before = state(target)
+    monkeypatch.setenv(env, str(value))
+    with pytest.raises(FormatError) as info:
+        formats.get(fmt).import_(target, src)
+    for word in words:
+        assert word in str(info.value), f"{word!r} not in:\n{info.value}"
+    assert state(target) == before
+    monkeypatch.setenv(env, str(10**9))  # raised: the same dataset imports
+    formats.get(fmt).import_(target, src)
+    assert len(target.list_media()) > 1

@@ -120,7 +120,7 @@ def test_same_family_extensions_accepted(tmp_path):
     assert probe(tmp_path / "b.webm").frames == 3
 
 
-def test_truncated_video_reports_decoded_frames(tmp_path):
+def test_truncated_video_refused_unless_kept(tmp_path):
     path = tmp_path / "cut.avi"
     write_video(path, frames=20)
     data = path.read_bytes()
@@ -128,9 +128,11 @@ def test_truncated_video_reports_decoded_frames(tmp_path):
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     metadata_count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
     cap.release()
-    info = probe(path)
-    assert 0 < info.frames < 20
-    assert metadata_count != info.frames  # the premise: the header still claims more
+    assert metadata_count == 20  # the premise: the header still claims all of them
+    with pytest.raises(MediaError, match=r"cut.avi decodes to only \d+ of the 20 frames .* keep_partial=True"):
+        probe(path)
+    info = probe(path, keep_partial=True)
+    assert 0 < info.frames < 20 and info.declared_frames == 20
     reader = FrameReader(path, "video", info.frames)
     assert frame_signature(reader.read(info.frames - 1)) == info.frames - 1
     with pytest.raises(IndexError):

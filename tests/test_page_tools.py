@@ -166,12 +166,13 @@ def test_shortcuts_are_validated_and_stored(page):
 def test_datasets_out_and_back_in_through_the_page(page, tmp_path):
     import zipfile
 
+    from app.tempfiles import Spool
     from app.ui.extras_panel import export_dataset
     tab, truth = page
     eid = tab.expression_id
     for f in (0, 3):
         tab.store.save_mask(eid, f, truth[f])
-    archive = export_dataset(tab.studio, "mevis")
+    archive = export_dataset(tab.studio, "mevis", Spool("export"))
     assert archive.endswith(".zip")
     zipfile.ZipFile(archive).extractall(tmp_path / "mevis")
     other = Studio(tmp_path / "other.sqlite")
@@ -183,6 +184,10 @@ def test_datasets_out_and_back_in_through_the_page(page, tmp_path):
         assert np.array_equal(other.store.get_mask(imported["id"], f), truth[f])
     with pytest.raises(gr.Error, match="nothing was imported"):
         user_errors(import_dataset)(other, "mevis", str(tmp_path / "nowhere"), "")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "meta_expressions.json").write_text("null")
+    with pytest.raises(gr.Error, match="holds only null"):  # nothing to import is an error, not a success
+        user_errors(import_dataset)(other, "mevis", str(tmp_path / "empty"), "")
     other.close()
 
 

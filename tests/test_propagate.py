@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from app.frame_tools import mask_iou
-from app.propagate import PropagationStep, needs_review, propagate, review_scores
+from app.propagate import PropagationStep, propagate, review_scores
 
 SIZE = (128, 96)  # width, height
 # Per-frame moves (dx, dy) of object A, and of object B (a second object, for anchors).
@@ -229,14 +229,14 @@ def test_grey_rgba_and_read_only_frames_work_too(clip, kind):
     assert len(steps) == 5 and min(mask_iou(s.mask, truth[s.frame]) for s in steps) >= 0.9
 
 
-# -- needs_review -----------------------------------------------------------------------------
+# -- review_scores -----------------------------------------------------------------------------
 def square(x, y, side=10, shape=(40, 40)):
     m = np.zeros(shape, bool)
     m[y:y + side, x:x + side] = True
     return m
 
 
-def test_needs_review_orders_by_change_from_the_previous_frame():
+def test_review_scores_measure_change_from_the_previous_frame():
     empty = np.zeros((40, 40), bool)
     masks = {0: square(5, 5), 1: square(5, 5), 2: square(10, 5), 3: square(11, 5), 4: empty, 5: empty}
     scores = review_scores(masks)
@@ -245,15 +245,14 @@ def test_needs_review_orders_by_change_from_the_previous_frame():
     assert scores[3] == pytest.approx(1 - 90 / 110)
     assert scores[4] == 1.0
     assert 0 not in scores  # nothing before it to compare with
-    assert needs_review(masks) == [4, 2, 3]
-    assert needs_review(masks, min_score=-1) == [4, 2, 3, 1, 5]
 
 
-def test_needs_review_counts_low_confidence():
+def test_review_scores_count_low_confidence():
     masks = {0: square(5, 5), 1: square(5, 5), 2: square(5, 5), 7: square(20, 20)}
-    assert needs_review(masks) == []  # frame 7 has no frame 6 to compare with
-    assert needs_review(masks, confidences={2: 0.4, 1: 0.9, 7: 0.7}) == [2, 7, 1]
-    assert needs_review({}) == []
+    assert review_scores(masks) == {1: 0.0, 2: 0.0}  # frame 7 has no frame 6 to compare with
+    scores = review_scores(masks, confidences={2: 0.4, 1: 0.9, 7: 0.7})
+    assert scores == {1: pytest.approx(0.1), 2: pytest.approx(0.6), 7: pytest.approx(0.3)}
+    assert review_scores({}) == {}
 
 
 @pytest.mark.parametrize("seed", [4, 5])

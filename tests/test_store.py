@@ -2,6 +2,7 @@ import sqlite3
 
 import numpy as np
 import pytest
+from pycocotools import mask as mask_utils
 
 from app import rle
 from app.schema import migrations
@@ -176,6 +177,47 @@ def test_stored_rle_is_valid_coco(store, expr):
     store.save_mask(expr["id"], 2, mask)
     row = next(store.iter_masks())
     r = {"size": [row["height"], row["width"]], "counts": row["counts"]}
-    assert rle.area(r) == mask.sum()
-    assert rle.bbox(r) == [5.0, 3.0, 35.0, 14.0]
+    coco = {"size": r["size"], "counts": r["counts"].encode("ascii")}
+    assert np.array_equal(rle.decode(r), mask)
+    assert mask_utils.area(coco) == mask.sum()
+    assert mask_utils.toBbox(coco).tolist() == [5.0, 3.0, 35.0, 14.0]
     assert store.integrity_check() == "ok"
+
+
+def test_import_baseline_keeps_free_labels_and_undo_returns_to_it(store, video_path):
+    from app.store import BaselineExpression, BaselineObject
+    media = store.add_media(video_path)
+    existing = store.add_expression(media["id"], "already here")          # takes label 1
+    square = box(32, 48, 2, 10, 2, 12)
+    counts = rle.encode(square)["counts"]
+    result = store.import_baseline(
+        [BaselineObject(media["id"], label=1, category="dog", masks={0: counts, 3: counts}),
+         BaselineObject(media["id"], label=7, category="cat", masks={1: counts}, sources={1: "manual"})],
+        [BaselineExpression(media["id"], "the dog and the cat", [0, 1], status="done"),
+         BaselineExpression(media["id"], "the cat", [1], status="nonsense")])
+    assert result.relabelled == 1 and result.masks == 3
+    labels = {o["id"]: o["label"] for o in store.all_objects()}
+    assert labels[result.object_ids[1]] == 7                  # free: kept
+    assert labels[result.object_ids[0]] == 8                  # 1 was taken: the next after the highest
+    both, cat = (store.get_expression(e) for e in result.expression_ids)
+    assert both["status"] == "done" and cat["status"] == "todo"
+    assert sorted(o["id"] for o in store.list_objects(both["id"])) == sorted(result.object_ids)
+    assert np.array_equal(store.get_mask(both["id"], 3, result.object_ids[0]), square)
+    assert store.mask_sources(cat["id"]) == {1: "manual"}
+    store.save_mask(cat["id"], 1, np.zeros_like(square))
+    store.undo(cat["id"])                                    # back to the imported baseline
+    assert np.array_equal(store.get_mask(cat["id"], 1), square)
+    assert store.get_expression(existing["id"])["text"] == "already here"
+
+
+def test_import_baseline_is_all_or_nothing(store, video_path):
+    from app.store import BaselineExpression, BaselineObject
+    media = store.add_media(video_path)
+    counts = rle.encode(box(32, 48, 2, 10, 2, 12))["counts"]
+    before = len(store.list_expressions())
+    with pytest.raises(StoreError, match="frame 99 is outside"):
+        with store.transaction():
+            store.import_baseline([BaselineObject(media["id"], masks={0: counts})],
+                                  [BaselineExpression(media["id"], "fine", [0])])
+            store.import_baseline([BaselineObject(media["id"], masks={99: counts})], [])
+    assert len(store.list_expressions()) == before and not store.all_objects()

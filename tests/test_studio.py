@@ -10,13 +10,6 @@ from tests.media_fixtures import write_image, write_video
 
 
 @pytest.fixture
-def studio(tmp_path):
-    s = Studio(tmp_path / "p.sqlite")
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def video_expr(studio, tmp_path):
     path = tmp_path / "v.mp4"
     write_video(path, frames=6, size=(64, 48))
@@ -97,7 +90,7 @@ def test_segment_keeps_manual_frames(studio, video_expr, bright_engine):
     sources = studio.store.mask_sources(eid)
     assert sources[2] == "manual" and np.array_equal(studio.store.get_mask(eid, 2), manual)
     assert {f for f, s in sources.items() if s == bright_engine} <= {0, 1, 3, 4, 5}
-    frames = studio.all_frames(video_expr["media_id"])
+    frames = studio.media_frames(video_expr["media_id"])
     expected = frames.mean(axis=3) > frames.mean()
     assert np.array_equal(studio.store.get_mask(eid, 4), expected[4])
     studio.segment(eid, bright_engine, overwrite_manual=True)

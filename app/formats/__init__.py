@@ -7,9 +7,11 @@ anything is written. FORMATS maps the names the command line uses to them.
 
     coco            COCO instances JSON, masks as RLE (exact); a file
     coco-polygons   the same with polygons: LOSSY, holes inside masks are filled; a file
-    refcoco         instances.json + refs(unc).p + refs.json + images/; a folder
-    ytvos           Ref-YouTube-VOS / Ref-DAVIS17: meta_expressions.json, JPEGImages/,
-                    Annotations/ palette PNGs (pixel = object id); a folder
+    refcoco         instances.json (exact polygons, as refer.py's getMask and pycocotools both
+                    read them) + refs(unc).p + refs.json + images/; a folder
+    ytvos           Ref-YouTube-VOS / Ref-DAVIS17: meta_expressions.json, meta.json (objects
+                    and categories, for ReferFormer's reader), JPEGImages/, Annotations/
+                    palette PNGs (pixel = object id); a folder
     mevis           MeViS: meta_expressions.json, mask_dict.json (per-frame RLE), JPEGImages/;
                     a folder
 """
@@ -42,7 +44,8 @@ FORMATS: dict[str, Format] = {f.name: f for f in [
     Format("refcoco", export_refcoco, import_refcoco, "folder",
            "RefCOCO: instances.json, refs(unc).p, refs.json, images/ (images only)"),
     Format("ytvos", export_ytvos, import_ytvos, "folder",
-           "Ref-YouTube-VOS / Ref-DAVIS17: meta_expressions.json, JPEGImages/, Annotations/ (videos only)"),
+           "Ref-YouTube-VOS / Ref-DAVIS17: meta_expressions.json, meta.json, JPEGImages/, Annotations/ "
+           "(videos only)"),
     Format("mevis", export_mevis, import_mevis, "folder",
            "MeViS: meta_expressions.json, mask_dict.json, JPEGImages/ (videos only)"),
 ]}

@@ -8,6 +8,7 @@ writes files outside the lock (media files are content-addressed and never chang
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import re
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from app import rle
+from app.formats import _limits
 from app.store import ProjectStore
 
 SHOWN_PROBLEMS = 20  # a FormatError lists this many; the rest are counted
@@ -123,13 +125,16 @@ def read_json(path: Path, problems: Problems):
                      f"is not UTF-8 text ({raw[e.start:e.start + 4]!r}); save the file as UTF-8")
         return None
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         problems.add(path, f"line {e.lineno} column {e.colno}", f"invalid JSON: {e.msg}")
         return None
     except RecursionError:
         problems.add(path, "", "invalid JSON: nested too deeply")
         return None
+    if data is None:
+        problems.add(path, "", "holds only null: there is nothing in it to import")
+    return data
 
 
 def clean_text(value, problems: Problems, file, entry, what="text") -> str | None:
@@ -159,7 +164,7 @@ def as_int(value, problems: Problems, file, entry, what: str, low=None, high=Non
     """An int (or a string of digits, as ReferFormer writes obj_id); range-checked."""
     if isinstance(value, bool):
         value = None
-    elif isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+    elif isinstance(value, str) and re.fullmatch(r"-?\d{1,18}", value.strip()):
         value = int(value)
     elif isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -218,6 +223,10 @@ def decode_rle(value, height: int | None, width: int | None, problems: Problems,
         problems.add(file, entry, f"RLE size {size!r} must be [height, width] with positive integers")
         return None
     h, w = size
+    too_big = _limits.size_problem(w, h)
+    if too_big:
+        problems.add(file, entry, f"RLE size {w}x{h}: {too_big}")
+        return None
     if height is not None and (h, w) != (height, width):
         problems.add(file, entry, f"mask is {w}x{h} but the frame is {width}x{height}")
         return None
@@ -266,7 +275,7 @@ class Snapshot:
 
 
 def snapshot(store: ProjectStore) -> Snapshot:
-    with store.lock:  # one consistent view while other tabs keep editing
+    with store.transaction():  # one consistent view while other tabs keep editing
         objects = {o["id"]: o for o in store.all_objects()}
         links: dict[int, list[int]] = {}
         for link in store.expression_objects():
@@ -280,11 +289,26 @@ def snapshot(store: ProjectStore) -> Snapshot:
     return snap
 
 
+MAX_STEM_BYTES = 120  # a file or folder name holds 255 bytes; room is left for suffixes
+
+
+def short_stem(stem: str) -> str:
+    """`stem` if it fits MAX_STEM_BYTES of UTF-8; else its start and a hash of all of it, so that
+    long names stay distinct and the same name always gives the same stem."""
+    raw = stem.encode("utf-8")
+    if len(raw) <= MAX_STEM_BYTES:
+        return stem
+    digest = hashlib.sha1(raw).hexdigest()[:10]
+    head = raw[:MAX_STEM_BYTES - len(digest) - 1].decode("utf-8", errors="ignore").rstrip("._")
+    return f"{head}-{digest}"
+
+
 def unique_stems(media: list[dict]) -> dict[int, str]:
     """media id -> a folder/file stem unique in the export (case-insensitively), filesystem-safe."""
     stems, taken = {}, set()
     for m in media:
         stem = re.sub(r"[^\w.\-]+", "_", Path(m["name"]).stem).strip("._") or f"media_{m['id']}"
+        stem = short_stem(stem)
         if stem.lower() in taken:
             stem = f"{stem}_{m['id']}"
         n = 1

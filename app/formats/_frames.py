@@ -3,7 +3,8 @@
 Export: video frames are decoded with app.media.FrameReader and written as JPEG files
 00000.jpg, 00001.jpg, ... (quality 95 by default: what dataset loaders expect; JPEG is lossy
 for pixels, never for masks, which are written separately). Image media are copied byte for
-byte.
+byte, except those with an EXIF orientation, which are written turned as the project shows
+them (write_image_media), so that their pixels have the declared width and height.
 
 Import: a folder of frames becomes one video media, FFV1 in AVI. FFV1 is lossless: the video
 decodes to exactly the pixels the JPEG files decode to, so importing adds no loss of its own
@@ -20,8 +21,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from app import media as media_io
+from app.formats import _limits
 from app.formats._base import Problems
 
 LOSSLESS_FOURCC, LOSSLESS_EXT = "FFV1", ".avi"
@@ -55,6 +58,53 @@ def copy_media_file(src: Path, dst: Path) -> None:
     shutil.copyfile(src, dst)
 
 
+EXIF_ORIENTATION = 0x0112
+
+
+def exif_orientation(path: Path) -> int | None:
+    try:
+        with Image.open(path) as image:
+            return image.getexif().get(EXIF_ORIENTATION)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def write_image_media(src: Path, dst: Path, quality: int = 95) -> None:
+    """An image media as the project shows it, in the format of `src`.
+
+    Copied byte for byte, unless the file carries an EXIF orientation: loaders that ignore
+    the tag (Pillow, skimage) would then see the image turned, with its width and height
+    swapped against the dataset's. Such an image is written as decoded here, the orientation
+    applied and no tag left (JPEG at `quality`, other formats losslessly).
+    """
+    if exif_orientation(src) in (None, 1):
+        copy_media_file(src, dst)
+        return
+    rgb = media_io.FrameReader(src, "image", 1).read(0)
+    ext = src.suffix.lower()
+    params = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, int(quality)], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, int(quality)],
+              ".webp": [cv2.IMWRITE_WEBP_QUALITY, 101]}.get(ext, [])  # WebP above 100 is lossless
+    ok, data = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise OSError(f"could not encode {src.name} as {ext}")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(data.tobytes())
+
+
+def header_problem(path: Path) -> str | None:
+    """Whether the file's header declares more pixels than allowed; read before any decoding."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Image.DecompressionBombError as e:
+        return (f"its header declares more pixels than Pillow will open ({e}); the limit here is "
+                f"{_limits.PIXELS.value:,} pixels ({_limits.PIXELS.env})")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return None  # not an image Pillow knows: the decoder says what is wrong with it
+    problem = _limits.size_problem(width, height)
+    return f"it is {width}x{height}: {problem}" if problem else None
+
+
 def decode_frame(path: Path) -> np.ndarray | None:
     """BGR uint8, decoded as app.media decodes images (EXIF orientation applied); None if not."""
     try:
@@ -77,6 +127,10 @@ def assemble_video(frames: list[Path], out: Path, fps: float, size: tuple[int, i
         for path in frames:
             if not path.is_file():
                 problems.add(path, entry, "frame file is missing")
+                continue
+            too_big = header_problem(path)
+            if too_big:
+                problems.add(path, entry, f"frame refused: {too_big}")
                 continue
             bgr = decode_frame(path)
             if bgr is None:

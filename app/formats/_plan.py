@@ -4,24 +4,24 @@ Readers build a Plan without touching the project. apply_plan() then
   1. builds the media files outside the project (frame folders -> lossless videos) and
      probes images, collecting problems (missing or unreadable frames, wrong sizes);
   2. raises one FormatError if anything is wrong (the project is unchanged);
-  3. writes media, objects, expressions and masks inside `with store.lock, store.db.atomic()`,
-     removing the media files it copied if anything fails, so the import is all or nothing.
+  3. writes media, then objects, expressions and masks (store.import_baseline) inside one
+     store.transaction(), removing the media files it copied if anything fails, so the import
+     is all or nothing.
 
-Masks are written as the baseline of their expressions: directly into the masks table (in
-the store's canonical RLE), not as an undoable revision; a later edit's undo returns to the
-imported mask, never to nothing.
+Masks are written as the baseline of their expressions (in the store's canonical RLE), not as
+an undoable revision; a later edit's undo returns to the imported mask, never to nothing.
 """
 from __future__ import annotations
 
-import datetime as _dt
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app import media as media_io
+from app.export_coco import CATEGORY_IDS
 from app.formats import _frames
 from app.formats._base import FormatError, ImportReport, Problems
-from app.store import STATUSES, ProjectStore
+from app.store import BaselineExpression, BaselineObject, ProjectStore
 
 DEFAULT_FPS = 24.0  # for frame folders whose dataset gives no frame rate
 
@@ -63,10 +63,7 @@ class Plan:
     expressions: list[ExpressionPlan] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+    category_ids: dict[str, int] = field(default_factory=dict)  # the dataset's, where it has them
 
 
 def _prepare_media(plan: Plan, tmp: Path, problems: Problems) -> dict[str, Path]:
@@ -78,6 +75,10 @@ def _prepare_media(plan: Plan, tmp: Path, problems: Problems) -> dict[str, Path]
             size = _frames.assemble_video(mp.frames, out, mp.fps or DEFAULT_FPS, mp.size, problems, mp.entry)
             if size is not None:
                 files[key] = out
+            continue
+        too_big = _frames.header_problem(mp.file)  # before anything is decoded
+        if too_big:
+            problems.add(mp.file, mp.entry, f"image refused: {too_big}")
             continue
         try:
             info = media_io.probe(mp.file)
@@ -94,6 +95,8 @@ def _prepare_media(plan: Plan, tmp: Path, problems: Problems) -> dict[str, Path]
 
 def apply_plan(store: ProjectStore, plan: Plan, problems: Problems) -> ImportReport:
     problems.raise_if_any(plan.source)
+    if not plan.media and not plan.expressions:
+        raise FormatError(nothing_found(plan))
     report = ImportReport(plan.format, str(plan.source), skipped=list(plan.skipped), notes=list(plan.notes))
     if any(mp.frames is not None for mp in plan.media.values()):
         report.notes.append(_frames.FRAME_NOTE)
@@ -102,20 +105,37 @@ def apply_plan(store: ProjectStore, plan: Plan, problems: Problems) -> ImportRep
         files = _prepare_media(plan, Path(tmp), problems)
         problems.raise_if_any(plan.source)
         copied: list[Path] = []
-        with store.lock:
-            try:
-                with store.db.atomic():
-                    _write(store, plan, files, copied, report)
-            except BaseException:
-                for path in copied:  # the rows went with the transaction; the files go too
-                    path.unlink(missing_ok=True)
-                raise
+        try:
+            with store.transaction():
+                _write(store, plan, files, copied, report)
+        except BaseException:
+            for path in copied:  # the rows went with the transaction; the files go too
+                path.unlink(missing_ok=True)
+            raise
     return report
+
+
+def remember_category_ids(store: ProjectStore, ids: dict[str, int]) -> None:
+    """Keep the dataset's category ids for exports; a name or id the project has already keeps its."""
+    known = store.get_setting(CATEGORY_IDS, {})
+    known = dict(known) if isinstance(known, dict) else {}
+    used = set(known.values())
+    for name, cid in ids.items():
+        if name not in known and cid not in used:
+            known[name] = cid
+            used.add(cid)
+    store.set_setting(CATEGORY_IDS, known)
+
+
+def nothing_found(plan: Plan) -> str:
+    why = "; ".join(f"{entry}: {reason}" for entry, reason in plan.skipped[:5])
+    return (f"{plan.source} holds nothing to import: no media and no expressions were found"
+            + (f" ({why})" if why else "") + ". Check that this is a " + plan.format + " dataset with "
+            "entries; nothing was imported, the project is unchanged")
 
 
 def _write(store: ProjectStore, plan: Plan, files: dict[str, Path], copied: list[Path],
            report: ImportReport) -> None:
-    db, now = store.db, _now()
     media_id = {}
     for key, mp in plan.media.items():
         row = store.add_media(files[key], name=mp.name)
@@ -130,44 +150,19 @@ def _write(store: ProjectStore, plan: Plan, files: dict[str, Path], copied: list
         if row["id"] not in report.media_ids:
             report.media_ids.append(row["id"])
 
-    # Objects: keep the dataset's ids as labels (palette ids) where they are free in the media.
-    labels = {mid: {r["label"] for r in db.query("SELECT label FROM objects WHERE media_id = ?", [mid])}
-              for mid in set(media_id.values())}
-    wanted = {}
-    for key, op in plan.objects.items():
-        taken = labels[media_id[op.media]]
-        if op.label is not None and op.label >= 1 and op.label not in taken:
-            wanted[key] = op.label
-            taken.add(op.label)
-    object_id, relabelled = {}, 0
-    for key, op in plan.objects.items():
-        taken = labels[media_id[op.media]]
-        label = wanted.get(key)
-        if label is None:
-            label = max(taken, default=0) + 1
-            taken.add(label)
-            relabelled += op.label is not None
-        object_id[key] = db["objects"].insert({"media_id": media_id[op.media], "label": label,
-                                               "category": op.category, "created_at": now}).last_pk
-    if relabelled:
-        report.notes.append(f"{relabelled} object id(s) were taken in their media already; they got new labels")
-
-    for ep in plan.expressions:
-        status = ep.status if ep.status in STATUSES else "todo"
-        eid = db["expressions"].insert({"media_id": media_id[ep.media], "text": ep.text, "status": status,
-                                        "revision": 0, "created_at": now, "updated_at": now}).last_pk
-        db["expression_objects"].insert_all(
-            ({"expression_id": eid, "object_id": object_id[k]} for k in dict.fromkeys(ep.objects)),
-            ignore=True)
-
-    n_masks = 0
-    for key, op in plan.objects.items():
-        mp = plan.media[op.media]
-        row = store.get_media(media_id[op.media])
-        rows = [{"object_id": object_id[key], "frame": frame, "counts": counts, "height": row["height"],
-                 "width": row["width"], "source": op.sources.get(frame, "import"), "updated_at": now}
-                for frame, counts in sorted(op.masks.items()) if 0 <= frame < mp.n_frames]
-        db["masks"].insert_all(rows)
-        n_masks += len(rows)
+    position = {key: i for i, key in enumerate(plan.objects)}
+    objects = [BaselineObject(media_id[op.media], op.label, op.category,
+                              {f: c for f, c in op.masks.items() if 0 <= f < plan.media[op.media].n_frames},
+                              op.sources)
+               for op in plan.objects.values()]
+    expressions = [BaselineExpression(media_id[ep.media], ep.text, [position[k] for k in ep.objects], ep.status)
+                   for ep in plan.expressions]
+    result = store.import_baseline(objects, expressions)
+    if result.relabelled:
+        report.notes.append(f"{result.relabelled} object id(s) were taken in their media already; "
+                            "they got new labels")
+    if plan.category_ids:
+        remember_category_ids(store, plan.category_ids)
+    n_masks = result.masks
     report.read = {"media": len(plan.media), "expressions": len(plan.expressions),
                    "objects": len(plan.objects), "masks": n_masks}

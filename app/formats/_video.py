@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.formats import _frames
+from app.formats import _frames, _limits
 from app.formats._base import (
     ExportReport,
     FormatError,
@@ -75,6 +75,10 @@ def read_videos(path: Path, problems: Problems) -> dict:
             continue
         if len(set(frames)) != len(frames):
             problems.add(path, entry, "frames lists a frame twice")
+            continue
+        too_many = _limits.FRAMES.exceeded(len(frames))
+        if too_many:
+            problems.add(path, entry, too_many)
             continue
         if not isinstance(video.get("expressions", {}), dict):
             problems.add(path, entry, "expressions must be an object {\"0\": {\"exp\": ...}, ...}")

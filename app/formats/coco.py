@@ -25,16 +25,14 @@ the json's folder) by their file_name.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
 from app.export_coco import build_coco, write_coco
-from app.formats import _frames
+from app.formats import _frames, _limits
 from app.formats._base import (
     ExportReport,
     FormatError,
@@ -50,6 +48,8 @@ from app.formats._base import (
     write_json_atomic,
 )
 from app.formats._plan import ExpressionPlan, MediaPlan, ObjectPlan, Plan, apply_plan
+from app.formats._polygons import checked_polygons, polygons_to_mask
+from app.formats._polygons import outer_polygons as mask_to_polygons
 from app.store import ProjectStore
 
 POLYGON_WARNING = ("polygons are lossy: holes inside a mask are filled (a polygon outline cannot "
@@ -70,7 +70,7 @@ def export_coco(store: ProjectStore, out, polygons: bool = False, images_dir=Non
         report.written = {"images": sum(m["frames"] for m in snap.media), "expressions": len(snap.expressions),
                           "masks": sum(len(v) for v in snap.masks.values())}
         return report
-    with store.lock:  # the JSON and the media rows from one moment
+    with store.transaction():  # the JSON and the media rows from one moment
         data = build_coco(store)
         media = {m["id"]: m for m in store.list_media()}
     if images_dir is not None:
@@ -97,7 +97,7 @@ def rename_files(data: dict, media: list[dict]) -> None:
         if m["kind"] == "video":
             image["file_name"] = f"{stems[m['id']]}/{_frames.frame_name(image['frame_index'])}.jpg"
         else:
-            image["file_name"] = stems[m["id"]] + Path(m["name"]).suffix.lower()
+            image["file_name"] = stems[m["id"]] + Path(m["path"]).suffix.lower()  # the stored file's own suffix
 
 
 def write_images(store: ProjectStore, data: dict, media: dict[int, dict], folder: Path, quality: int) -> None:
@@ -109,27 +109,10 @@ def write_images(store: ProjectStore, data: dict, media: dict[int, dict], folder
         done.add(m["id"])
         path = store.media_dir / m["path"]
         if m["kind"] == "image":
-            _frames.copy_media_file(path, folder / image["file_name"])
+            _frames.write_image_media(path, folder / image["file_name"], quality)
         else:
             _frames.write_video_frames(path, m["frames"], folder / PurePosixPath(image["file_name"]).parent,
                                        quality)
-
-
-def mask_to_polygons(mask: np.ndarray) -> list[list[float]]:
-    """The outer outline of each part, a quarter pixel inside its border; holes are dropped.
-
-    Traced on the mask upsampled 2x, so that one-pixel parts and lines get an area, and
-    pycocotools' rasteriser gives back exactly the pixels of a hole-free mask.
-    """
-    up = np.kron(np.asarray(mask, np.uint8), np.ones((2, 2), np.uint8))
-    contours, _ = cv2.findContours(up, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    return [((c.reshape(-1, 2) + 0.5) / 2).ravel().tolist() for c in contours if len(c) >= 3]
-
-
-def polygons_to_mask(polygons: list[list[float]], height: int, width: int) -> np.ndarray:
-    if not polygons:
-        return np.zeros((height, width), bool)
-    return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))).astype(bool)
 
 
 def to_polygons(data: dict) -> int:
@@ -212,6 +195,7 @@ def read_instances(data, file: Path, media_root: Path, problems: Problems, plan:
         name = clean_text(cat.get("name") if isinstance(cat, dict) else None, problems, file, entry, "name")
         if cid is not None and name:
             inst.categories[cid] = name
+            plan.category_ids.setdefault(name, cid)
 
     videos = {}
     for i, video in enumerate(data.get("videos") or []):
@@ -234,6 +218,10 @@ def read_instances(data, file: Path, media_root: Path, problems: Problems, plan:
         path = _file_under(media_root, image.get("file_name"), problems, file, entry)
         if None in (iid, w, h, path):
             continue
+        too_big = _limits.size_problem(w, h)
+        if too_big:
+            problems.add(file, entry, f"image of {w}x{h}: {too_big}")
+            continue
         if iid in sizes:
             problems.add(file, entry, f"image id {iid} is used twice")
             continue
@@ -244,7 +232,9 @@ def read_instances(data, file: Path, media_root: Path, problems: Problems, plan:
             inst.image_media[iid] = (key, 0)
             continue
         vid = as_int(image["video_id"], problems, file, entry, "video_id")
-        frame = as_int(image.get("frame_index"), problems, file, entry, "frame_index", 0)
+        # A video has no more frames than the file has images (nor than the limit).
+        frame = as_int(image.get("frame_index"), problems, file, entry, "frame_index", 0,
+                       min(len(data["images"]), _limits.FRAMES.value) - 1)
         if vid is None or frame is None:
             continue
         key = f"video:{vid}"
@@ -325,22 +315,40 @@ def read_instances(data, file: Path, media_root: Path, problems: Problems, plan:
         if counts is not None:
             op.masks[frame] = counts
         inst.ann_object[aid] = key
+    check_object_counts(plan, file, problems)
     return inst
 
 
+def check_object_counts(plan: Plan, file, problems: Problems) -> None:
+    per_media: dict[str, int] = {}
+    for op in plan.objects.values():
+        per_media[op.media] = per_media.get(op.media, 0) + 1
+    for key, n in per_media.items():
+        too_many = _limits.OBJECTS.exceeded(n)
+        if too_many:
+            problems.add(file, plan.media[key].entry, too_many)
+
+
 def _segmentation(seg, h, w, problems, file, entry) -> np.ndarray | None:
+    """RLE, a list of polygons, or a list of RLEs (refclef) or of both -> their union."""
     if isinstance(seg, dict):
         return decode_rle(seg, h, w, problems, file, entry)
-    if isinstance(seg, list):
-        for j, poly in enumerate(seg):
-            if not (isinstance(poly, list) and len(poly) >= 6 and len(poly) % 2 == 0
-                    and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                            for v in poly)):
-                problems.add(file, entry, f"polygon {j} must be a list of at least 3 x, y pairs of numbers")
-                return None
-        return polygons_to_mask([[float(v) for v in p] for p in seg], h, w)
-    problems.add(file, entry, "segmentation must be RLE {size, counts} or a list of polygons")
-    return None
+    if not isinstance(seg, list) or not seg:
+        problems.add(file, entry, "segmentation must be RLE {size, counts}, or a non-empty list of polygons "
+                                  "or RLEs")
+        return None
+    rles = [s for s in seg if isinstance(s, dict)]
+    polygons, why = checked_polygons([s for s in seg if not isinstance(s, dict)], h, w)
+    if why:
+        problems.add(file, entry, why)
+        return None
+    mask = polygons_to_mask(polygons, h, w)
+    for j, value in enumerate(rles):
+        part = decode_rle(value, h, w, problems, file, f"{entry} segmentation RLE {j}")
+        if part is None:
+            return None
+        mask |= part
+    return mask
 
 
 def read_refs(refs, file: Path, where: str, inst: Instances, problems: Problems, plan: Plan) -> None:

@@ -1,17 +1,26 @@
 """RefCOCO (refer.py layout): instances.json, refs(unc).p, and refs.json, its JSON twin.
 
-    instances.json   COCO instances (images, annotations with RLE, categories)
+    instances.json   COCO instances (images, annotations, categories); every segmentation
+                     is a list of polygons that reproduce the mask exactly, holes included
+                     (_polygons.py): refer.py's getMask reads polygons or lists of RLEs and
+                     fails on a bare RLE dict, pycocotools reads polygons or uncompressed RLE
+                     lists and fails on lists of compressed RLEs; polygons suit both.
     refs(unc).p      pickle (protocol 2, readable by Python 2 and 3): a list of refs
                      {ref_id, ann_id, image_id, category_id, split, file_name, sent_ids,
                       sentences: [{sent_id, sent, raw, tokens}]}
-    refs.json        the same list as JSON
+    refs.json        the same list as JSON, plus the refs without a mask
     images/<file_name>
 
-One ref per expression. An expression of several objects has ann_id = its first
-annotation and "ann_ids" listing all (gRefCOCO writes a list in ann_id; both are read).
-An expression without any mask has ann_id null (refer.py expects an annotation; the report
-says how many). Images are copied byte for byte; video media are skipped (RefCOCO is images
-only: use ytvos or mevis).
+refer.py's REFER(data_root, dataset, splitBy) opens <data_root>/<dataset>/refs(<splitBy>).p
+and instances.json there, dataset being refcoco, refcoco+, refcocog or refclef: export into
+a folder of one of those names. It indexes every ref by its ann_id, so a ref without
+annotation (an expression without any mask) is left out of the pickle and kept in refs.json
+(ann_id null; the report says how many). One ref per expression. An expression of several
+objects has ann_id = its first annotation and "ann_ids" listing all (gRefCOCO writes a list
+in ann_id; both are read). Images are written as the project shows them (_frames.py); video
+media are skipped (RefCOCO is images only: use ytvos or mevis).
+
+Import reads segmentations as RLE, polygons, or lists of RLEs (refclef), and their mix.
 
 Import takes refs.json when present, else the one refs(*).p (or the file named by refs=).
 The pickle is read with an unpickler that builds only lists, dicts, strings and numbers:
@@ -24,6 +33,7 @@ import io
 import pickle
 from pathlib import Path
 
+from app import rle
 from app.export_coco import build_coco
 from app.formats import coco
 from app.formats._base import (
@@ -36,14 +46,17 @@ from app.formats._base import (
     write_json_atomic,
 )
 from app.formats._plan import Plan, apply_plan
+from app.formats._polygons import exact_polygons
 from app.store import ProjectStore
+
+REFER_DATASETS = ("refcoco", "refcoco+", "refcocog", "refclef")  # the names REFER(data_root, dataset) accepts
 
 
 def export_refcoco(store: ProjectStore, out, split: str = "train", splitby: str = "unc",
                    jpeg_quality: int = 95) -> ExportReport:
     out = Path(out)
     report = ExportReport("refcoco", out)
-    with store.lock:  # the JSON and the media rows from one moment
+    with store.transaction():  # the JSON and the media rows from one moment
         data = build_coco(store)
         media = {m["id"]: m for m in store.list_media()}
     videos = {i for i, m in media.items() if m["kind"] == "video"}
@@ -59,10 +72,18 @@ def export_refcoco(store: ProjectStore, out, split: str = "train", splitby: str 
     file_of = {im["id"]: im["file_name"] for im in data["images"]}
     for ref in refs:
         ref.update(split=split, file_name=file_of[ref["image_id"]])
-    no_mask = sum(r["ann_id"] is None for r in refs)
+    for ann in data["annotations"]:
+        seg = ann["segmentation"]
+        ann["segmentation"] = exact_polygons(rle.decode(seg))  # what refer.py's getMask reads
+    indexed = [r for r in refs if r["ann_id"] is not None]  # refer.py indexes every ref by its annotation
+    no_mask = len(refs) - len(indexed)
     several = sum(len(r["object_ids"]) > 1 for r in refs)
     if no_mask:
-        report.warnings.append(f"{no_mask} expression(s) have no mask: their ref has ann_id null")
+        report.warnings.append(f"{no_mask} expression(s) have no mask: refs.json keeps them (ann_id null), "
+                               f"refs({splitby}).p leaves them out, since refer.py needs an annotation per ref")
+    if out.name not in REFER_DATASETS:
+        report.warnings.append(f"refer.py reads <data_root>/<dataset>/ with dataset one of "
+                               f"{', '.join(REFER_DATASETS)}; rename this folder to one of them for REFER()")
     if several:
         report.warnings.append(f"{several} expression(s) name several objects: ann_id is the first "
                                "annotation, ann_ids lists all")
@@ -71,7 +92,7 @@ def export_refcoco(store: ProjectStore, out, split: str = "train", splitby: str 
         write_json_atomic(data, tmp / "instances.json")
         write_json_atomic(refs, tmp / "refs.json")
         with open(tmp / f"refs({splitby}).p", "wb") as f:
-            pickle.dump(refs, f, protocol=2)
+            pickle.dump(indexed, f, protocol=2)
         report.written = {"images": len(data["images"]), "expressions": len(refs),
                           "masks": len(data["annotations"])}
     return report

@@ -4,6 +4,12 @@
                                              "frames": ["00000", ...]}}}
     JPEGImages/<vid>/<frame>.jpg
     Annotations/<vid>/<frame>.png   palette PNG, pixel = obj_id, 0 = background
+    meta.json              {"videos": {vid: {"objects": {obj_id: {"category": str,
+                                                          "frames": [frames it shows in]}}}}}
+
+meta.json is YouTube-VOS's object table, which ReferFormer's training reader opens beside
+JPEGImages/ and Annotations/ to find each expression's category (objects[obj_id]["category"]).
+Import takes categories from it when meta_expressions.json has no "objects" (ours).
 
 An object's id is its label in the project (1..255). One expression names one object; an
 expression of several objects is written with the first as "obj_id" and all of them in
@@ -35,6 +41,7 @@ from app.formats._base import (
     as_int,
     encode_counts,
     export_folder,
+    read_json,
     snapshot,
     unique_stems,
     write_json_atomic,
@@ -71,6 +78,10 @@ def write_palette_png(path: Path, ids: np.ndarray) -> None:
 
 def read_id_png(path: Path, problems: Problems, entry: str) -> np.ndarray | None:
     """A palette (P) or grey (L) PNG -> uint8 ids [H, W]; colour PNGs carry no ids."""
+    too_big = _frames.header_problem(path)
+    if too_big:
+        problems.add(path, entry, f"mask refused: {too_big}")
+        return None
     try:
         with Image.open(path) as image:
             if image.format != "PNG":
@@ -95,7 +106,7 @@ def export_ytvos(store: ProjectStore, out, jpeg_quality: int = 95) -> ExportRepo
     videos = _video.video_media(snap, report, "ytvos")
     _video.too_many_labels(snap, videos, MAX_ID, "ytvos")
     stems = unique_stems(videos)
-    meta, overlap, multi, n_masks = {"videos": {}}, 0, 0, 0
+    meta, objects_meta, overlap, multi, n_masks = {"videos": {}}, {"videos": {}}, 0, 0, 0
     with export_folder(out, report) as tmp:
         for m in videos:
             vid = stems[m["id"]]
@@ -103,6 +114,7 @@ def export_ytvos(store: ProjectStore, out, jpeg_quality: int = 95) -> ExportRepo
             folder = tmp / "Annotations" / vid
             folder.mkdir(parents=True)
             objects = snap.objects_of_media(m["id"])
+            seen: dict[int, list[str]] = {o["label"]: [] for o in objects}  # label -> frames it shows in
             for f, name in enumerate(names):
                 ids = np.zeros((m["height"], m["width"]), np.uint8)
                 for o in objects:  # by label: a higher id wins a shared pixel
@@ -114,6 +126,8 @@ def export_ytvos(store: ProjectStore, out, jpeg_quality: int = 95) -> ExportRepo
                     ids[mask] = o["label"]
                     n_masks += 1
                 write_palette_png(folder / f"{name}.png", ids)
+                for label in np.flatnonzero(np.bincount(ids.ravel(), minlength=MAX_ID + 1)[1:]) + 1:
+                    seen[int(label)].append(name)
             expressions = {}
             for n, e in enumerate(snap.expressions_of_media(m["id"])):
                 labels = [str(snap.objects[o]["label"]) for o in snap.links.get(e["id"], [])]
@@ -123,6 +137,9 @@ def export_ytvos(store: ProjectStore, out, jpeg_quality: int = 95) -> ExportRepo
                     multi += 1
                 expressions[str(n)] = entry
             meta["videos"][vid] = _video.video_entry(snap, m, names, expressions, lambda o: o["label"])
+            objects_meta["videos"][vid] = {"objects": {str(o["label"]): {"category": o["category"],
+                                                                         "frames": seen[o["label"]]}
+                                                       for o in objects}}
         if overlap:
             report.warnings.append(f"{overlap} pixel(s) belong to several objects; a palette PNG holds one id "
                                    "per pixel, the higher id was written (export as mevis to keep overlaps)")
@@ -130,6 +147,7 @@ def export_ytvos(store: ProjectStore, out, jpeg_quality: int = 95) -> ExportRepo
             report.warnings.append(f"{multi} expression(s) name several objects: obj_id is the first, "
                                    "obj_ids lists all (standard readers use obj_id only)")
         write_json_atomic(meta, tmp / "meta_expressions.json")
+        write_json_atomic(objects_meta, tmp / "meta.json")
         report.written = {"videos": len(videos), "frames": sum(m["frames"] for m in videos),
                           "expressions": sum(len(v["expressions"]) for v in meta["videos"].values()),
                           "masks": n_masks}
@@ -145,9 +163,24 @@ def import_ytvos(store: ProjectStore, src, media_root=None, fps: float | None = 
     root = Path(media_root) if media_root else path.parent
     problems = Problems(path.parent)
     plan = Plan("ytvos", path)
-    for vid, video in _video.read_videos(path, problems).items():
+    videos = _video.read_videos(path, problems)
+    categories = _objects_meta(root / "meta.json", problems) if videos else {}
+    for vid, video in videos.items():
+        if video.get("objects") is None and isinstance(categories.get(vid), dict):
+            video = {**video, "objects": categories[vid].get("objects")}  # the YouTube-VOS place for them
         _read_video(vid, video, path, root, fps, problems, plan)
     return apply_plan(store, plan, problems)
+
+
+def _objects_meta(path: Path, problems: Problems) -> dict:
+    """YouTube-VOS's meta.json beside JPEGImages/: {"videos": {vid: {"objects": {id: {category}}}}}."""
+    if not path.is_file():
+        return {}
+    data = read_json(path, problems)
+    if data is not None and not (isinstance(data, dict) and isinstance(data.get("videos"), dict)):
+        problems.add(path, "", 'must be a JSON object {"videos": {video id: {"objects": {...}}}}')
+        return {}
+    return data["videos"] if data else {}
 
 
 def _read_video(vid, video, path, root, fps, problems, plan) -> None:

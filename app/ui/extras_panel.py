@@ -1,12 +1,11 @@
 """Panels kept out of the way: history, proposal vs correction, shortcuts (under the canvas);
-export and datasets in/out (left column)."""
+export and datasets in/out (left column); the render button (app/ui_render.py)."""
 from __future__ import annotations
-
-import tempfile
 
 import gradio as gr
 
 from app.formats import FORMATS
+from app.tempfiles import Spool
 from app.ui import shortcuts
 from app.ui.session import PageError
 from app.ui.wiring import EDITS, on
@@ -60,8 +59,8 @@ def export_coco(studio) -> str:
     return str(studio.export_coco(out))
 
 
-def export_dataset(studio, fmt) -> str:
-    path, report = studio.export_dataset(fmt, tempfile.mkdtemp(prefix="flowlabel-export-"))
+def export_dataset(studio, fmt, spool: Spool) -> str:
+    path, report = studio.export_dataset(fmt, spool.new_job())
     for warning in getattr(report, "warnings", []) or []:
         gr.Warning(str(warning))
     return str(path)
@@ -75,8 +74,10 @@ def import_dataset(studio, fmt, src, media_root) -> str:
 
 def wire(page) -> None:
     from app.ui import media_panel  # the lists it refreshes after an import
+    from app.ui_render import wire_render_panel
 
     studio = page.studio
+    exports = Spool("export", keep=2)  # dataset exports, until Gradio has copied them
 
     def save_keys(text):
         studio.store.set_setting("shortcuts", shortcuts.parse_shortcuts(text))
@@ -92,6 +93,7 @@ def wire(page) -> None:
     on(page.save_keys.click, save_keys, [page.shortcuts], [page.shortcuts, page.keymap])
     on(page.agree_btn.click, agreement, [page.state], [page.agree_plot, page.agree_text])
     on(page.export.click, lambda: export_coco(studio), None, [page.export_file])
-    on(page.export_any.click, lambda fmt: export_dataset(studio, fmt), [page.fmt], [page.export_file])
+    on(page.export_any.click, lambda fmt: export_dataset(studio, fmt, exports), [page.fmt], [page.export_file])
+    wire_render_panel(page.render, studio, page.state)
     on(page.import_btn.click, import_and_list, [page.state, page.fmt, page.src, page.media_root],
        [page.import_report, page.media, page.expressions], **EDITS)

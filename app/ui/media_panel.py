@@ -8,11 +8,14 @@ from app.media import IMAGE_EXTS, VIDEO_EXTS
 from app.ui import views
 from app.ui.views import STATUS_LABELS
 from app.ui.wiring import EDITS, on, show, shown
+from app.ui_render import build_render_panel
 
 
 def build(page) -> None:
     page.upload = gr.File(label="Add media (images, videos)", file_count="multiple",
                           file_types=sorted(IMAGE_EXTS | VIDEO_EXTS), elem_id="upload", height=110)
+    page.keep_partial = gr.Checkbox(label="Keep what decodes (import a truncated video's frames)", value=False,
+                                    elem_id="keep-partial")
     page.media = gr.Dropdown(label="Media", choices=[], elem_id="media")
     page.show_status = gr.Dropdown(label="Show", choices=[("all", "all")] + [(v, k) for k, v in STATUS_LABELS.items()],
                                    value="all", elem_id="status-filter")
@@ -27,6 +30,7 @@ def build_review(page) -> None:
     with gr.Row(equal_height=True):
         page.status_btns = {s: gr.Button(STATUS_LABELS[s], size="sm", min_width=50, elem_id=f"status-{s}")
                             for s in STATUS_LABELS}
+    page.render = build_render_panel()
     with gr.Row():
         page.next_expr = gr.Button("Next expression", size="sm", elem_id="next-expression")
         page.review_mode = gr.Checkbox(False, label="Review mode (walk done ones)", elem_id="review-mode")
@@ -74,8 +78,8 @@ def wire(page) -> None:
         session.reject(comment)
         return {**show(page, session), **lists(page, session, show_status), page.comment: ""}
 
-    def add_media(session, files):
-        added = session.add_media(files)
+    def add_media(session, files, keep_partial):
+        added = session.add_media(files, keep_partial)
         gr.Info(f"Added {', '.join(r['name'] for r in added)}")
         return {**show(page, session), **lists(page, session), page.upload: None}
 
@@ -92,6 +96,6 @@ def wire(page) -> None:
         on(btn.click, lambda *a, status=status: set_status(status, *a), [page.state, page.show_status],
            everything, **EDITS)
     on(page.reject.click, reject, [page.state, page.comment, page.show_status], [*everything, page.comment], **EDITS)
-    on(page.upload.upload, add_media, [page.state, page.upload], [*everything, page.upload])
+    on(page.upload.upload, add_media, [page.state, page.upload, page.keep_partial], [*everything, page.upload])
     for trigger in (page.add_expr.click, page.new_text.submit):
         on(trigger, add_expression, [page.state, page.new_text], [*everything, page.new_text], **EDITS)

@@ -196,8 +196,8 @@ class Session:
         self._saved(self.studio.reject(self.require(), comment, base_revision=self.revision))
 
     # -- adding ----------------------------------------------------------------------------
-    def add_media(self, files: list) -> list[dict]:
-        added = [row for f in files or [] for row in self.studio.add_media(f)]
+    def add_media(self, files: list, keep_partial: bool = False) -> list[dict]:
+        added = [row for f in files or [] for row in self.studio.add_media(f, keep_partial=bool(keep_partial))]
         if not added:
             raise PageError("Choose an image, a video or a folder of images to add.")
         self.pick_media(added[-1]["id"])

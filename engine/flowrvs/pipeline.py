@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from engine.checks import check_frames
-from engine.registry import Cancelled, pick_device
+from engine.registry import pick_device
 from engine.torch_utils import as_dtype
 
 from . import checkpoints as ck
@@ -77,7 +77,6 @@ class FlowRVSPipeline:
         self.prompt_cache = PromptCache(prompt_cache_size)
         self._offload_text_encoder = offload_text_encoder
         self._lock = threading.RLock()
-        self._interrupt = threading.Event()
         for module in (self.transformer, self.vae, self.text_encoder):
             module.requires_grad_(False)
         self._check_components()
@@ -247,10 +246,6 @@ class FlowRVSPipeline:
             return bool(self._offload_text_encoder)
         return torch.device(device or self.device).type == "cuda"
 
-    def interrupt(self) -> None:
-        """Stop the running call at its next step (it raises engine.Cancelled)."""
-        self._interrupt.set()
-
     # ------------------------------------------------------------------ pieces
 
     def check_inputs(self, frames, expression, num_steps, schedule, return_probs, progress,
@@ -356,7 +351,6 @@ class FlowRVSPipeline:
         per window and step; an exception it raises (engine.Cancelled) stops the run.
         """
         with self._lock:
-            self._interrupt.clear()
             # 1. Check inputs
             self.check_inputs(frames, expression, num_steps, schedule, return_probs, progress,
                               window, overlap)
@@ -371,8 +365,6 @@ class FlowRVSPipeline:
             done = [0]
 
             def report(message: str, advance: int = 1) -> None:
-                if self._interrupt.is_set():
-                    raise Cancelled("segmentation cancelled")
                 if progress is not None:
                     progress(min(1.0, done[0] / units), message)
                 done[0] += advance
@@ -404,9 +396,8 @@ class FlowRVSPipeline:
                     report(f"{tag}: step {i + 1}/{num_steps} done (t={float(t):.0f})")
 
                 report(f"{tag}: step 1/{num_steps}", advance=0)
-                z = solve_flow(lambda zt, t: self.velocity(zt, t, z0, prompt_embeds), z0,
-                               timesteps, sigmas, callback=step_done,
-                               cancel=self._interrupt.is_set)
+                z = solve_flow(lambda zt, t, z0=z0: self.velocity(zt, t, z0, prompt_embeds), z0,
+                               timesteps, sigmas, callback=step_done)
                 # 8. Decode, drop padded frames, resize to the input size, sigmoid
                 report(f"{tag}: decoding masks")
                 logits = self.decode_mask(z)[:len(win)]

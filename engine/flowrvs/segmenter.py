@@ -12,19 +12,21 @@ No torch at import time: the pipeline is imported inside `load`.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from engine.registry import EngineNotConfigured
+from engine.registry import EngineNotConfigured, ModelPath
 
 ENV_VARS = {
-    "wan_dir": ("--flowrvs-wan-dir", "FLOWLABEL_FLOWRVS_WAN_DIR"),
-    "dit_checkpoint": ("--flowrvs-checkpoint", "FLOWLABEL_FLOWRVS_CHECKPOINT"),
-    "vae_checkpoint": ("--flowrvs-vae", "FLOWLABEL_FLOWRVS_VAE"),
-    "model_dir": ("--flowrvs-model-dir", "FLOWLABEL_FLOWRVS_MODEL_DIR"),
+    "wan_dir": ModelPath("--flowrvs-wan-dir", "FLOWLABEL_FLOWRVS_WAN_DIR",
+                         "local Wan2.1-T2V-1.3B-Diffusers folder (or its Hugging Face cache path)"),
+    "dit_checkpoint": ModelPath("--flowrvs-checkpoint", "FLOWLABEL_FLOWRVS_CHECKPOINT",
+                                "FlowRVS DiT .pth checkpoint"),
+    "vae_checkpoint": ModelPath("--flowrvs-vae", "FLOWLABEL_FLOWRVS_VAE", "FlowRVS tuned_vae.pth"),
+    "model_dir": ModelPath("--flowrvs-model-dir", "FLOWLABEL_FLOWRVS_MODEL_DIR",
+                           "FlowRVS folder written by save_pretrained (instead of the three above)"),
 }
 
 
@@ -55,10 +57,7 @@ class FlowRVSSegmenter:
 
 
 def _setting(name: str, value):
-    if value is not None and str(value).strip():
-        return str(value)
-    env = ENV_VARS[name][1]
-    return os.environ.get(env) or None
+    return ENV_VARS[name].value(value)
 
 
 def _is_repo_id(text: str) -> bool:
@@ -67,8 +66,7 @@ def _is_repo_id(text: str) -> bool:
 
 
 def _where(name: str) -> str:
-    flag, env = ENV_VARS[name]
-    return f"{flag} / {env}" if flag else env
+    return ENV_VARS[name].where()
 
 
 def load(device=None, wan_dir=None, dit_checkpoint=None, vae_checkpoint=None, model_dir=None,

@@ -10,15 +10,14 @@ No torch at import time: the pipeline is imported inside `load`.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from engine.registry import EngineNotConfigured
+from engine.registry import EngineNotConfigured, ModelPath
 
-ENV_VARS = {"model_dir": ("--flowseg-dir", "FLOWLABEL_FLOWSEG_DIR")}
+ENV_VARS = {"model_dir": ModelPath("--flowseg-dir", "FLOWLABEL_FLOWSEG_DIR", "FlowSeg save_pretrained folder")}
 
 
 class FlowSegNotConfigured(EngineNotConfigured):
@@ -41,15 +40,13 @@ class FlowSegSegmenter:
 
 
 def _where(name: str) -> str:
-    flag, env = ENV_VARS[name]
-    return f"{flag} / {env}"
+    return ENV_VARS[name].where()
 
 
 def load(device=None, model_dir=None, *, dtype=None, k: int = 5) -> FlowSegSegmenter:
     """Factory for engine.register_segmenter: a FlowSegSegmenter on `device` from a
     save_pretrained folder (model_dir, else $FLOWLABEL_FLOWSEG_DIR)."""
-    if model_dir is None or not str(model_dir).strip():
-        model_dir = os.environ.get(ENV_VARS["model_dir"][1]) or None
+    model_dir = ENV_VARS["model_dir"].value(model_dir)
     if model_dir is None:
         raise FlowSegNotConfigured(
             f"the FlowSeg engine needs a model folder; set {_where('model_dir')} to a folder "

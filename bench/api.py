@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Scripting API benchmark: /save_mask and /get_mask at 1080p through gradio_client, against
+the real app started as a subprocess (`launch.py`), with 1 and with 8 clients at once.
+
+    python bench/api.py            # 1080p, 40 calls per client and endpoint
+    python bench/api.py --quick    # a smoke run: 320x180, 4 calls per client
+
+Target: under 80 ms median per call for one client. Each client saves a different mask on its
+own expression (no stale-revision refusals), then reads it back; every mask read back is
+checked against the one saved.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere
+
+from bench.studio import blob, machine, ms, verdict, write_video  # noqa: E402
+from tests.live_app import LiveApp  # noqa: E402
+
+TARGET_MS = 80.0
+
+
+def client_run(url: str, expression_id: int, calls: int, size: tuple[int, int], folder: Path, seed: int,
+               out: dict) -> None:
+    from gradio_client import Client, handle_file
+    client = Client(url, verbose=False)
+    width, height = size
+    saves, gets = [], []
+    for i in range(calls):
+        mask = blob(seed * 1000 + i, height, width, 0.3)
+        png = folder / f"mask-{seed}-{i}.png"
+        cv2.imwrite(str(png), mask.astype(np.uint8) * 255)
+        t0 = time.perf_counter()
+        client.predict(expression_id, 0, handle_file(png), api_name="/save_mask")
+        t1 = time.perf_counter()
+        got = client.predict(expression_id, 0, api_name="/get_mask")
+        t2 = time.perf_counter()
+        if not np.array_equal(cv2.imread(got, cv2.IMREAD_GRAYSCALE) > 0, mask):
+            raise AssertionError(f"client {seed}: the mask read back differs from the one saved (call {i})")
+        saves.append(t1 - t0)
+        gets.append(t2 - t1)
+    out[seed] = (saves, gets)
+
+
+def run(url: str, expressions: list[int], clients: int, calls: int, size, folder: Path) -> tuple[list, list]:
+    out: dict = {}
+    threads = [threading.Thread(target=client_run, args=(url, expressions[c], calls, size, folder, c, out))
+               for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if len(out) != clients:
+        raise RuntimeError(f"{clients - len(out)} of {clients} clients failed (see above)")
+    return [s for saves, _ in out.values() for s in saves], [g for _, gets in out.values() for g in gets]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="small frames, few calls: a smoke run")
+    p.add_argument("--calls", type=int, default=None, help="calls per client and endpoint")
+    args = p.parse_args(argv)
+    size, calls = ((320, 180), 4) if args.quick else ((1920, 1080), 40)
+    calls = args.calls or calls
+    print(f"FlowLabel API benchmark ({'quick' if args.quick else 'full'}): {size[0]}x{size[1]}, {calls} calls "
+          "per client and endpoint")
+    print(f"machine: {machine()}")
+    from gradio_client import Client, handle_file
+    with tempfile.TemporaryDirectory(prefix="flowlabel-bench-api-") as tmp:
+        tmp = Path(tmp)
+        video = write_video(tmp / "clip.mp4", 2, size, detail=False)
+        app = LiveApp(tmp / "bench.sqlite")
+        try:
+            client = Client(app.url, verbose=False)
+            media = client.predict(handle_file(video), api_name="/add_media")["media_id"]
+            expressions = [client.predict(media, f"object {c}", api_name="/add_expression")["expression_id"]
+                           for c in range(8)]
+            for clients in (1, 8):
+                run(app.url, expressions, clients, 2, size, tmp)  # warm up: connections, caches
+                saves, gets = run(app.url, expressions, clients, calls, size, tmp)
+                for name, times in (("save_mask", saves), ("get_mask", gets)):
+                    median, p95 = ms(times)
+                    target = f" [{verdict(median < TARGET_MS)} < {TARGET_MS:.0f} ms]" if clients == 1 else ""
+                    print(f"{name} {clients} client{'s' if clients > 1 else ''}: median {median:.1f} ms "
+                          f"p95 {p95:.1f} ms over {len(times)} calls{target}")
+        finally:
+            app.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
