@@ -42,15 +42,15 @@ def wire(page) -> None:
         data = evt._data
         _same_place(session, data)
         session.stroke(data["points"], data["radius"], data.get("erase", False))
-        return show(page, session, refresh_checks=False)
+        return show(page, session, refresh_checks=False, history=False)
 
     def tool(session, evt: gr.EventData):
         session.tool(evt._data["kind"], evt._data["points"])
-        return show(page, session, refresh_checks=False)
+        return show(page, session, refresh_checks=False, history=False)
 
     def seek(session, evt: gr.EventData):
         session.seek(evt._data["frame"])
-        return show(page, session, refresh_checks=False)
+        return show(page, session, refresh_checks=False, history=False)
 
     def pick_object(session, evt: gr.EventData):
         session.pick_object(evt._data["id"])
@@ -75,7 +75,7 @@ def wire(page) -> None:
     def next_to_check(session):
         if not session.next_to_check():
             gr.Info("No frame stands out: masks change smoothly (or are all corrected).")
-        return show(page, session, refresh_checks=False)
+        return show(page, session, refresh_checks=False, history=False)
 
     out = shown(page)
     # Canvas events: every one is ordered behind the edits before it (same concurrency group).

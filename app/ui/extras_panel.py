@@ -6,13 +6,13 @@ import gradio as gr
 
 from app.formats import FORMATS
 from app.tempfiles import Spool
-from app.ui import shortcuts
+from app.ui import shortcuts, views
 from app.ui.session import PageError
 from app.ui.wiring import EDITS, on
 
 
 def build(page) -> None:
-    with gr.Accordion("History", open=False):
+    with gr.Accordion("History", open=False) as page.history_box:
         page.history = gr.Dataframe(headers=["revision", "action", "state", "time (UTC)", "changes"],
                                     interactive=False, elem_id="history")
     with gr.Accordion("Proposal vs correction", open=False):
@@ -90,6 +90,7 @@ def wire(page) -> None:
         return {page.import_report: report, **media_panel.lists(page, session)}
 
     on(page.demo.load, lambda: (shortcuts.keymap(studio.store),) * 2, None, [page.shortcuts, page.keymap])
+    on(page.history_box.expand, views.history, [page.state], [page.history])
     on(page.save_keys.click, save_keys, [page.shortcuts], [page.shortcuts, page.keymap])
     on(page.agree_btn.click, agreement, [page.state], [page.agree_plot, page.agree_text])
     on(page.export.click, lambda: export_coco(studio), None, [page.export_file])

@@ -19,10 +19,11 @@ def shown(page) -> list:
     return [page.state, page.canvas, page.info, page.history]
 
 
-def show(page, session: Session, refresh_checks: bool = True) -> dict:
-    """Everything that follows the session's frame and object."""
+def show(page, session: Session, refresh_checks: bool = True, history: bool = True) -> dict:
+    """Everything that follows the session's frame and object. Canvas events (strokes, frame
+    steps) leave the history table alone (history=False): it refreshes when opened."""
     value = views.canvas_value(session, refresh_checks)
     active = [o["runs"] for o in value.get("objects", []) if o["id"] == session.object_id]
     area = sum(active[0][1::2]) if active else None
-    return {page.state: session, page.canvas: value, page.info: views.info(session, area),
-            page.history: views.history(session)}
+    shown = {page.state: session, page.canvas: value, page.info: views.info(session, area)}
+    return {**shown, page.history: views.history(session)} if history else shown
