@@ -3,6 +3,8 @@
 
     python -m bench.page [--strokes 20] [--steps 20]      (from the repository root)
 
+On another video with --video (a small one shows what the page costs beyond the pixels).
+
 1. brush stroke: pointer released -> mask saved on the server and redrawn on the canvas
    (aim: median under 100 ms);
 2. next frame (the → key) -> the new frame and its masks drawn (aim: under 50 ms);
@@ -47,26 +49,28 @@ def latency(page, start: str, end: str) -> float:
     return next(t for k, t in marks if k == end and t >= t0) - t0
 
 
-def project(tmp: Path) -> Path:
+def project(tmp: Path, video: Path = VIDEO) -> tuple[Path, int, int]:
     studio = Studio(tmp / "bench.sqlite")
-    media = studio.add_media(VIDEO)[0]
+    media = studio.add_media(video)[0]
     h, w = media["height"], media["width"]
     eid = studio.store.add_expression(media["id"], "the large blob")["id"]
     blob = np.zeros((h, w), np.uint8)
     cv2.ellipse(blob, (w // 2, h // 2), (w // 3, h // 3), 0, 0, 360, 1, -1)  # ~35% of the frame
     studio.store.save_masks(eid, {f: blob.astype(bool) for f in range(min(media["frames"], 40))}, source="propagated")
     studio.close()
-    print(f"media: {VIDEO.name} {w}x{h}, {media['frames']} frames; mask: an ellipse over "
+    print(f"media: {video.name} {w}x{h}, {media['frames']} frames; mask: an ellipse over "
           f"{blob.mean() * 100:.0f}% of each frame")
-    return tmp / "bench.sqlite"
+    return tmp / "bench.sqlite", w, h
 
 
 def main() -> int:
     args = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     args.add_argument("--strokes", type=int, default=20)
     args.add_argument("--steps", type=int, default=20)
+    args.add_argument("--video", type=Path, default=VIDEO, help="another video to measure on (default: a.mp4, 1080p)")
     opts = args.parse_args()
-    app = LiveApp(project(Path(tempfile.mkdtemp())))
+    path, w, h = project(Path(tempfile.mkdtemp()), opts.video)
+    app = LiveApp(path)
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
@@ -78,10 +82,10 @@ def main() -> int:
             strokes, browser_ms = [], {"stroke": [], "frame": []}
             for i in range(opts.strokes):
                 rev = page.locator("#canvas [data-drawn]").get_attribute("data-revision")
-                y = 100 + 20 * i
-                page.mouse.move(*at(page, 200, y))
+                y = (100 + 20 * i) * h // 1080
+                page.mouse.move(*at(page, w // 10, y))
                 page.mouse.down()
-                page.mouse.move(*at(page, 400, y + 10))
+                page.mouse.move(*at(page, w // 5, y + 10 * h // 1080))
                 page.mouse.up()
                 wait_shown(page, changed_from=rev)
                 strokes.append(latency(page, "up", "data-revision"))

@@ -83,7 +83,7 @@ def test_a_late_stroke_for_another_frame_is_refused(page):
     from app.ui.edit_panel import _same_place
     tab, _ = page
     tab.seek(3)
-    with pytest.raises(gr.Error, match="changed while that edit"):
+    with pytest.raises(gr.Error, match="was not saved"):
         user_errors(_same_place)(tab, {"frame": 2, "object": tab.object_id})
     _same_place(tab, {"frame": 3, "object": tab.object_id})
 

@@ -37,7 +37,7 @@ def build(studio: Studio) -> gr.Blocks:
                 media_panel.build_review(page)
                 extras_panel.build_data(page)
             with gr.Column(scale=4, min_width=600):
-                page.canvas = build_canvas()
+                page.canvas = build_canvas(edit_panel.server_edit(page))
                 edit_panel.build(page)
                 extras_panel.build(page)
         api.register(studio)

@@ -3,6 +3,9 @@
 // run lengths; everything visual (fill, boundary, other objects, proposal, opacity, outline,
 // zoom, pan) happens here. Edits go back as small events in image pixels: 'stroke'
 // {points, radius, erase}, 'tool' {kind, points}, 'seek' {frame}, 'pick_object' {id}.
+// Strokes, tools and frame steps go to the server function canvas_edit (outside Gradio's
+// queue: one round trip) in order, and the answer is drawn at once; then the 'edited' event
+// lets the page refresh what surrounds the canvas.
 const $ = (sel) => element.querySelector(sel);
 const stage = $(".fl-stage"), base = $(".fl-base"), ui = $(".fl-ui"), tl = $(".fl-timeline");
 const bctx = base.getContext("2d"), uctx = ui.getContext("2d"), tctx = tl.getContext("2d");
@@ -210,22 +213,52 @@ tl.addEventListener("pointerup", () => {
   const f = st.seeking; st.seeking = null;
   if (f !== st.frame) seek(f); else drawTimeline();
 });
+let chain = Promise.resolve();
+function send(data) {
+  chain = chain.then(async () => {
+    let v;
+    try { v = await server.canvas_edit({ ...data, tab: st.tab }); } catch (err) { v = { error: `The server did not answer (${err}).` }; }
+    if (v && v.error) {
+      notice(v.error);
+      st.seekSent = 0; st.target = null;
+      if (st.stroke && st.stroke.sent) st.stroke = null;
+      drawUI(); drawTimeline();
+      return;
+    }
+    await load(v);
+    trigger("edited", { revision: v.revision, frame: v.frame });
+  });
+}
+function notice(text) {
+  const box = $(".fl-notice");
+  box.textContent = text; box.style.display = "block";
+  clearTimeout(notice.timer);
+  notice.timer = setTimeout(() => { box.style.display = "none"; }, 6000);
+}
 function seek(f) {
   // One seek in flight at a time; key repeats step from the frame asked for last, and only the
   // latest is sent when the answer comes (a stuck request frees the way after 3 s).
   st.poly = []; st.box = null; st.target = f; drawTimeline();
   if (st.seekSent && performance.now() - st.seekSent < 3000) return;
   st.seekSent = performance.now();
-  trigger("seek", { frame: f });
+  send({ kind: "seek", frame: f });
 }
 const wanted = () => st.target ?? st.frame;
 $("#prev-frame").addEventListener("click", () => wanted() > 0 && seek(wanted() - 1));
 $("#next-frame").addEventListener("click", () => wanted() < st.frames - 1 && seek(wanted() + 1));
 
 // -- the value from the server -----------------------------------------------------------
-async function load(v) {
+// Values are applied in the order they arrive (a frame's image decodes asynchronously; a later
+// value must not be overtaken by an earlier one still decoding).
+let loading = Promise.resolve();
+function load(v) {
+  loading = loading.then(() => apply(v)).catch((err) => notice(`Could not draw the frame (${err}).`));
+  return loading;
+}
+async function apply(v) {
   if (!v) return;
   if (typeof v === "string") v = JSON.parse(v);
+  if (v.tab) st.tab = v.tab;
   $(".fl-message").textContent = v.message || "";
   $(".fl-message").style.display = v.message ? "block" : "none";
   if (!v.width) { st.W = 0; st.img = null; draw(); drawUI(); return; }
@@ -295,7 +328,7 @@ ui.addEventListener("pointerdown", (e) => {
   } else if (st.tool === "points") {
     if (!inside(p)) return;
     const negative = e.button === 2 || e.shiftKey || e.altKey;
-    trigger("tool", { kind: "click", points: [[p[0], p[1], negative ? -1 : 1]] });
+    send({ kind: "click", points: [[p[0], p[1], negative ? -1 : 1]], frame: st.frame, object: st.active });
   } else if (st.tool === "polygon" && e.button === 0 && inside(p)) {
     const last = st.poly[st.poly.length - 1];
     if (!last || last[0] !== p[0] || last[1] !== p[1]) st.poly.push(p);
@@ -323,14 +356,15 @@ ui.addEventListener("pointerup", () => {
   if (st.pan) { st.pan = null; return; }
   if (st.stroke) {
     const s = st.stroke;
-    trigger("stroke", { points: s.points, radius: s.radius, erase: s.erase, frame: st.frame, object: st.active });
+    send({ kind: "stroke", points: s.points, radius: s.radius, erase: s.erase, frame: st.frame, object: st.active });
     s.sent = true;  // drawn until the saved mask comes back
   } else if (st.box) {
     const [x0, y0] = st.box.a, [x1, y1] = st.box.b;
     st.box = null; drawUI();
     // Corners are pixels; the box covers both of them (its far edge is exclusive).
     if (x0 !== x1 && y0 !== y1)
-      trigger("tool", { kind: "box", points: [[Math.min(x0, x1), Math.min(y0, y1)], [Math.max(x0, x1) + 1, Math.max(y0, y1) + 1]] });
+      send({ kind: "box", points: [[Math.min(x0, x1), Math.min(y0, y1)], [Math.max(x0, x1) + 1, Math.max(y0, y1) + 1]],
+             frame: st.frame, object: st.active });
   }
 });
 ui.addEventListener("pointerleave", () => { st.hover = null; $(".fl-hover").textContent = ""; drawUI(); });
@@ -338,7 +372,7 @@ ui.addEventListener("dblclick", () => closePolygon());
 function closePolygon() {
   if (st.tool !== "polygon" || st.poly.length < 3) return;
   const pts = st.poly; st.poly = []; drawUI();
-  trigger("tool", { kind: "polygon", points: pts });
+  send({ kind: "polygon", points: pts, frame: st.frame, object: st.active });
 }
 ui.addEventListener("wheel", (e) => {
   if (!st.W) return;

@@ -2,8 +2,9 @@
 the masks, zooms and pans, and turns pointer input into small edit events.
 
 Its template never mentions the value, so Gradio never re-renders it: the <canvas> elements
-keep their pixels, and the script redraws when the value changes (watch). Events it raises:
-stroke, tool, seek, pick_object (each carries a dict, read through gr.EventData).
+keep their pixels, and the script redraws when the value changes (watch). Strokes, tools and
+frame steps reach the server through the server function canvas_edit (no queue); events it
+raises: edited (after one of those), pick_object (each carries a dict, read through gr.EventData).
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ TEMPLATE = """
   </div>
   <div class="fl-stage">
     <canvas class="fl-base"></canvas><canvas class="fl-ui"></canvas><div class="fl-message"></div>
+    <div class="fl-notice" role="alert"></div>
   </div>
   <div class="fl-under"><span class="fl-legend"></span><span class="fl-hover"></span></div>
   <div class="fl-timeline-row">
@@ -51,6 +53,9 @@ TEMPLATE = """
 """
 
 
-def build_canvas() -> gr.HTML:
+def build_canvas(canvas_edit) -> gr.HTML:
+    """canvas_edit(data, request) -> the canvas's new value: the server function the browser
+    calls for strokes, tools and frame steps."""
     return gr.HTML(value=None, html_template=TEMPLATE, css_template=(HERE / "canvas.css").read_text(),
-                   js_on_load=(HERE / "canvas.js").read_text(), elem_id="canvas", apply_default_css=False)
+                   js_on_load=(HERE / "canvas.js").read_text(), elem_id="canvas", apply_default_css=False,
+                   server_functions=[canvas_edit])

@@ -2,10 +2,14 @@
 mask line, objects, undo/redo, corrections and propagation."""
 from __future__ import annotations
 
+import secrets
+from collections import OrderedDict
+
 import gradio as gr
 
-from app.ui.session import PageError
-from app.ui.wiring import EDITS, on, show, shown
+from app.ui import views
+from app.ui.session import PageError, Session
+from app.ui.wiring import EDITS, on, server_function, show, shown
 
 CORRECTIONS = [("fill_holes", "Fill holes", "fill-holes"), ("smooth", "Smooth edges", "smooth"),
                ("remove_specks", "Remove specks", "remove-specks")]
@@ -32,25 +36,61 @@ def build(page) -> None:
 
 def _same_place(session, data: dict) -> None:
     """An edit drawn on one frame/object must not land on another (a late event)."""
-    if data.get("frame") is not None and int(data["frame"]) != session.frame or \
-            data.get("object") is not None and int(data["object"]) != session.object_id:
-        raise PageError("The frame or object changed while that edit was on its way; it was not saved. Redo it.")
+    frame, obj = data.get("frame"), data.get("object")
+    if frame is not None and int(frame) != session.frame or obj is not None and int(obj) != session.object_id:
+        raise PageError(f"That edit was drawn on frame {frame}, object id {obj}, but this tab is now on frame "
+                        f"{session.frame}, object id {session.object_id}; it was not saved. Redo it.")
+
+
+def canvas_edit(session: Session, data: dict) -> dict:
+    """A stroke, a tool or a frame step from the canvas; returns the canvas's new value."""
+    kind = data.get("kind")
+    if kind == "seek":
+        session.seek(data["frame"])
+    else:
+        _same_place(session, data)
+        if kind == "stroke":
+            session.stroke(data["points"], data["radius"], data.get("erase", False))
+        else:
+            session.tool(kind, data.get("points") or [])
+    return views.canvas_value(session, refresh_checks=False)
+
+
+class Tabs:
+    """Sessions by the token their canvas holds (server functions get no gr.State): the newest
+    `keep` tabs."""
+
+    def __init__(self, keep: int = 256):
+        self.keep, self._tabs = keep, OrderedDict()
+
+    def register(self, session: Session) -> None:
+        # A copy of a session (Gradio's per-tab copy) carries the token too: the latest wins.
+        session.tab = session.tab or secrets.token_hex(16)
+        self._tabs[session.tab] = session
+        self._tabs.move_to_end(session.tab)
+        while len(self._tabs) > self.keep:
+            self._tabs.popitem(last=False)
+
+    def get(self, token) -> Session:
+        if token not in self._tabs:
+            raise PageError("This tab lost its place on the server (restarted?): reload the page.")
+        return self._tabs[token]
+
+
+def server_edit(page):
+    """The canvas's server function: the tab's Session comes from the token in the request."""
+    page.tabs = Tabs()
+
+    @server_function
+    def canvas_edit_fn(data: dict) -> dict:
+        return canvas_edit(page.tabs.get(data.get("tab")), data)
+    canvas_edit_fn.__name__ = "canvas_edit"
+    return canvas_edit_fn
 
 
 def wire(page) -> None:
-    def stroke(session, evt: gr.EventData):
-        data = evt._data
-        _same_place(session, data)
-        session.stroke(data["points"], data["radius"], data.get("erase", False))
-        return show(page, session, refresh_checks=False, history=False)
-
-    def tool(session, evt: gr.EventData):
-        session.tool(evt._data["kind"], evt._data["points"])
-        return show(page, session, refresh_checks=False, history=False)
-
-    def seek(session, evt: gr.EventData):
-        session.seek(evt._data["frame"])
-        return show(page, session, refresh_checks=False, history=False)
+    def edited(session):
+        return {page.info: views.info(session)}
 
     def pick_object(session, evt: gr.EventData):
         session.pick_object(evt._data["id"])
@@ -78,10 +118,7 @@ def wire(page) -> None:
         return show(page, session, refresh_checks=False, history=False)
 
     out = shown(page)
-    # Canvas events: every one is ordered behind the edits before it (same concurrency group).
-    on(page.canvas.stroke, stroke, [page.state], out, trigger_mode="multiple", show_progress="hidden", **EDITS)
-    on(page.canvas.tool, tool, [page.state], out, trigger_mode="multiple", show_progress="hidden", **EDITS)
-    on(page.canvas.seek, seek, [page.state], out, trigger_mode="multiple", show_progress="hidden", **EDITS)
+    on(page.canvas.edited, edited, [page.state], [page.info], trigger_mode="multiple", show_progress="hidden")
     on(page.canvas.pick_object, pick_object, [page.state], out, show_progress="hidden", **EDITS)
 
     on(page.undo.click, then_show(lambda s: s.undo()), [page.state], out, **EDITS)

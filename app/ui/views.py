@@ -49,9 +49,9 @@ def canvas_value(session: Session, refresh_checks: bool = True) -> dict:
     """The canvas's value. The frame's JPEG is left out when the canvas already holds it."""
     media = session.media
     if media is None:
-        return {"message": "Add media to start: drop an image or a video under Add media."}
+        return {"tab": session.tab, "message": "Add media to start: drop an image or a video under Add media."}
     image_key = f"{media['id']}:{session.frame}"
-    value = {"image_key": image_key, "width": media["width"], "height": media["height"],
+    value = {"tab": session.tab, "image_key": image_key, "width": media["width"], "height": media["height"],
              "frame": session.frame, "frames": media["frames"], "objects": [], "active": None,
              "proposal": None, "revision": session.revision}
     if session.sent_image != image_key:
