@@ -105,14 +105,17 @@ def register(studio: Studio) -> None:
 
     @user_errors
     def propagate(expression_id: int, frame: int, direction: str = "forward", count: int | None = None,
-                  overwrite_manual: bool = False) -> dict:
-        """Carry the frame's mask forward or backward by optical flow (count frames, or to the end);
-        manual frames are kept and re-seed the track, unless overwrite_manual."""
+                  overwrite_manual: bool = False, method: str | None = None) -> dict:
+        """Carry the frame's mask forward or backward (count frames, or to the end) with method "sam2"
+        (SAM 2's memory; the default when its weights are configured) or "dis" (optical flow); manual
+        frames are kept as anchors, unless overwrite_manual. "absent": frames where SAM 2 lost the object."""
         result = studio.propagate(arg.whole(expression_id, "expression_id"), arg.whole(frame, "frame"),
                                   direction,
                                   arg.optional_whole(count, "count", minimum=0) or None,
-                                  overwrite_manual=arg.flag(overwrite_manual, "overwrite_manual"))
-        return {"frames": result["frames"], "flagged": result["flagged"], "revision": result["revision"]}
+                                  overwrite_manual=arg.flag(overwrite_manual, "overwrite_manual"),
+                                  method=None if method is None else arg.text(method, "method") or None)
+        return {"frames": result["frames"], "flagged": result["flagged"], "revision": result["revision"],
+                "absent": result.get("absent", []), "method": result.get("method", "dis")}
 
     @user_errors
     def export_coco() -> FileData:

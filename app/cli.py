@@ -1,6 +1,7 @@
 """Command line: `python launch.py` serves the studio; `export ...` and `import ...` move datasets;
 `evaluate ...` scores an engine against the corrected masks; `annotate ...` pre-annotates in batch;
 `render ...` writes overlay clips to share.
+`models list|download` shows and fetches engines' weights.
 
 Plugin engines: `--engine-module M` (repeatable) or FLOWLABEL_ENGINE_MODULES=M1,M2 imports each
 module before anything else runs; a module registers its engines with engine.register_segmenter.
@@ -114,6 +115,14 @@ def parser() -> argparse.ArgumentParser:
                      help="with --ray on a cluster without GPUs: how many CPU model actors (default 1)")
     ann.add_argument("--limit", type=int, default=None, help="annotate at most this many expressions")
     _render_args(sub, project_help)
+    mod = sub.add_parser("models", help="each engine's weights: list what is here, download what is not",
+                         description="Weights come from the model flags / variables (a folder, a Hugging Face "
+                                     "cache entry or a repo id already in the cache). Nothing downloads implicitly.")
+    mod_sub = mod.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    mod_sub.add_parser("list", help="ready / missing (which files) / where looked, per engine")
+    dl = mod_sub.add_parser("download", help="fetch weights into the Hugging Face cache (resumable, with progress)")
+    dl.add_argument("name", help="a known name (sam2.1-tiny, sam2.1-small, sam2.1-base-plus, sam2.1-large, edgetam, "
+                                 "wan2.1-t2v-1.3b, flowrvs, sam3) or a repo id")
     return p
 
 
@@ -145,7 +154,8 @@ def _engine_args(sub: argparse.ArgumentParser, project_help: str) -> None:
     # SUPPRESS: options given before the command are not reset by the subcommand's defaults.
     sub.add_argument("--project", type=Path, default=argparse.SUPPRESS,
                      help=f"an existing project SQLite file. Default: {default_project()}")
-    sub.add_argument("--engine", required=True, help="registered engine name (flowrvs, ... or a plugin's)")
+    sub.add_argument("--engine", required=True, help="registered engine name (flowrvs, sam3, ... or a plugin's); "
+                                                     "evaluate takes several, comma-separated, and compares them")
     sub.add_argument("--device", default=argparse.SUPPRESS, help="cpu, cuda, cuda:1 ... (default: cuda when "
                                                                   "available, else cpu)")
     sub.add_argument("--engine-module", dest="engine_module_sub", action="append", default=[],
@@ -202,6 +212,8 @@ def main(argv=None) -> int:
         return import_(project, args)
     if args.command == "render":
         return render(project, args)
+    if args.command == "models":
+        return models(args)
     return serve(project, args)
 
 
@@ -298,6 +310,20 @@ def serve(project: Path, args) -> int:
     return 0
 
 
+def models(args) -> int:
+    from engine import models as catalog
+    if args.models_command == "list":
+        print(catalog.format_report(catalog.report(engine_paths(args))))
+        return 0
+    try:
+        folder = catalog.download(args.name)
+    except catalog.DownloadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"ready: {folder}")
+    return 0
+
+
 def _stop_serving(signum, frame):
     raise KeyboardInterrupt  # Gradio closes its server on it; then atexit runs
 
@@ -315,21 +341,47 @@ def evaluate(project: Path, args) -> int:
     from app.studio import Studio
     if not _existing_project(project):
         return 2
+    names = [n.strip() for n in args.engine.split(",") if n.strip()]
+    if len(names) > 1 and args.json:
+        print("error: --json names one report; with several engines each report goes to its default path",
+              file=sys.stderr)
+        return 2
+    reports, failed = [], {}
     studio = Studio(project, device=args.device, engine_paths=engine_paths(args))
     try:
-        report = ev.evaluate(studio, args.engine)
-    except engine.UnknownEngineError as e:
-        print(f"error: {e}; load plugin engines with --engine-module", file=sys.stderr)
-        return 2
-    except ev.EvaluationError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        for name in names:
+            try:
+                reports.append(ev.evaluate(studio, name))
+            except engine.UnknownEngineError as e:
+                print(f"error: {e}; load plugin engines with --engine-module", file=sys.stderr)
+                return 2
+            except (ev.EvaluationError, engine.EngineNotConfigured) as e:
+                if len(names) == 1:
+                    print(f"error: {e}", file=sys.stderr)
+                    return 1
+                failed[name] = str(e)
     finally:
         studio.close()
-    out = ev.write_json(report, args.json or ev.default_json_path(studio.store.path, args.engine))
-    print(ev.format_table(report))
-    print(f"\nwrote {out}")
-    return 0
+    for report in reports:
+        out = ev.write_json(report, args.json or ev.default_json_path(studio.store.path, report["engine"]))
+        print(ev.format_table(report))
+        print(f"\nwrote {out}\n")
+    if len(names) > 1:
+        print(compare_table(reports, failed))
+    return 0 if reports else 1
+
+
+def compare_table(reports: list[dict], failed: dict) -> str:
+    """One line per engine: the overall scores side by side, on the same ground truth."""
+    def fmt(value) -> str:
+        return "-" if value is None else f"{value:.3f}"
+    lines = ["comparison (same ground truth):", f"{'engine':<16} {'videos J&F':>11} {'images cIoU':>12} {'gIoU':>7}"]
+    for r in reports:
+        video, image = (r["video"] or {}).get("overall", {}), (r["image"] or {}).get("overall", {})
+        lines.append(f"{r['engine']:<16} {fmt(video.get('J&F')):>11} {fmt(image.get('cIoU')):>12} "
+                     f"{fmt(image.get('gIoU')):>7}")
+    lines += [f"{name:<16} not run: {why}" for name, why in failed.items()]
+    return "\n".join(lines)
 
 
 def annotate(project: Path, args) -> int:

@@ -55,7 +55,8 @@ def check_readable(path: str | Path, roots: list[Path], what: str = "dataset") -
 def _credential(line: str, where: str) -> tuple[str, str]:
     user, sep, password = line.partition(":")
     if not sep or not user.strip() or not password:
-        raise ExposureError(f"{where}: expected user:password, got {line[:40]!r}")
+        # The line itself is not echoed: it may hold a password.
+        raise ExposureError(f"{where}: expected user:password (a user name, a colon, a non-empty password)")
     return user.strip(), password
 
 

@@ -330,9 +330,9 @@ class ProjectStore:
             media = self.get_media(expr["media_id"])
             obj = self._object_for(expression_id, object_id)
             changes = []
-            for frame, mask in sorted(masks.items()):
+            for frame in sorted(masks):  # one at a time: `masks` may decode lazily (a long run's RLE)
                 self._check_frame(media, frame)
-                mask = self._check_mask(media, mask)
+                mask = self._check_mask(media, masks[frame])
                 new_counts = rle.encode(mask)["counts"] if mask.any() else None
                 if source != "manual":  # kept apart, even where a manual frame wins below
                     self._write_proposal(obj, frame, source, new_counts, media)

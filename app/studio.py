@@ -6,6 +6,7 @@ service. The UI keeps only ids and a revision number per browser tab.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -18,6 +19,7 @@ from app import media as media_io
 from app.exposure import allowed_roots, check_readable
 from app.overlay import render_overlay
 from app.propagate import propagate, review_scores
+from app.sam_assist import FramePreparer, RleFrames
 from app.store import ProjectStore, StoreError
 
 
@@ -32,6 +34,8 @@ class Studio:
         self.cancel_event = threading.Event()  # stops a running propagation
         self._candidates: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # (expression, object) -> top-k
         self._to_check: dict[tuple, list[int]] = {}  # (expression, object) -> frames to check
+        self._candidate_frames: dict[tuple, tuple[int, tuple | None]] = {}  # -> (frame, SAM object or None)
+        self.preparer = FramePreparer(self.engines.sam_prepare)
 
     def cancel(self) -> None:
         self.cancel_event.set()
@@ -67,6 +71,14 @@ class Studio:
         return self.frames.frame(self.store.media_file(media_id), media["kind"], index, frames=media["frames"],
                                  frame_index=lambda: self.store.frame_index(media_id))
 
+    def show_frame(self, media_id: int, index: int) -> np.ndarray:
+        """The frame a page is about to show: with SAM 2 configured, its embedding starts now in
+        the background, so the first click on it answers fast."""
+        image = self.frame(media_id, index)
+        if self.engines.sam_configured():
+            self.preparer.request((media_id, index), image)
+        return image
+
     def media_frames(self, media_id: int) -> np.ndarray:
         """Every frame of a media, uint8 [T,H,W,3] RGB (an image is T=1): what an engine reads."""
         media = self.store.get_media(media_id)
@@ -99,13 +111,18 @@ class Studio:
 
     def apply_tool(self, expression_id: int, frame: int, tool: str, points: list, mask: np.ndarray | None = None,
                    object_id: int | None = None, base_revision: int | None = None) -> tuple[np.ndarray, int]:
-        """Box (two corners) -> GrabCut mask; clicks refine (+ inside, - outside); polygon adds its area."""
+        """Box (two corners) -> mask; clicks refine (+ inside, - outside); polygon adds its area.
+
+        Box and clicks use SAM 2 when its weights are configured (its multimask alternatives become
+        the candidates), GrabCut otherwise. A box restarts the object; clicks refine it."""
         expr = self.store.get_expression(expression_id)
         image = self.frame(expr["media_id"], frame)
         if mask is None:
             mask = self.store.get_mask(expression_id, frame, object_id)
         pts = [(float(x), float(y)) for x, y, *_ in points]
-        if tool == "box":
+        if tool in ("box", "click") and self.engines.sam_configured():
+            new = self._sam_tool(expr, frame, image, tool, points, mask, object_id)
+        elif tool == "box":
             (x0, y0), (x1, y1) = pts[:2]
             new = frame_tools.box_to_mask(image, (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
         elif tool == "click":
@@ -119,13 +136,39 @@ class Studio:
         revision = self.store.save_mask(expression_id, frame, new, object_id=object_id, base_revision=base_revision)
         return new, revision
 
+    def _sam_tool(self, expr, frame, image, tool, points, mask, object_id) -> np.ndarray:
+        key, obj = (expr["media_id"], frame), (expr["id"], object_id, frame)
+        if len(points) < (2 if tool == "box" else 1) or any(len(p) < 3 for p in points):
+            raise StoreError(f"the {tool} tool needs {'two corners' if tool == 'box' else 'a click'} as [x, y, +1/-1]")
+        try:
+            if tool == "box":
+                (x0, y0), (x1, y1) = [(float(x), float(y)) for x, y, *_ in points[:2]]
+                masks, scores = self.engines.sam_box(key, image, obj, (x0, y0, x1, y1))
+            else:
+                current = mask
+                for x, y, label in points:
+                    masks, scores = self.engines.sam_click(key, image, obj, float(x), float(y), label > 0, current)
+                    current = masks[0]
+        except ValueError as e:  # a prompt outside the frame, a box too small: the user's to fix
+            raise StoreError(str(e)) from e
+        if len(masks) > 1:  # SAM's alternatives: one click away, as a model's candidates are
+            self._remember_candidates(expr["id"], object_id, masks, scores, frame, obj)
+        else:
+            self._candidates.pop((expr["id"], object_id), None)
+        return masks[0]
+
     # -- video -----------------------------------------------------------------------------
     def propagate(self, expression_id: int, frame: int, direction: str = "forward", count: int | None = None,
-                  object_id: int | None = None, progress=None, overwrite_manual: bool = False) -> dict:
-        """Carry the frame's mask through the video by optical flow. Manual frames are anchors:
-        never overwritten (unless asked) and they re-seed the track. One undo step."""
+                  object_id: int | None = None, progress=None, overwrite_manual: bool = False,
+                  method: str | None = None) -> dict:
+        """Carry the frame's mask through the video: method "sam2" (SAM 2's memory; the default
+        when its weights are configured) or "dis" (optical flow). Manual frames are anchors: never
+        overwritten (unless asked); DIS re-seeds from them, SAM 2 conditions on them. One undo step."""
         if direction not in ("forward", "backward"):
             raise StoreError(f"direction must be 'forward' or 'backward', not {direction!r}")
+        method = method or ("sam2" if self.engines.sam_configured() else "dis")
+        if method not in ("sam2", "dis"):
+            raise StoreError(f"method must be 'sam2' or 'dis', not {method!r}")
         expr = self.store.get_expression(expression_id)
         media = self.store.get_media(expr["media_id"])
         start = self.store.get_mask(expression_id, frame, object_id)
@@ -135,6 +178,9 @@ class Studio:
         anchors = {} if overwrite_manual else {
             f: self.store.get_mask(expression_id, f, object_id) for f, src in sources.items()
             if src == "manual" and f != frame}
+        if method == "sam2":
+            return self._propagate_sam(expr, media, frame, start, direction, count, object_id, anchors, progress,
+                                       overwrite_manual)
         self.cancel_event.clear()
         total = count or media["frames"]
         masks, confidence, flagged = {}, {}, None
@@ -153,6 +199,32 @@ class Studio:
                                          action=f"propagate {direction} from frame {frame}")
         return {"frames": sorted(masks), "flagged": flagged, "revision": revision,
                 "confidence": {f: round(c, 3) for f, c in confidence.items()}}
+
+    def _propagate_sam(self, expr, media, frame, start, direction, count, object_id, anchors, progress,
+                       overwrite_manual) -> dict:
+        if count is not None and (int(count) != count or count < 1):
+            raise StoreError(f"count must be a whole number of frames >= 1 (or empty: to the end), not {count!r}")
+        masks, absent = RleFrames(start.shape), []
+
+        def keep(step) -> None:
+            masks[step.frame] = step.mask
+            if step.absent:
+                absent.append(step.frame)
+
+        try:
+            self.engines.sam_track(lambda i: self.frame(media["id"], i), media["frames"], frame, keep,
+                                   progress=progress, seed_mask=start, direction=direction, count=count,
+                                   anchors=anchors)
+        except engine.Cancelled:
+            raise engine.Cancelled("propagation cancelled; nothing was saved") from None
+        revision = self.store.save_masks(expr["id"], masks, object_id=object_id, source="sam2",
+                                         keep_manual=not overwrite_manual,
+                                         action=f"SAM 2 track {direction} from frame {frame}")
+        if absent:  # recorded (no mask there) and flagged for a look, not painted
+            self.store.add_note(expr["id"], f"SAM 2 found the object absent on {len(absent)} frame(s): "
+                                            f"{_frame_list(absent)}; check them")
+        return {"frames": sorted(masks), "flagged": absent[0] if absent else None, "absent": sorted(absent),
+                "revision": revision, "method": "sam2"}
 
     # -- engines ---------------------------------------------------------------------------
     def propose(self, expression_id: int, engine_name: str, progress=None) -> engine.Proposal:
@@ -181,27 +253,59 @@ class Studio:
         its candidates wait for a click. Returns {"frames": n, "revision": r}."""
         proposal = self.propose(expression_id, engine_name, progress=progress)
         if proposal.candidates is not None:
-            self._candidates[expression_id, object_id] = proposal.candidates
-            while len(self._candidates) > 32:
-                self._candidates.pop(next(iter(self._candidates)))
+            self._remember_candidates(expression_id, object_id, *proposal.candidates)
         revision = self.save_proposal(expression_id, engine_name, proposal.masks, object_id=object_id,
                                       overwrite_manual=overwrite_manual)
         return {"frames": int(len(proposal.masks)), "revision": revision}
 
+    def _remember_candidates(self, expression_id, object_id, masks, scores, frame: int = 0,
+                             sam_object=None) -> np.ndarray:
+        # an empty alternative is no one-click fix (Clear does that): keep the rest
+        keep = [0] + [i for i in range(1, len(masks)) if masks[i].any()]
+        key = (expression_id, object_id)
+        self._candidates[key] = masks[keep], scores[keep]
+        self._candidate_frames[key] = (frame, sam_object, keep)
+        while len(self._candidates) > 32:
+            oldest = next(iter(self._candidates))
+            self._candidates.pop(oldest)
+            self._candidate_frames.pop(oldest, None)
+        return masks[keep]
+
+    def weights_status(self) -> list[dict]:
+        """Each engine's weights as this studio is configured: ready, missing files, where looked,
+        and what to do (`launch.py models list` prints the same)."""
+        from engine import models
+        paths = self.engines.paths()
+        for w in models.CATALOG:  # flags given to the studio win; the variables fill the rest
+            if os.environ.get(w.env):
+                paths.setdefault(w.engine, {}).setdefault(w.setting, os.environ[w.env])
+        return [{"engine": s.weights.engine, "setting": s.weights.setting, "ready": s.ready, "missing": s.missing,
+                 "where": s.where, "hint": s.hint} for s in models.report(paths)]
+
     def candidates(self, expression_id: int, object_id: int | None = None):
-        """The last model run's top candidates for an image expression: (masks, scores) or None."""
+        """The last top candidates (a model run's, or SAM 2's alternatives): (masks, scores) or None."""
         return self._candidates.get((expression_id, object_id))
+
+    def candidate_frame(self, expression_id: int, object_id: int | None = None) -> int:
+        """The frame the candidates are for (0 for an image model's)."""
+        return self._candidate_frames.get((expression_id, object_id), (0,))[0]
 
     def choose_candidate(self, expression_id: int, index: int, object_id: int | None = None,
                          base_revision: int | None = None) -> int:
-        """Replace the image's mask with candidate `index` (0-based); the choice is the annotator's."""
+        """Replace the mask with candidate `index` (0-based); the choice is the annotator's. After a
+        SAM 2 alternative, the next click refines the chosen one."""
         found = self.candidates(expression_id, object_id)
         if found is None:
-            raise StoreError("no candidates for this expression: run an engine that offers them (FlowSeg) first")
+            raise StoreError("no candidates for this expression: run an engine that offers them (FlowSeg), or "
+                             "click with SAM 2, first")
         if not 0 <= index < len(found[0]):
             raise StoreError(f"there are {len(found[0])} candidates; choose 1 to {len(found[0])}")
-        return self.store.save_mask(expression_id, 0, found[0][index], object_id=object_id,
-                                    base_revision=base_revision)
+        frame, sam_object, keep = self._candidate_frames.get((expression_id, object_id), (0, None, None))
+        revision = self.store.save_mask(expression_id, frame, found[0][index], object_id=object_id,
+                                        base_revision=base_revision)
+        if sam_object is not None:
+            self.engines.sam_choose(sam_object, keep[index])
+        return revision
 
     def next_to_check(self, expression_id: int, frame: int, object_id: int | None = None,
                       min_change: float = 0.3) -> int | None:
@@ -317,3 +421,14 @@ class Studio:
             while len(self._to_check) > 32:
                 self._to_check.pop(next(iter(self._to_check)))
         return self._to_check[key]
+
+
+def _frame_list(frames: list[int]) -> str:
+    """[3, 4, 5, 9] -> '3-5, 9'."""
+    runs, start = [], None
+    for i, f in enumerate(frames):
+        start = f if start is None else start
+        if i + 1 == len(frames) or frames[i + 1] != f + 1:
+            runs.append(f"{start}" if start == f else f"{start}-{f}")
+            start = None
+    return ", ".join(runs)

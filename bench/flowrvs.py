@@ -93,6 +93,46 @@ def load_pipeline(args, way: str):
                            max_size=box, **options)
 
 
+class PhasePeaks:
+    """Seconds and (on CUDA) peak allocated memory of each pipeline phase: the prompt, the
+    VAE encoding, the DiT's velocity calls and the mask decoding, so the report can say what
+    share of the peak the DiT accounts for. Wraps the pipeline's methods on the instance; the
+    overall peak is kept across the resets each phase makes."""
+
+    PHASES = ("encode_prompt", "encode_video", "velocity", "decode_mask")
+
+    def __init__(self, pipe, cuda: bool):
+        import torch
+        self.torch, self.cuda = torch, cuda
+        self.seconds = {name: 0.0 for name in self.PHASES}
+        self.peak_mib = {name: 0.0 for name in self.PHASES}
+        self.overall = 0.0
+        for name in self.PHASES:
+            setattr(pipe, name, self._wrap(name, getattr(pipe, name)))
+
+    def _max(self) -> float:
+        return self.torch.cuda.max_memory_allocated() / 2 ** 20 if self.cuda else 0.0
+
+    def _wrap(self, name, fn):
+        def wrapped(*a, **k):
+            if self.cuda:
+                self.torch.cuda.synchronize()
+                self.overall = max(self.overall, self._max())
+                self.torch.cuda.reset_peak_memory_stats()
+            t0 = time.perf_counter()
+            out = fn(*a, **k)
+            if self.cuda:
+                self.torch.cuda.synchronize()
+            self.seconds[name] += time.perf_counter() - t0
+            self.peak_mib[name] = max(self.peak_mib[name], self._max())
+            self.overall = max(self.overall, self._max())
+            return out
+        return wrapped
+
+    def peak(self) -> float:
+        return max(self.overall, self._max())
+
+
 def worker(args) -> dict:
     """One (schedule, way) in this process; the masks of the last call go to --masks-out."""
     import numpy as np
@@ -122,6 +162,7 @@ def worker(args) -> dict:
     loaded = torch.cuda.memory_allocated() / 2 ** 20 if cuda else rss_mib()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
+    phases = PhasePeaks(pipe, cuda)
 
     masks = []
 
@@ -130,7 +171,7 @@ def worker(args) -> dict:
                          window=window, overlap=overlap)]
 
     times = timed(call, args.runs, args.warmup, sync)
-    peak = torch.cuda.max_memory_allocated() / 2 ** 20 if cuda else peak_rss_mib()
+    peak = phases.peak() if cuda else peak_rss_mib()
     np.save(args.masks_out, masks[0])
     median = statistics.median(times)
     params = {name: sum(p.numel() for p in getattr(pipe, name).parameters())
@@ -148,6 +189,10 @@ def worker(args) -> dict:
         "peak_mib": peak, "loaded_mib": loaded, "rss_before_mib": before, "gpu": cuda,
         "mask_shape": list(masks[0].shape), "mask_dtype": str(masks[0].dtype),
         "mask_fraction": float(masks[0].mean()),
+        "calls": args.runs + args.warmup,
+        "phase_s": phases.seconds, "phase_peak_mib": phases.peak_mib if cuda else None,
+        "dit_weights_mib": sum(p.numel() * p.element_size()
+                               for p in pipe.transformer.parameters()) / 2 ** 20,
     }
 
 
@@ -196,6 +241,15 @@ def report(header: dict, rows: list) -> None:
         print("on a CPU the text encoder lives in host memory either way; peak RSS includes "
               "loading, 'RSS loaded' is the RSS once the model was loaded")
     print("agree: pixels on which ours' masks equal the release way's (same shapes required)")
+    for r in rows:
+        secs = ", ".join(f"{k} {v / r['calls']:.3f}" for k, v in r["phase_s"].items())
+        print(f"{r['schedule']} {r['way']}: seconds per call: {secs}")
+        if r["phase_peak_mib"]:
+            dit = r["phase_peak_mib"]["velocity"]
+            print(f"{r['schedule']} {r['way']}: peak while the DiT runs {dit:,.0f} MiB = "
+                  f"{dit / r['peak_mib'] * 100:.0f}% of the peak {r['peak_mib']:,.0f} MiB (DiT "
+                  f"weights {r['dit_weights_mib']:,.0f} MiB = "
+                  f"{r['dit_weights_mib'] / r['peak_mib'] * 100:.0f}%)")
 
 
 def parse_args(argv=None):
@@ -213,6 +267,8 @@ def parse_args(argv=None):
                         help="ours: frames per window, 4k+1 (default: the pipeline's)")
     parser.add_argument("--overlap", type=int, default=None,
                         help="ours: frames shared by neighbouring windows (default (window-1)//4)")
+    parser.add_argument("--ways", action="append", choices=WAYS,
+                        help="repeatable; default: both (release, then ours)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -263,13 +319,15 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="flowrvs-bench-") as tmp:
         for schedule in args.schedule or ["official", "mevis"]:
             masks = {}
-            for way in WAYS:
+            for way in args.ways or WAYS:
                 masks[way] = Path(tmp) / f"{schedule}-{way}.npy"
                 try:
                     rows.append(run_worker(args, schedule, way, masks[way]))
                 except RuntimeError as error:
                     print(error, file=sys.stderr)
                     return 1
+            if set(masks) != set(WAYS):
+                continue
             import numpy as np
             a, b = np.load(masks["release"]), np.load(masks["ours"])
             rows[-1]["same_shape"] = a.shape == b.shape

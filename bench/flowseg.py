@@ -248,6 +248,8 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--json", action="store_true", help="also print each result as JSON")
+    parser.add_argument("--json-out", type=Path, default=None, metavar="PATH",
+                        help="also write every result to PATH as JSON")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -267,6 +269,7 @@ def main(argv=None) -> int:
         return 2
     print(f"device: {device_name(args.device)}; torch {torch.__version__}, python "
           f"{platform.python_version()}")
+    results = []
     for preset in presets:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--preset", preset,
                "--device", args.device, "--runs", str(args.runs), "--warmup", str(args.warmup),
@@ -277,9 +280,14 @@ def main(argv=None) -> int:
             print(f"[{preset}] failed:\n{done.stderr[-3000:]}", file=sys.stderr)
             return 1
         result = json.loads(lines[-1][len("RESULT "):])
+        results.append(result)
         report(result)
         if args.json:
             print(json.dumps(result))
+    if args.json_out:
+        args.json_out.write_text(json.dumps({"device": device_name(args.device),
+                                             "torch": torch.__version__,
+                                             "results": results}, indent=2) + "\n")
     return 0
 
 

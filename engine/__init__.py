@@ -13,8 +13,10 @@ from .registry import (
     UnknownEngineError,
     available_segmenters,
     load_segmenter,
+    model_path,
     model_path_options,
     pick_device,
+    register_model_paths,
     register_segmenter,
     segmenter_info,
     unregister_segmenter,
@@ -23,7 +25,8 @@ from .service import EngineService, Proposal
 
 __all__ = [
     "Cancelled", "EngineNotConfigured", "EngineService", "ModelPath", "Proposal", "Segmenter", "SegmenterInfo", "UnknownEngineError",
-    "available_segmenters", "load_segmenter", "model_path_options", "pick_device", "register_segmenter",
+    "available_segmenters", "load_segmenter", "model_path", "model_path_options", "pick_device",
+    "register_model_paths", "register_segmenter",
     "segmenter_info", "unregister_segmenter",
 ]
 
@@ -38,6 +41,16 @@ from . import flowseg as _flowseg  # noqa: E402
 register_segmenter("flowseg", _flowseg.load, kinds=("image",), paths=_flowseg.ENV_VARS,
                    description="FlowSeg (SigLIP + SAM + Qwen3, Bidirectional Semantic Flow, BAR): "
                                "referring image segmentation with top-k candidates")
+
+from . import sam2 as _sam2  # noqa: E402
+from . import sam3 as _sam3  # noqa: E402
+
+# SAM 2 corrects masks (clicks, boxes, tracking); it segments no expression, so it is no segmenter.
+register_model_paths("sam2", _sam2.ENV_VARS)
+
+register_segmenter("sam3", _sam3.load, kinds=("image",), paths=_sam3.ENV_VARS,
+                   description="SAM 3 (concept prompts): every instance of the expression's concept, best first; "
+                               "the candidates let you pick the one meant")
 
 
 def _demo_factory(package: str):

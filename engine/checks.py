@@ -1,6 +1,8 @@
 """Input checks shared by the engine service and the engines: messages that teach the fix."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 
@@ -39,3 +41,12 @@ def check_expression(expression) -> None:
     if not isinstance(expression, str) or not expression.strip():
         raise ValueError("expression must be a non-empty string describing the object, "
                          f"e.g. 'the dog on the left'; got {expression!r}")
+
+
+def known_fields(cls, d: dict, source, hint: str = "") -> dict:
+    """`d` unchanged when every key is a field of the dataclass `cls`; otherwise a ValueError
+    naming the unknown keys and `source` (the file or checkpoint they came from)."""
+    unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ValueError(f"{source} has unknown fields {unknown} for {cls.__name__}{hint}")
+    return d

@@ -72,6 +72,13 @@ class SegmenterInfo:
 
 
 _REGISTRY: dict[str, SegmenterInfo] = {}
+_MODEL_PATHS: dict[str, dict[str, ModelPath]] = {}   # engine -> keyword -> where its weights come from
+
+
+def register_model_paths(name: str, paths: dict) -> None:
+    """Declare an engine's model locations (segmenters do it through register_segmenter; the
+    correction engine, which segments no expression, directly)."""
+    _MODEL_PATHS[name] = dict(paths)
 
 
 def register_segmenter(name: str, factory: Callable[..., Segmenter], *,
@@ -91,6 +98,8 @@ def register_segmenter(name: str, factory: Callable[..., Segmenter], *,
         raise ValueError(f"engine {name!r} is already registered; "
                          f"call unregister_segmenter({name!r}) first to replace it")
     _REGISTRY[name] = SegmenterInfo(name, factory, kinds, description, dict(paths or {}))
+    if paths:
+        register_model_paths(name, paths)
 
 
 def unregister_segmenter(name: str) -> None:
@@ -104,8 +113,12 @@ def available_segmenters(kind: Optional[str] = None) -> list[str]:
 
 
 def model_path_options() -> list[tuple[str, str, ModelPath]]:
-    """(engine, keyword, ModelPath) of every registered engine, in registration order."""
-    return [(name, key, mp) for name, info in _REGISTRY.items() for key, mp in info.paths.items()]
+    """(engine, keyword, ModelPath) of every engine that declared its paths, in order."""
+    return [(name, key, mp) for name, paths in _MODEL_PATHS.items() for key, mp in paths.items()]
+
+
+def model_path(name: str, key: str) -> ModelPath:
+    return _MODEL_PATHS[name][key]
 
 
 def segmenter_info(name: str) -> SegmenterInfo:

@@ -49,6 +49,7 @@ class EngineService:
         self._cache: dict[tuple, Segmenter] = {}
         self._lock = threading.Lock()
         self._cancel = threading.Event()
+        self._sam_last: dict = {}  # object key -> SAM's last answer, for sam_choose
 
     @property
     def device(self) -> str:
@@ -129,7 +130,74 @@ class EngineService:
                                f"and k scores, got {describe(masks)} and {describe(scores)}")
         return masks, scores
 
+    # -- interactive correction and tracking (SAM 2) --
+    # Not segmenters (no expression goes in), so not in the segmenter registry: the studio's
+    # box/click tools and propagation call these verbs. Paths come from paths={"sam2": {"model": ...}}.
+
+    def paths(self) -> dict:
+        """The default model paths per engine (a copy), e.g. {"sam2": {"model": ...}}."""
+        return {name: dict(p) for name, p in self._default_paths.items()}
+
+    def sam_configured(self) -> bool:
+        """Whether SAM 2 weights are named (by paths or $FLOWLABEL_SAM_MODEL); not whether they load."""
+        from .registry import model_path
+        return bool(model_path("sam2", "model").value(self._default_paths.get("sam2", {}).get("model")))
+
+    def sam_prepare(self, key, image: np.ndarray) -> None:
+        """Embed a frame now (as it is shown), so the click after it answers fast."""
+        check_image(image)
+        with self._lock:
+            self._sam().prepare(key, image)
+
+    def sam_click(self, key, image: np.ndarray, obj, x: float, y: float, positive: bool,
+                  current: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Refine object `obj` on the frame with one click -> (masks bool [K,H,W] best first, scores)."""
+        check_image(image)
+        with self._lock:
+            found = self._sam().click(key, image, obj, x, y, positive, current=current)
+            self._remember(obj, found)
+        return found.masks, found.scores
+
+    def sam_box(self, key, image: np.ndarray, obj, box) -> tuple[np.ndarray, np.ndarray]:
+        """Restart object `obj` from a box -> (masks bool [K,H,W] best first, scores)."""
+        check_image(image)
+        with self._lock:
+            found = self._sam().box(key, image, obj, box)
+            self._remember(obj, found)
+        return found.masks, found.scores
+
+    def sam_choose(self, obj, index: int) -> None:
+        """The annotator took alternative `index` of the last answer: later clicks refine it."""
+        with self._lock:
+            if obj in self._sam_last:
+                self._sam().choose(obj, self._sam_last[obj], index)
+
+    def sam_track(self, get_frame, num_frames: int, start: int, on_step, progress: Optional[ProgressFn] = None,
+                  **options) -> None:
+        """Track with SAM 2's memory (engine.sam2.tracker.track's options); on_step(step) gets each
+        TrackStep as it comes. Cancel raises Cancelled at the next frame."""
+        with self._lock:
+            self._cancel.clear()
+            sam = self._sam()
+            for step in sam.track(get_frame, num_frames, start, progress=self._forward(progress), **options):
+                on_step(step)
+            self._raise_if_cancelled()
+
     # -- internals (call with the lock held) --
+
+    def _remember(self, obj, found) -> None:
+        self._sam_last.pop(obj, None)
+        self._sam_last[obj] = found
+        while len(self._sam_last) > 16:  # a few objects' alternatives, not every click's
+            self._sam_last.pop(next(iter(self._sam_last)))
+
+    def _sam(self):
+        from . import sam2
+        paths = self._default_paths.get("sam2", {})
+        key = ("sam2", self.device, tuple(sorted((k, str(v)) for k, v in paths.items())))
+        if key not in self._cache:
+            self._cache[key] = sam2.load(device=self.device, **paths)
+        return self._cache[key]
 
     def _load(self, name: str, paths: dict) -> Segmenter:
         merged = {**self._default_paths.get(name, {}), **paths}

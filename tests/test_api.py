@@ -363,6 +363,10 @@ def test_propagate_endpoint_follows_the_object_and_keeps_manual_frames(client, t
     message = error_of(client, eid, 9, "forward", 3, api_name="/propagate")
     assert "no mask to propagate" in message
     assert "direction" in error_of(client, eid, 0, "sideways", 3, api_name="/propagate")
+    # no SAM 2 weights on this app: DIS is the default, and asking for SAM 2 says how to configure it
+    assert out["method"] == "dis" and out["absent"] == []
+    assert "--sam-model" in error_of(client, eid, 0, "forward", 3, False, "sam2", api_name="/propagate")
+    assert "'sam2' or 'dis'" in error_of(client, eid, 0, "forward", 3, False, "flow", api_name="/propagate")
 
 
 # -- frames, truncated files, untrusted sizes -------------------------------------------------
@@ -409,3 +413,15 @@ def test_save_mask_refuses_a_huge_declared_png_without_decoding_it(client, expre
     assert time.perf_counter() - start < 5
     assert "30000x30000" in message and "FLOWLABEL_MAX_PIXELS" in message
     assert not get(client, expression_id, 0).any()
+
+
+def test_add_media_refuses_a_server_path_that_was_not_uploaded(app, tmp_path):
+    """A client can name any path in a FileData; only files it uploaded may be read (Gradio's check,
+    kept here as a regression test because it is what keeps server files out of exports)."""
+    import httpx
+    outside = write_png(tmp_path / "server-side.png", np.full((30, 40), 200, np.uint8))
+    with httpx.Client(base_url=app.url, timeout=60) as http:
+        event = http.post("gradio_api/call/add_media",
+                          json={"data": [{"path": outside, "meta": {"_type": "gradio.FileData"}}, False]}).json()
+        reply = http.get(f"gradio_api/call/add_media/{event['event_id']}").text
+    assert "event: error" in reply and "not uploaded by a user" in reply, reply

@@ -54,3 +54,15 @@ def test_render_bench_quick_prints_its_figures():
     assert re.search(r"^render 1080p mp4: [\d.]+ fps wall-clock \[(PASS|MISS) > 30 fps\]; CPU [\d.]+ ms a frame .* "
                      r"= [\d.]+ fps on one free core \[(PASS|MISS)\]$", out, re.M), out
     assert re.search(r"^render memory: peak RSS grew \d+ MiB", out, re.M), out
+
+
+def test_api_bench_quick_prints_median_and_p95_for_1_and_8_clients():
+    done = subprocess.run([sys.executable, "bench/api.py", "--quick", "--calls", "2"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    for kind in ("shared TLS context", "default client"):
+        for name in ("save_mask", "get_mask"):
+            assert re.search(rf"^{name} 1 client, {kind}: median [\d.]+ ms p95 [\d.]+ ms over 2 calls "
+                             r"\[(PASS|MISS) < 80 ms\]$", done.stdout, re.M), done.stdout
+            assert re.search(rf"^{name} 8 clients, {kind}: median [\d.]+ ms p95 [\d.]+ ms over 16 calls$",
+                             done.stdout, re.M), done.stdout

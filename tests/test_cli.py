@@ -46,16 +46,21 @@ def test_new_project_opens_on_the_demo_media(tmp_path):
 def test_every_engine_path_is_a_flag_and_reaches_its_engine(monkeypatch):
     """One table per engine (engine.ModelPath): the CLI's flags, the variables the engines read
     and the keywords the factories take cannot drift apart."""
+    import importlib
     import inspect
 
     import engine
+    from engine import models
     options = engine.model_path_options()
-    assert {e for e, _, _ in options} >= {"flowrvs", "flowseg"}
+    assert {e for e, _, _ in options} >= {"flowrvs", "flowseg", "sam2", "sam3"}
+    assert {(w.engine, w.setting) for w in models.CATALOG} <= {(e, k) for e, k, _ in options}
     for eng, key, where in options:
         monkeypatch.delenv(where.env, raising=False)
         args = cli.parser().parse_args([where.flag, f"/models/{eng}/{key}"])
         assert cli.engine_paths(args) == {eng: {key: f"/models/{eng}/{key}"}}
-        assert key in inspect.signature(engine.segmenter_info(eng).factory).parameters
+        factory = engine.segmenter_info(eng).factory if eng in engine.available_segmenters() else \
+            importlib.import_module(f"engine.{eng}").load      # sam2: a correction engine, no segmenter
+        assert key in inspect.signature(factory).parameters
         monkeypatch.setenv(where.env, "/from/env")
         assert where.value(None) == "/from/env" and where.value("/given") == "/given"
         monkeypatch.delenv(where.env)

@@ -200,3 +200,15 @@ def test_an_engine_failure_names_the_expression(project, tmp_path):
     with pytest.raises(ev.EvaluationError, match=r"fake-fail-2nd failed on expression \d+ \('the square'"):
         ev.evaluate(studio, "fake-fail-2nd", show_progress=False)
     studio.close()
+
+
+def test_several_engines_are_compared_on_the_same_ground_truth(project, tmp_path):
+    done = launch("evaluate", "--project", project["path"], "--engine", "fake-bright,fake-everything,sam3",
+                  "--device", "cpu", "--engine-module", "tests.fake_engines", home=tmp_path / "home")
+    assert done.returncode == 0, done.stderr
+    table = done.stdout[done.stdout.index("comparison (same ground truth):"):].splitlines()
+    assert table[2].split() == ["fake-bright", "1.000", "1.000", "1.000"]
+    everything = json.loads((tmp_path / "p-eval-fake-everything.json").read_text())
+    assert table[3].split()[0] == "fake-everything"
+    assert float(table[3].split()[1]) == pytest.approx(everything["video"]["overall"]["J&F"], abs=5e-4)
+    assert table[4].startswith("sam3") and "not run" in table[4] and "--sam3-model" in table[4]

@@ -136,6 +136,26 @@ def test_config_round_trip_and_validation(tmp_path):
         FlowRVSConfig.load(tmp_path)
 
 
+def test_config_refuses_unknown_keys_naming_them_and_the_file(tmp_path):
+    import json
+    import re
+    path = FlowRVSConfig.for_generation(2, 16).save(tmp_path)
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps({**saved, "mystery": 1, "cfg_scale": 2.0}))
+    with pytest.raises(ValueError, match=re.escape(f"{path} has unknown fields "
+                                                   "['cfg_scale', 'mystery']")):
+        FlowRVSConfig.load(tmp_path)
+    path.write_text(json.dumps({**saved, "dvi": True}))   # to_dict's derived key must agree
+    with pytest.raises(ValueError, match="dvi=True but in_channels=16"):
+        FlowRVSConfig.load(tmp_path)
+
+
+def test_shipped_demo_config_loads():
+    from engine.flowrvs.demo import DEMO_DIR
+    config = FlowRVSConfig.load(DEMO_DIR)
+    assert config.dvi and config.notes["source"] == "engine.flowrvs.train"
+
+
 def test_ema_shadow_naming_rejects_a_foreign_architecture(tmp_path):
     from engine.flowrvs.checkpoints import CheckpointError, shadow_to_state_dict
     from tests.flowrvs_fixtures import assets, ema_state

@@ -112,6 +112,19 @@ def test_config_problems_are_explained(saved, tmp_path):
             FlowSegPipeline.from_pretrained(bad, device="cpu")
 
 
+def test_config_refuses_unknown_keys_naming_them_and_the_file(tmp_path):
+    import re
+
+    from engine.flowseg.config import CONFIG_NAME, FlowSegConfig
+    from engine.flowseg.demo import DEMO_DIR
+    shipped = FlowSegConfig.load(DEMO_DIR)                   # the shipped file loads as it is
+    path = shipped.save(tmp_path)
+    path.write_text(json.dumps({**json.loads(path.read_text()), "mystery": 1}))
+    assert path.name == CONFIG_NAME
+    with pytest.raises(ValueError, match=re.escape(f"{path} has unknown fields ['mystery']")):
+        FlowSegConfig.load(tmp_path)
+
+
 # --------------------------------------------------------------------------- base models
 
 def test_from_components_loads_the_public_towers_and_adds_the_tokens():

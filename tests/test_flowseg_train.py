@@ -12,11 +12,13 @@ import torch
 from engine.demo_world import images as world_images
 from engine.demo_world import write_image_dataset
 from engine.flowseg import train as T
+from engine.flowseg import trainer as TR
 from engine.flowseg.data import RefCocoData
 from engine.flowseg.losses import FlowSegCriterion
 from tests.flowseg_fixtures import one_torch_thread  # noqa: F401  (autouse)
 
 COMMON = ["--batch-size", "4", "--points", "256", "--log-every", "1", "--threads", "1"]
+SMALL = dict(batch_size=4, points=256, log_every=1, threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +74,7 @@ def test_clear_errors_for_wrong_folders(world, tmp_path):
 def test_target_follows_the_sam_resize_and_padding():
     mask = np.zeros((30, 60), bool)
     mask[:, 30:] = True                       # right half
-    t = T.target_on_sam_grid(mask[None], 64)  # longest side 60 -> 64, height 30 -> 32
+    t = TR.target_on_sam_grid(mask[None], 64)  # longest side 60 -> 64, height 30 -> 32
     assert t.shape == (1, 64, 64)
     assert t[0, 32:].sum() == 0               # padding below the image
     assert t[0, :32, 40:].min() == 1 and t[0, :32, :24].max() == 0
@@ -80,11 +82,11 @@ def test_target_follows_the_sam_resize_and_padding():
 
 def test_answer_labels_mark_only_the_answer():
     ids = torch.tensor([[5, 9, 7, 1, 2, 3, 0, 0], [1, 2, 3, 4, 1, 2, 3, 6]])
-    labels = T.answer_labels(ids, [1, 2, 3])
+    labels = TR.answer_labels(ids, [1, 2, 3])
     assert labels[0].tolist() == [-100, -100, -100, 1, 2, 3, -100, -100]
     assert labels[1].tolist() == [-100, -100, -100, -100, 1, 2, 3, -100]   # the last one
     with pytest.raises(ValueError, match="answer tokens"):
-        T.answer_labels(torch.tensor([[4, 4, 4]]), [1, 2])
+        TR.answer_labels(torch.tensor([[4, 4, 4]]), [1, 2])
 
 
 def test_hungarian_loss_rewards_the_right_mask_on_any_query():
@@ -108,12 +110,12 @@ def test_hungarian_loss_rewards_the_right_mask_on_any_query():
 
 
 def test_stages_train_only_their_parts(world, tmp_path):
-    args = T.parse_args(["--data", str(world), "--out", str(tmp_path), "--preset", "tiny",
-                         "--stage", "alignment", "--lr", "1e-2", "--warmup", "1", *COMMON])
+    config = TR.TrainConfig(str(world), str(tmp_path), preset="tiny", stage="alignment", lr=1e-2,
+                            warmup=1, **SMALL)
     data = RefCocoData(world)
-    pipe = T.build_pipeline(args, data)
+    pipe = TR.build_pipeline(config, data)
     before = {k: v.clone() for k, v in pipe.model.state_dict().items()}
-    trainer = T.Trainer(pipe, data, args)
+    trainer = TR.Trainer(pipe, data, config)
     trainer.train_step()
     changed = {k.split(".")[0] for k, v in pipe.model.state_dict().items()
                if not torch.equal(v, before[k])}
@@ -122,10 +124,10 @@ def test_stages_train_only_their_parts(world, tmp_path):
 
 def test_training_fits_a_fixed_batch(world, tmp_path):
     """Thirty steps on one batch: the segmentation loss must fall well below its start."""
-    args = T.parse_args(["--data", str(world), "--out", str(tmp_path), "--preset", "tiny",
-                         "--lr", "3e-3", "--warmup", "1", "--steps", "30", *COMMON])
+    config = TR.TrainConfig(str(world), str(tmp_path), preset="tiny", lr=3e-3, warmup=1, steps=30,
+                            **SMALL)
     data = RefCocoData(world)
-    trainer = T.Trainer(T.build_pipeline(args, data), data, args)
+    trainer = TR.Trainer(TR.build_pipeline(config, data), data, config)
     trainer.samples = lambda step: data.referring[:4]
     losses = [trainer.train_step()["total"] for _ in range(30)]
     assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:3]), losses
@@ -137,6 +139,11 @@ def test_resume_continues_exactly(world, tmp_path):
             "--save-every", "2", *COMMON]
     assert T.main([*base, "--out", str(straight), "--steps", "4"]) == 0
     assert T.main([*base, "--out", str(split), "--steps", "4", "--stop-at", "1"]) == 0
+    # a trainer.pt from before TrainConfig (vars(argparse.Namespace) under "args") resumes too
+    state = torch.load(split / TR.TRAINER_STATE, weights_only=False)
+    state["args"] = {k: list(v) if isinstance(v, tuple) else v
+                     for k, v in state.pop("config").items()}
+    torch.save(state, split / TR.TRAINER_STATE)
     assert T.main(["--data", str(world), "--out", str(split), "--resume", "--steps", "4",
                    "--stop-at", "2"]) == 0
     assert T.main(["--data", str(world), "--out", str(split), "--resume", "--steps", "4"]) == 0
@@ -153,14 +160,13 @@ def test_resume_continues_exactly(world, tmp_path):
 
 
 def test_switches_reach_the_model(world, tmp_path):
-    args = T.parse_args(["--data", str(world), "--out", str(tmp_path), "--preset", "tiny",
-                         "--switch", "condition_refinement=off", "--switch",
-                         "boundary_refinement=off"])
-    pipe = T.build_pipeline(args, RefCocoData(world))
+    config = TR.TrainConfig(str(world), str(tmp_path), preset="tiny",
+                            switch=("condition_refinement=off", "boundary_refinement=off"))
+    pipe = TR.build_pipeline(config, RefCocoData(world))
     assert pipe.model.bar is None
     assert all(layer.condition_attn is None for layer in pipe.model.decoder.layers)
     with pytest.raises(ValueError, match="NAME=on|off"):
-        T.parse_switches(["bogus=on"])
+        TR.parse_switches(["bogus=on"])
 
 
 def test_trains_on_the_studios_refcoco_export(tmp_path):

@@ -98,3 +98,11 @@ def test_studio_and_cli_writers_are_refused_while_a_studio_runs(studio, tmp_path
         assert np.array_equal(store.get_mask(expression, 2), mask > 0)
         assert len(store.list_expressions()) > before
 
+
+
+def test_an_unwritable_project_folder_is_a_clear_error(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    (folder / "p.sqlite.lock").mkdir()  # a lock path that cannot be opened as a file, even by root
+    with pytest.raises(ProjectLockedError, match=r"cannot open the lock file .*p\.sqlite\.lock .*writable"):
+        ProjectLock(folder / "p.sqlite", "studio").acquire()

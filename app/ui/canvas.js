@@ -226,7 +226,7 @@ function send(data) {
       return;
     }
     await load(v);
-    trigger("edited", { revision: v.revision, frame: v.frame });
+    trigger("edited", { revision: v.revision, frame: v.frame, kind: data.kind });
   });
 }
 function notice(text) {

@@ -89,8 +89,10 @@ def server_edit(page):
 
 
 def wire(page) -> None:
-    def edited(session):
-        return {page.info: views.info(session)}
+    def edited(session, evt: gr.EventData):
+        """After a canvas edit: the line under it, and SAM 2's alternatives after a click or box."""
+        tool_used = evt._data.get("kind") in ("click", "box")
+        return {page.info: views.info(session), **(page.show_candidates(session) if tool_used else {})}
 
     def pick_object(session, evt: gr.EventData):
         session.pick_object(evt._data["id"])
@@ -105,7 +107,10 @@ def wire(page) -> None:
     def propagate(direction, session, count, overwrite, progress=gr.Progress()):
         result = session.propagate(direction, count, overwrite, progress=lambda f, msg="": progress(f, desc=msg))
         done = result["frames"]
-        if result["flagged"] is not None:
+        if result.get("absent"):
+            gr.Warning(f"SAM 2 found the object absent on {len(result['absent'])} frame(s), first {result['flagged']}: "
+                       "they are left empty and noted for review.")
+        elif result["flagged"] is not None:
             gr.Warning(f"Tracking confidence dropped at frame {result['flagged']}: propagation stopped there. "
                        "Check that frame and correct it.")
         elif done:
@@ -118,7 +123,8 @@ def wire(page) -> None:
         return show(page, session, refresh_checks=False, history=False)
 
     out = shown(page)
-    on(page.canvas.edited, edited, [page.state], [page.info], trigger_mode="multiple", show_progress="hidden")
+    on(page.canvas.edited, edited, [page.state], [page.info, page.candidates, page.candidate_row],
+       trigger_mode="multiple", show_progress="hidden")
     on(page.canvas.pick_object, pick_object, [page.state], out, show_progress="hidden", **EDITS)
 
     on(page.undo.click, then_show(lambda s: s.undo()), [page.state], out, **EDITS)

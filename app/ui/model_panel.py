@@ -34,13 +34,15 @@ def _label(engine_name: str | None) -> str:
 
 
 def candidate_items(session) -> list | None:
-    """Thumbnails of the last model run's top candidates (FlowSeg), best first; None if none."""
+    """Thumbnails of the last model run's top candidates (FlowSeg, or SAM 2's alternatives after a
+    click), best first; None if none."""
     if session.expression_id is None:
         return None
     found = session.studio.candidates(session.expression_id, session.object_id)
     if found is None:
         return None
-    image = session.studio.frame(session.media_id, 0)
+    image = session.studio.frame(session.media_id, session.studio.candidate_frame(session.expression_id,
+                                                                                  session.object_id))
     return [(render_overlay(image, m, opacity=0.5, color=THUMB_COLOR), f"{i + 1}: {score:.2f}")
             for i, (m, score) in enumerate(zip(*found))]
 

@@ -55,6 +55,7 @@ def canvas_value(session: Session, refresh_checks: bool = True) -> dict:
              "frame": session.frame, "frames": media["frames"], "objects": [], "active": None,
              "proposal": None, "revision": session.revision}
     if session.sent_image != image_key:
+        session.studio.show_frame(media["id"], session.frame)  # SAM 2 (when set up) embeds it now
         value["image"] = FRAME_IMAGES.get(session.studio, media["id"], session.frame)
         session.sent_image = image_key
         FRAME_IMAGES.ahead(session.studio, media["id"], session.frame, media["frames"])

@@ -24,6 +24,7 @@ from typing import Iterable, Optional
 
 import torch
 
+from engine.hub import hub_cache_dir
 from engine.torch_utils import state_mismatch
 
 log = logging.getLogger(__name__)
@@ -80,16 +81,6 @@ def resolve_wan_dir(wan_dir) -> Path:
 def _is_repo_id(text: str) -> bool:
     parts = text.split("/")
     return len(parts) == 2 and all(parts) and not text.startswith((".", "~"))
-
-
-def hub_cache_dir() -> Path:
-    """The Hugging Face hub cache, read from the environment at call time."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "huggingface" / "hub"
 
 
 def _looks_like_wan(path: Path) -> bool:

@@ -14,7 +14,7 @@ The config is saved next to the components as `flowrvs_config.json` by save_pret
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -95,13 +95,22 @@ class FlowRVSConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FlowRVSConfig":
-        known = {f.name for f in fields(cls)}
+    def from_dict(cls, d: dict, source=CONFIG_NAME) -> "FlowRVSConfig":
+        """The inverse of to_dict. Unknown keys are refused by name (a newer FlowLabel's
+        fields would otherwise be silently ignored); `dvi`, which to_dict writes for readers,
+        must agree with the channels."""
+        from engine.checks import known_fields
         version = d.get("format_version", FORMAT_VERSION)
         if version > FORMAT_VERSION:
-            raise ValueError(f"{CONFIG_NAME} has format_version {version}; this FlowLabel reads "
+            raise ValueError(f"{source} has format_version {version}; this FlowLabel reads "
                              f"up to {FORMAT_VERSION}. Update FlowLabel to load it.")
-        return cls(**{k: v for k, v in d.items() if k in known})
+        d = dict(d)
+        dvi = d.pop("dvi", None)
+        config = cls(**known_fields(cls, d, source, "; it was written by another FlowLabel"))
+        if dvi is not None and bool(dvi) != config.dvi:
+            raise ValueError(f"{source} says dvi={dvi} but in_channels={config.in_channels} and "
+                             f"latent_channels={config.latent_channels} mean dvi={config.dvi}")
+        return config
 
     def save(self, directory) -> Path:
         path = Path(directory) / CONFIG_NAME
@@ -116,7 +125,7 @@ class FlowRVSConfig:
                 f"{path} not found: {directory} is not a FlowRVS folder written by "
                 "FlowRVSPipeline.save_pretrained. For the official release files use "
                 "FlowRVSPipeline.from_official(wan_dir, dit_checkpoint, vae_checkpoint)")
-        return cls.from_dict(json.loads(path.read_text()))
+        return cls.from_dict(json.loads(path.read_text()), path)
 
 
 def describe_generation(config: FlowRVSConfig) -> Optional[str]:

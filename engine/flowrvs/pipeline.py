@@ -37,6 +37,7 @@ from .frames import (
     probabilities_at,
     unnormalize_latents,
 )
+from .memory import WINDOW_MEMORY
 from .solver import check_schedule, make_scheduler, schedule_timesteps, solve_flow
 from .text import PromptCache, clean_prompt, encode_prompt
 from .windows import (
@@ -53,15 +54,6 @@ log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[float, str], None]
 SUBFOLDERS = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
-
-# Window from free GPU memory (heuristic, not yet calibrated on a GPU): bytes per model pixel
-# (h*w at the model resolution, times the dtype size) held once for the VAE's chunk caches,
-# and per frame of the window for the DiT activations, frames and decoded logits.
-_FIXED_BYTES_PER_PIXEL = 6000
-_FRAME_BYTES_PER_PIXEL = 64
-_MEMORY_FRACTION = 0.7
-
-
 
 
 class FlowRVSPipeline:
@@ -295,14 +287,13 @@ class FlowRVSPipeline:
         return model_size(height, width, c.max_height, c.max_width, c.size_multiple)
 
     def default_window(self, frame_size) -> int:
-        """CPU: Wan's 81 frames. CUDA: the largest 4k+1 that fits the free memory (heuristic)."""
+        """CPU: Wan's 81 frames. CUDA: the largest 4k+1 that fits the free memory, by the
+        figures of memory.WINDOW_MEMORY (not yet calibrated on a GPU: see memory.py)."""
         if self.device.type != "cuda":
             return CPU_WINDOW
-        h, w = self.model_size(*frame_size)
         free, _ = torch.cuda.mem_get_info(self.device)
         elem = torch.tensor([], dtype=self.dtype).element_size()
-        budget = free * _MEMORY_FRACTION - _FIXED_BYTES_PER_PIXEL * h * w * elem
-        frames = int(budget // (_FRAME_BYTES_PER_PIXEL * h * w * elem))
+        frames = WINDOW_MEMORY.frames_for(free, self.model_size(*frame_size), elem)
         frames = max(MIN_WINDOW, min(MAX_AUTO_WINDOW, frames))
         return (frames - 1) // 4 * 4 + 1
 

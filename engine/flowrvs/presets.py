@@ -10,8 +10,10 @@
 Both use Gen2's preprocessing without DVI (16 input channels, like FlowRVS_dit_mevis.pth) by
 default, and a word-level tokenizer over WORDS (the real umt5 tokenizer is not shipped
 here; the prompt is zero-padded to max_sequence_length either way, so only the count of
-real tokens differs). The trained demo model has its own sizes (engine.flowrvs.train.TINY_*)
-and weights (engine.flowrvs.demo).
+real tokens differs).
+
+The trained demo model (engine.flowrvs.demo) has its own sizes, DEMO_*: wider and deeper than
+TINY_*, still small enough to train on a CPU.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import torch
 
 PRESETS = ("tiny", "full")
 
+# The tests' toy sizes (preset "tiny")
 TINY_DIT = dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
                 in_channels=16, out_channels=16, text_dim=32, freq_dim=16, ffn_dim=32,
                 num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
@@ -31,6 +34,18 @@ TINY_VAE = dict(base_dim=8, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
 TINY_T5 = dict(vocab_size=64, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
                relative_attention_num_buckets=8, relative_attention_max_distance=16,
                pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+
+# The demo model's sizes (engine.flowrvs.components.tiny_components; vocab_size and the DiT's
+# in_channels are set when it is built).
+DEMO_DIT = dict(patch_size=(1, 2, 2), num_attention_heads=4, attention_head_dim=24,
+                in_channels=16, out_channels=16, text_dim=64, freq_dim=32, ffn_dim=256,
+                num_layers=6, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+                eps=1e-6, rope_max_seq_len=64)
+DEMO_VAE = dict(base_dim=8, z_dim=16, dim_mult=[1, 2, 2, 2], num_res_blocks=1,
+                temperal_downsample=[False, True, True])
+DEMO_T5 = dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4,
+               relative_attention_num_buckets=8, relative_attention_max_distance=16,
+               pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, dropout_rate=0.0)
 
 # Wan2.1-T2V-1.3B-Diffusers (transformer/, vae/ and text_encoder/ config.json)
 FULL_DIT = dict(patch_size=(1, 2, 2), num_attention_heads=12, attention_head_dim=128,
@@ -91,7 +106,7 @@ def make_text_encoder(seed: int, sizes: Optional[dict] = None):
 
 def make_tokenizer():
     # The same word-level tokenizer the demo model trains with (ids 0-2: <pad>, </s>, <unk>).
-    from .train import build_tokenizer
+    from .data import build_tokenizer
     return build_tokenizer(WORDS)
 
 

@@ -53,6 +53,18 @@ def encode_prompt(tokenizer, text_encoder, prompt: str, max_sequence_length: int
     return embeds.to(device=device or encoder_device, dtype=dtype or hidden.dtype)
 
 
+def encode_texts(tokenizer, text_encoder, prompts, max_sequence_length: int) -> torch.Tensor:
+    """encode_prompt for training: a batch, and with gradients when the text encoder trains
+    (the padding rows are zeroed by the attention mask instead of being cut off)."""
+    inputs = tokenizer([clean_prompt(p) for p in prompts], padding="max_length",
+                       max_length=max_sequence_length, truncation=True, add_special_tokens=True,
+                       return_attention_mask=True, return_tensors="pt")
+    device = next(text_encoder.parameters()).device
+    ids, mask = inputs.input_ids.to(device), inputs.attention_mask.to(device)
+    hidden = text_encoder(ids, mask).last_hidden_state
+    return hidden * mask.unsqueeze(-1).to(hidden.dtype)
+
+
 class PromptCache:
     """A small LRU of prompt embeddings keyed by (cleaned text, sequence length), kept on CPU.
 

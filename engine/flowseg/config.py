@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -83,6 +83,10 @@ class FlowSegConfig:
     boundary_refinement: bool = True
     condition_mode: str = "tokens"               # "tokens": the <p> span's tokens; "pooled": one vector
     gate_bias_init: float = 2.0                  # init: g = sigmoid(2) = 0.88 favours vision at first
+    # Not in the paper, off by default: each prediction's mask geometry (centroid, spread, area)
+    # embedded into the query content, so selection can match "left", "top", ordinals
+    # (decoder.QueryGeometry). On, the decoder has a `geometry.` MLP the weights must hold.
+    query_position: bool = False
 
     # Boundary-Aware Refinement.
     bar_eps: float = 0.1
@@ -137,6 +141,8 @@ class FlowSegConfig:
         if len(self.sam_feature_layers) != 3:
             raise ValueError(f"sam_feature_layers must name 3 SAM hidden_states (strides 8, 16, "
                              f"32), got {self.sam_feature_layers}")
+        if not isinstance(self.query_position, bool):
+            raise ValueError(f"query_position must be true or false, got {self.query_position!r}")
         if self.condition_mode not in CONDITION_MODES:
             raise ValueError(f"condition_mode must be one of {CONDITION_MODES}, got "
                              f"{self.condition_mode!r}")
@@ -188,17 +194,13 @@ class FlowSegConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FlowSegConfig":
+    def from_dict(cls, d: dict, source=CONFIG_NAME) -> "FlowSegConfig":
+        from engine.checks import known_fields
         version = d.get("format_version", FORMAT_VERSION)
         if version > FORMAT_VERSION:
-            raise ValueError(f"{CONFIG_NAME} has format_version {version}; this FlowLabel reads "
+            raise ValueError(f"{source} has format_version {version}; this FlowLabel reads "
                              f"up to {FORMAT_VERSION}. Update FlowLabel to load it.")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"{CONFIG_NAME} has unknown fields {unknown}; it was written by "
-                             "another FlowSeg version")
-        return cls(**d)
+        return cls(**known_fields(cls, d, source, "; it was written by another FlowSeg version"))
 
     def save(self, directory) -> Path:
         path = Path(directory) / CONFIG_NAME
@@ -213,4 +215,4 @@ class FlowSegConfig:
                 f"{path} not found: {directory} is not a FlowSeg folder written by "
                 "FlowSegPipeline.save_pretrained. To start from the public base models use "
                 "FlowSegPipeline.from_components(siglip_dir, sam_dir, llm_dir)")
-        return cls.from_dict(json.loads(path.read_text()))
+        return cls.from_dict(json.loads(path.read_text()), path)

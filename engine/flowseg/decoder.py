@@ -103,6 +103,47 @@ class BSFLayer(nn.Module):
         return q, conditions, gate
 
 
+class QueryGeometry(nn.Module):
+    """Where a query's mask lies, as query content (config.query_position, off by default).
+
+    The query content alone carries no position (query_pos only enters attention as q/k), so
+    neither the selection's cosine nor the condition refinement can tell "the left one" from
+    "the right one". From each prediction's soft mask (sigmoid of the logits, detached, as
+    the attention mask is) come its centroid, spread and area in [-1, 1] grid coordinates
+    (the mask-feature grid: SAM's padded square frame); an MLP embeds them and the result is
+    added to the queries before the selection and the next layer. Its last layer starts at
+    zero, so adding it to a trained decoder leaves the decoder's output unchanged.
+    """
+
+    FEATURES = ("x", "y", "spread_x", "spread_y", "area")
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.mlp = MLP([len(self.FEATURES), dim, dim])
+        nn.init.zeros_(self.mlp.layers[-1].weight)
+        nn.init.zeros_(self.mlp.layers[-1].bias)
+
+    @staticmethod
+    def features(mask_logits: torch.Tensor) -> torch.Tensor:
+        """[B, N, h, w] logits -> [B, N, 5] (x, y, spread x, spread y, area), float32."""
+        p = mask_logits.detach().float().sigmoid()
+        h, w = p.shape[-2:]
+        ys = torch.linspace(-1, 1, h, device=p.device)
+        xs = torch.linspace(-1, 1, w, device=p.device)
+        rows, cols = p.sum(-1), p.sum(-2)                 # [B, N, h], [B, N, w]
+        mass = rows.sum(-1).clamp_min(1e-6)
+        cy, cx = (rows * ys).sum(-1) / mass, (cols * xs).sum(-1) / mass
+        sy = ((rows * ys ** 2).sum(-1) / mass - cy ** 2).clamp_min(0).sqrt()
+        sx = ((cols * xs ** 2).sum(-1) / mass - cx ** 2).clamp_min(0).sqrt()
+        area = p.mean((-2, -1)) * 2 - 1
+        return torch.stack([cx, cy, sx, sy, area], dim=-1)
+
+    def forward(self, mask_logits: torch.Tensor) -> torch.Tensor:
+        """[B, N, h, w] -> [B, N, d] in the decoder's dtype."""
+        weight = self.mlp.layers[0].weight
+        return self.mlp(self.features(mask_logits).to(weight.dtype))
+
+
 class SelectionHead(nn.Module):
     """exp(logit_scale) * cosine against [conditions, background]; softmax -> foreground."""
 
@@ -173,6 +214,14 @@ class FlowSegDecoder(nn.Module):
         self.norm = nn.LayerNorm(d)
         self.mask_embed = MLP([d, d, d, config.mask_feature_size])
         self.selection = SelectionHead(d, config.logit_scale_init, config.logit_scale_max)
+        self.geometry = QueryGeometry(d) if config.query_position else None
+
+    def add_query_geometry(self) -> None:
+        """Switch config.query_position on in a built (or trained) decoder: a fresh
+        QueryGeometry whose zero last layer leaves every output as it was until trained."""
+        if self.geometry is None:
+            ref = self.query_feat.weight
+            self.geometry = QueryGeometry(self.config.hidden_dim).to(ref.device, ref.dtype)
 
     def forward(self, multi_scale: list, mask_features: torch.Tensor, conditions: torch.Tensor,
                 condition_pad: torch.Tensor, seg: Optional[torch.Tensor]) -> DecoderOutput:
@@ -195,8 +244,8 @@ class FlowSegDecoder(nn.Module):
             queries = queries + seg[:, None, :]
 
         predictions, gates = [], []
-        prediction, attn_mask = self._predict(queries, conditions, condition_pad,
-                                              mask_features, sizes[0])
+        prediction, attn_mask, queries = self._predict(queries, conditions, condition_pad,
+                                                       mask_features, sizes[0])
         predictions.append(prediction)
         for i, layer in enumerate(self.layers):
             level = i % self.num_levels
@@ -204,15 +253,20 @@ class FlowSegDecoder(nn.Module):
                                               feature_pos[level], attn_mask, conditions,
                                               condition_pad)
             gates.append(gate)
-            prediction, attn_mask = self._predict(
+            prediction, attn_mask, queries = self._predict(
                 queries, conditions, condition_pad, mask_features,
                 sizes[(i + 1) % self.num_levels])
             predictions.append(prediction)
         return DecoderOutput(predictions, self.norm(queries), conditions, gates)
 
     def _predict(self, queries, conditions, condition_pad, mask_features, next_size):
+        """-> (prediction, next attention mask, queries): with query_position the queries
+        come back carrying their mask's geometry."""
         q = self.norm(queries)
         mask_logits = torch.einsum("bnc,bchw->bnhw", self.mask_embed(q), mask_features)
+        if self.geometry is not None:
+            where = self.geometry(mask_logits)
+            queries, q = queries + where, q + where
         class_logits = self.selection(q, pool_conditions(conditions, condition_pad))
         attn_mask = None
         if self.config.masked_attention:
@@ -221,7 +275,7 @@ class FlowSegDecoder(nn.Module):
             attn_mask = (resized.flatten(2).sigmoid() < 0.5)             # [B, N, HW]
             attn_mask[attn_mask.all(-1)] = False
             attn_mask = attn_mask.repeat_interleave(self.num_heads, dim=0)
-        return LayerPrediction(mask_logits, class_logits, conditions), attn_mask
+        return LayerPrediction(mask_logits, class_logits, conditions), attn_mask, queries
 
 
 def count_parameters(module: Optional[nn.Module]) -> int:

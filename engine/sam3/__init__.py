@@ -1,0 +1,27 @@
+"""SAM 3 concept engine: a text prompt -> every instance of the concept, as masks with scores.
+
+Registered as the `sam3` image segmenter: `segment_image` gives the best-scoring instance and
+`candidates` the top instances, so the page's candidate strip lets the annotator pick which
+instance the referring expression means. Importing this package is cheap (no torch); weights
+load strictly from --sam3-model / FLOWLABEL_SAM3_MODEL (a folder, a cache entry or a cached repo
+id, e.g. facebook/sam3, which is gated on the hub). Nothing downloads implicitly.
+"""
+from __future__ import annotations
+
+from engine.registry import EngineNotConfigured, ModelPath
+
+ENV_VARS = {"model": ModelPath(
+    "--sam3-model", "FLOWLABEL_SAM3_MODEL",
+    "SAM 3 weights for the sam3 concept engine (images: every instance of the expression's concept, "
+    "as candidates): a folder, a cache entry or a cached repo id (facebook/sam3)")}
+FLAG, ENV_VAR = ENV_VARS["model"].flag, ENV_VARS["model"].env
+
+
+def load(device=None, model=None, **options):
+    model = ENV_VARS["model"].value(model)
+    if model is None:
+        raise EngineNotConfigured(f"SAM 3 needs weights: pass {FLAG} or set {ENV_VAR} to a folder, a Hugging Face "
+                                  "cache entry or a repo id (`python launch.py models download sam3`; facebook/sam3 "
+                                  "is gated: accept its licence on the hub first)")
+    from .concept import Sam3ConceptSegmenter
+    return Sam3ConceptSegmenter(model, device=device or "cpu", **options)

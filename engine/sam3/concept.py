@@ -1,0 +1,90 @@
+"""Sam3ConceptSegmenter: Sam3Model on one image and one text prompt, NumPy in and out.
+
+Steps, as Sam3Processor + Sam3Model + post_process_instance_segmentation do them (the processor
+itself needs torchvision, which does not load with this project's CPU torch):
+1. the image resized (bilinear, antialiased) to the model's square, /255, normalised (0.5/0.5, or
+   the checkpoint's preprocessor_config.json);
+2. the text tokenised, padded to 32 tokens;
+3. one forward pass: per query, a logit, a box and a low-resolution mask; a presence logit;
+4. score = sigmoid(logit) * sigmoid(presence); masks upscaled to the image, sigmoid > 0.5.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine import hub
+from engine.checks import check_expression, check_image
+from engine.sam2.predictor import preprocess
+from engine.sam2.weights import WeightsError, load_strict
+from engine.torch_utils import as_dtype
+
+NEED = "config.json (a SAM 3 config), model.safetensors and the tokenizer files (tokenizer.json)"
+WEIGHT_FILES = ("config.json", "model.safetensors|model.safetensors.index.json", "tokenizer.json|vocab.json")
+TEXT_TOKENS = 32
+MASK_THRESHOLD = 0.5
+
+
+@dataclass
+class Instances:
+    masks: np.ndarray    # bool [N, H, W], best first
+    scores: np.ndarray   # float32 [N]
+    boxes: np.ndarray    # float32 [N, 4], xyxy in pixels
+
+
+def looks_like_sam3(path: Path) -> bool:
+    return not hub.missing_files(path, WEIGHT_FILES)
+
+
+class Sam3ConceptSegmenter:
+    def __init__(self, model, device: str = "cpu", dtype=None, threshold: float = 0.3, k: int = 5):
+        from transformers import AutoTokenizer
+
+        from engine.sam2.weights import normalization
+        self.folder = hub.resolve(model, "SAM 3 weights", looks_like_sam3, NEED)
+        self.model = load_strict(self.folder, "Sam3Model", device, as_dtype(dtype or "float32", device))
+        if self.model.config.model_type != "sam3":
+            raise WeightsError(f"{self.folder} holds a {self.model.config.model_type!r} model, not SAM 3")
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder))
+        self.size = int(self.model.config.vision_config.backbone_config.image_size)
+        self.normalization = normalization(self.folder)
+        self.device, self.threshold, self.k = device, float(threshold), int(k)
+
+    def instances(self, image: np.ndarray, text: str) -> Instances:
+        """Every query's instance, best first (no threshold: callers choose)."""
+        check_image(image)
+        check_expression(text)
+        height, width = image.shape[:2]
+        param = next(self.model.parameters())
+        pixels = preprocess(image, self.size, param.device, param.dtype, *self.normalization)
+        tokens = self.tokenizer([text], padding="max_length", max_length=TEXT_TOKENS, truncation=True,
+                                return_tensors="pt").to(param.device)
+        with torch.inference_mode():
+            out = self.model(pixel_values=pixels, input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
+            scores = out.pred_logits[0].float().sigmoid()
+            if out.presence_logits is not None:
+                scores = scores * out.presence_logits[0].float().sigmoid()
+            order = torch.argsort(scores, descending=True, stable=True)
+            masks = F.interpolate(out.pred_masks[0][order][None].float(), size=(height, width), mode="bilinear",
+                                  align_corners=False)[0].sigmoid() > MASK_THRESHOLD
+            boxes = out.pred_boxes[0][order].float() * torch.tensor([width, height, width, height],
+                                                                     device=param.device)
+        return Instances(masks.cpu().numpy(), scores[order].cpu().numpy().astype(np.float32),
+                         boxes.cpu().numpy().astype(np.float32))
+
+    def segment_image(self, image: np.ndarray, expression: str) -> np.ndarray:
+        """The best instance, if it scores above the threshold; else an empty mask."""
+        found = self.instances(image, expression)
+        if not len(found.scores) or found.scores[0] <= self.threshold:
+            return np.zeros(image.shape[:2], bool)
+        return found.masks[0]
+
+    def candidates(self, image: np.ndarray, expression: str, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The top-k instances (masks, scores), best first: the annotator picks the one meant."""
+        found = self.instances(image, expression)
+        k = self.k if k is None else int(k)
+        return found.masks[:k], found.scores[:k]

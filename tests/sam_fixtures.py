@@ -1,0 +1,114 @@
+"""Tiny seeded SAM 2 weights for the tests: a Sam2VideoModel saved with save_pretrained (the hub
+layout of facebook/sam2.1-hiera-*), the same folder as a Hugging Face cache entry, and a
+step-by-step reference written directly against transformers' own API.
+
+Built once per test session in a temporary folder; nothing is downloaded.
+"""
+from __future__ import annotations
+
+import atexit
+import functools
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from engine.sam2.presets import SAM3_TRACKER_TINY, TINY, write_model_dir
+from tests.hf_cache import write_hf_cache_entry
+
+REPO = "facebook/sam2.1-hiera-tiny"
+SNAPSHOT = "89abcdef0123456789abcdef0123456789abcdef"
+SIZE = 128  # TINY's input square
+# A window of 2 frames: the tracker's forgetting shows within a few frames.
+SHORT_MEMORY = {**TINY, "num_maskmem": 2, "max_object_pointers_in_encoder": 2}
+
+
+@pytest.fixture
+def one_thread():
+    """SAM tests run torch on one thread: on a shared 2-core machine, two threads wait on each other
+    (an 8-frame track: 18 s with two, 1 s with one, measured under load)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@functools.lru_cache(maxsize=None)
+def root() -> Path:
+    path = Path(tempfile.mkdtemp(prefix="sam-test-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def model_dir(name: str = "tiny") -> Path:
+    if name == "absent":
+        return _absent_dir()
+    presets = {"tiny": TINY, "short": SHORT_MEMORY, "sam3": SAM3_TRACKER_TINY}
+    return write_model_dir(root() / name, presets[name], seed=0)
+
+
+def _absent_dir() -> Path:
+    """TINY with a loud object-score head: on some frames SAM 2 says the object is not there."""
+    from engine.sam2.presets import make_video_model
+    model = make_video_model(TINY, seed=0)
+    with torch.no_grad():
+        model.mask_decoder.pred_obj_score_head.proj_out.weight.mul_(3000.0)
+        model.mask_decoder.pred_obj_score_head.proj_out.bias.fill_(ABSENT_BIAS)
+    model.save_pretrained(root() / "absent")
+    return root() / "absent"
+
+
+ABSENT_BIAS = -6.2  # measured: scores come out near 6.1-6.3 on fx.clip, so some frames go absent
+
+
+@functools.lru_cache(maxsize=None)
+def hf_cache() -> Path:
+    cache = root() / "hub"
+    write_hf_cache_entry(cache, REPO, model_dir(), SNAPSHOT)
+    return cache
+
+
+@functools.lru_cache(maxsize=None)
+def models(name: str = "tiny"):
+    """(image model, video model), loaded with transformers' own from_pretrained (shared: don't change them)."""
+    from transformers import Sam2Model, Sam2VideoModel
+    return Sam2Model.from_pretrained(model_dir(name)).eval(), Sam2VideoModel.from_pretrained(model_dir(name)).eval()
+
+
+def image(height: int = 60, width: int = 80, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
+
+
+def clip(frames: int, height: int = 36, width: int = 48, seed: int = 0) -> np.ndarray:
+    """A bright square moving over a textured background."""
+    rng = np.random.default_rng(seed)
+    out = np.repeat(rng.integers(0, 120, (height, width, 3), dtype=np.uint8)[None], frames, axis=0)
+    for t in range(frames):
+        out[t, 8:20, 2 * t % (width - 12):2 * t % (width - 12) + 12] = (230, 40, 40)
+    return out
+
+
+# -- the reference: transformers' calls, one step at a time, written apart from engine.sam2 ----
+def reference_pixels(img: np.ndarray) -> torch.Tensor:
+    """What Sam2ImageProcessor does: resize to SIZE x SIZE (bilinear), /255, ImageNet mean/std."""
+    x = torch.tensor(img).permute(2, 0, 1).float()[None]
+    x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", antialias=True, align_corners=False) / 255
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    return (x - mean[:, None, None]) / std[:, None, None]
+
+
+def reference_coords(xy, height: int, width: int) -> list:
+    """Sam2Processor._normalize_coordinates: x * SIZE / W, y * SIZE / H."""
+    return [[float(x) * SIZE / width, float(y) * SIZE / height] for x, y in xy]
+
+
+def reference_masks(logits: torch.Tensor, height: int, width: int) -> np.ndarray:
+    """Sam2Processor.post_process_masks: bilinear upscale of the low-res logits, > 0."""
+    up = F.interpolate(logits.reshape(-1, 1, *logits.shape[-2:]), size=(height, width), mode="bilinear",
+                       align_corners=False)
+    return (up[:, 0] > 0).numpy()
