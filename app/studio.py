@@ -33,6 +33,7 @@ class Studio:
         self.engines = engine.EngineService(device=device, paths=engine_paths)
         self.cancel_event = threading.Event()  # stops a running propagation
         self._candidates: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # (expression, object) -> top-k
+        self._to_check: dict[tuple, list[int]] = {}  # (expression, object) -> frames to check
         self._candidate_frames: dict[tuple, tuple[int, tuple | None]] = {}  # -> (frame, SAM object or None)
         self.preparer = FramePreparer(self.engines.sam_prepare)
 
@@ -311,15 +312,23 @@ class Studio:
         """The next frame after `frame` (wrapping around) that no one corrected and whose mask
         changes from the frame before it (1 - IoU) by more than `min_change` and than twice the
         clip's median change (steady motion is not a reason to look); None if none."""
+        flagged = self._flagged_frames(expression_id, object_id, min_change)
+        ordered = sorted(f for f in flagged if f > frame) + sorted(f for f in flagged if f <= frame)
+        return ordered[0] if ordered else None
+
+    def _flagged_frames(self, expression_id: int, object_id: int | None, min_change: float) -> list[int]:
         expr = self.store.get_expression(expression_id)
         n = self.store.get_media(expr["media_id"])["frames"]
         sources = self.store.mask_sources(expression_id, object_id)
-        masks = {f: self.store.get_mask(expression_id, f, object_id) for f in range(n)}
-        scores = review_scores(masks)
+        # Only stored masks are decoded: two empty frames in a row change by 0 (IoU of nothing is 1).
+        stored = {f: self.store.get_mask(expression_id, f, object_id) for f in sources}
+        empty = np.zeros_like(next(iter(stored.values()))) if stored else None
+        pairs = {f for f in stored for f in (f, f + 1) if 0 < f < n}
+        scores = dict.fromkeys(range(1, n), 0.0)
+        scores.update(review_scores({g: stored.get(g, empty) for f in pairs for g in (f - 1, f)}))
+        scores = {f: scores[f] for f in range(1, n)}
         bar = max(min_change, 2 * float(np.median(list(scores.values())))) if scores else min_change
-        flagged = [f for f, score in scores.items() if score > bar and sources.get(f) != "manual"]
-        ordered = sorted(f for f in flagged if f > frame) + sorted(f for f in flagged if f <= frame)
-        return ordered[0] if ordered else None
+        return sorted(f for f, score in scores.items() if score > bar and sources.get(f) != "manual")
 
     def proposal_agreement(self, expression_id: int, object_id: int | None = None) -> list[dict]:
         """Per frame with a model or propagation proposal: IoU between it and the final mask
@@ -364,6 +373,54 @@ class Studio:
         src = check_readable(src, self.import_roots)
         media_root = check_readable(media_root, self.import_roots, "frames folder") if media_root else None
         return formats.get(fmt).import_(self.store, src, media_root=media_root)
+
+    # -- edits the page makes (every page write goes through these) -------------------------
+    def paint(self, expression_id: int, frame: int, points: list, radius: int, erase: bool = False,
+              object_id: int | None = None, base_revision: int | None = None) -> tuple[np.ndarray, int]:
+        """One brush or eraser stroke (a polyline of (x, y) pixels and a radius) applied to the
+        stored mask and saved as one revision."""
+        mask = self.store.get_mask(expression_id, frame, object_id)
+        new = mask_ops.paint(mask, points, int(radius), not erase)
+        revision = self.store.save_mask(expression_id, frame, new, object_id=object_id, base_revision=base_revision)
+        return new, revision
+
+    def accept(self, expression_id: int, frame: int, object_id: int | None = None,
+               base_revision: int | None = None) -> int:
+        """Keep the frame's mask as it is, as the annotator's own (a model's proposal becomes manual)."""
+        mask = self.store.get_mask(expression_id, frame, object_id)
+        return self.store.save_mask(expression_id, frame, mask, object_id=object_id, base_revision=base_revision)
+
+    def undo(self, expression_id: int, base_revision: int | None = None) -> int:
+        return self.store.undo(expression_id, base_revision=base_revision)
+
+    def redo(self, expression_id: int, base_revision: int | None = None) -> int:
+        return self.store.redo(expression_id, base_revision=base_revision)
+
+    def add_expression(self, media_id: int, text: str) -> dict:
+        return self.store.add_expression(media_id, text)
+
+    def add_object(self, expression_id: int) -> int:
+        return self.store.add_object(expression_id)
+
+    def remove_object(self, expression_id: int, object_id: int, base_revision: int | None = None) -> int:
+        return self.store.remove_object(expression_id, object_id, base_revision=base_revision)
+
+    def set_status(self, expression_id: int, status: str, base_revision: int | None = None) -> int:
+        return self.store.set_status(expression_id, status, base_revision=base_revision)
+
+    def reject(self, expression_id: int, comment: str, base_revision: int | None = None) -> int:
+        return self.store.reject(expression_id, comment, base_revision=base_revision)
+
+    def frames_to_check(self, expression_id: int, object_id: int | None = None, refresh: bool = True) -> list[int]:
+        """Every frame next_to_check would stop at, in order. refresh=False reuses the last answer
+        for this object (the timeline asks on every frame step; decoding a long video's masks
+        each time would make stepping slow); callers drop frames corrected since."""
+        key = (expression_id, object_id)
+        if refresh or key not in self._to_check:
+            self._to_check[key] = self._flagged_frames(expression_id, object_id, 0.3)
+            while len(self._to_check) > 32:
+                self._to_check.pop(next(iter(self._to_check)))
+        return self._to_check[key]
 
 
 def _frame_list(frames: list[int]) -> str:

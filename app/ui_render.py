@@ -55,8 +55,8 @@ def wire_render_panel(panel: RenderPanel, studio: Studio, state: gr.State) -> No
     atexit.register(shutil.rmtree, out_dir, ignore_errors=True)
 
     @user_errors
-    def on_click(state, progress=gr.Progress()):
-        return render_for_page(studio, out_dir, state, progress)
+    def on_click(session, progress=gr.Progress()):  # session: the page's app.ui.session.Session
+        return render_for_page(studio, out_dir, {"expression_id": session.expression_id}, progress)
 
     panel.button.click(on_click, [state], [panel.video, panel.image, panel.download], concurrency_id="render",
                        concurrency_limit=1)

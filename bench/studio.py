@@ -29,7 +29,8 @@ from app.export_coco import write_coco
 from app.overlay import render_overlay
 from app.store import ProjectStore
 from app.studio import Studio
-from app.ui_handlers import PageLogic
+from app.ui import views
+from app.ui.session import Session
 
 DISPLAY_MS, SAVE_MS, EXPORT_RATIO = 50.0, 100.0, 0.5
 
@@ -110,15 +111,21 @@ def bench_studio(tmp: Path, frames: int) -> None:
             revision = studio.store.save_mask(eid, f, corrected, base_revision=revision)
             saves.append(time.perf_counter() - t0)
 
-        # 1. What the page does per frame: PageLogic.view, first visits (cold) then second ones.
-        page = PageLogic(studio)
-        state = {"media_id": media["id"], "expression_id": eid, "revision": revision}
+        # 1. What the page does per frame: the canvas value (frame via cache + JPEG, exact
+        # mask runs), first visits (cold) then second ones.
+        tab = Session(studio)
+        tab.pick_expression(eid)
+
+        def view(f):
+            tab.seek(f)
+            tab.sent_image = None
+            views.canvas_value(tab, refresh_checks=False)
         studio.frames.clear()
-        cold = [timed(page.view, state, f, 0.5, False, True) for f in range(frames)]
-        warm = [timed(page.view, state, f, 0.5, False, True) for f in range(frames)]
+        cold = [timed(view, f) for f in range(frames)]
+        warm = [timed(view, f) for f in range(frames)]
         studio.frames.clear()
         order = np.random.default_rng(1).permutation(frames)
-        jumps = [timed(page.view, state, int(f), 0.5, False, True) for f in order]
+        jumps = [timed(view, int(f)) for f in order]
         images = [(studio.frame(media["id"], f), studio.store.get_mask(eid, f)) for f in range(frames)]
         render = [timed(lambda im, m: render_overlay(im, m, opacity=0.5), im, m) for im, m in images]
         coverage = np.mean([m.mean() for _, m in images]) * 100
@@ -126,7 +133,7 @@ def bench_studio(tmp: Path, frames: int) -> None:
         studio.close()
 
     print(f"\n1. frame display: 1920x1080, {frames} frames, blob masks covering {coverage:.0f}% of the "
-          "frame; PageLogic.view = frame via cache + mask decode + overlay render (editor background and preview)")
+          "frame; canvas value = frame via cache + JPEG + mask decode + exact runs (drawn in the browser)")
     for label, times in [("cold, stepping 0,1,2..", cold), ("cold, jumping (random)", jumps),
                          ("warm (second visit)", warm)]:
         med, p95 = ms(times)

@@ -1,112 +1,52 @@
-"""End to end in real Chromium: import, write an expression, paint, reload, export."""
+"""End to end in real Chromium: import, write an expression, paint on the canvas, reload,
+step frames with the project's own keys, undo/redo, export."""
 import json
-import re
-import time
 import urllib.parse
 import urllib.request
 
-import cv2
 import numpy as np
-import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from pycocotools.coco import COCO
 
-from app.media import FrameReader
-from app.overlay import render_overlay
+from app.mask_ops import paint
 from app.store import ProjectStore
-from app.ui_handlers import MASK_RGB
+from tests import canvas_driver as drive
+from tests.canvas_driver import page  # noqa: F401  (the browser fixture)
 from tests.media_fixtures import write_video
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run"]
 
-
-@pytest.fixture
-def page():
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(30_000)
-        yield page
-        browser.close()
-
-
-def mask_px(page) -> int:
-    text = page.locator("#mask-info").inner_text()
-    found = re.search(r"mask: (\d+) px", text)
-    return int(found.group(1)) if found else -1
-
-
-def frame_loaded(page):
-    """Context: the action inside shows a new frame; wait until the browser has fetched it (a
-    stroke painted before the editor holds its image is wiped by the image's arrival)."""
-    return page.expect_response(lambda r: "/file=" in r.url and r.url.endswith(".jpg"))
-
-
-def paint_stroke(page, dy=0):
-    """Drag the brush across the middle of the editor's canvas (dy pixels lower)."""
-    box = page.locator("#editor canvas").first.bounding_box()
-    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2 + dy
-    page.wait_for_timeout(500)  # the canvas draws the fetched image on its next frames
-    page.mouse.move(cx - 40, cy)
-    page.mouse.down()
-    for i in range(1, 21):
-        page.mouse.move(cx - 40 + 4 * i, cy + i)
-    page.mouse.up()
-
-
-
-def test_import_paint_reload_export(live_app, page, tmp_path):
+def test_import_paint_reload_export(live_app, page, tmp_path):  # noqa: F811
     video = tmp_path / "walk.mp4"
     write_video(video, frames=8, size=(160, 120))
     page.goto(live_app.url)
     expect(page.locator("#mask-info")).to_contain_text("Add media")
-
-    page.locator("#upload input[type=file]").set_input_files(str(video))
-    expect(page.locator("#media input")).to_have_value(re.compile("walk.mp4"), timeout=60_000)
-    page.locator("#new-expression textarea").fill("the moving square")
-    with frame_loaded(page):
-        page.locator("#add-expression").click()
+    drive.upload(page, video)
+    drive.add_expression(page, "the moving square")
     expect(page.locator("#expressions")).to_contain_text("the moving square")
     expect(page.locator("#mask-info")).to_contain_text("mask: 0 px (empty)")
 
-    paint_stroke(page)  # autosave fires when the stroke ends
-    expect(page.locator("#mask-info")).to_contain_text("(manual)", timeout=20_000)
-    painted = mask_px(page)
-    assert painted > 50
+    drive.zoom(page, 200)
+    points = [(40, 60), (80, 70)]
+    drive.edit(page, lambda: drive.drag(page, points))  # the stroke is saved when it ends
+    painted = paint(np.zeros((120, 160), bool), points, 6, True)
+    expect(page.locator("#mask-info")).to_contain_text(f"mask: {painted.sum()} px (manual)")
+    assert np.array_equal(drive.stored(live_app)[0], painted)
 
-    with ProjectStore(live_app.project) as store:  # the server's file, read independently
-        expr = store.list_expressions()[0]
-        saved = store.get_mask(expr["id"], 0)
-    assert saved.sum() == painted and saved.shape == (120, 160)
+    page.reload()
+    drive.wait_shown(page, frame=0)
+    expect(page.locator("#mask-info")).to_contain_text(f"the moving square · to do · frame 0 · object 1 · "
+                                                       f"mask: {painted.sum()} px (manual)")
+    drive.zoom(page, 200)
+    more = [(100, 20), (120, 40)]
+    drive.edit(page, lambda: drive.drag(page, more))  # after a reload, a new stroke adds to the saved mask
+    saved = paint(painted, more, 6, True)
+    assert np.array_equal(drive.stored(live_app)[0], saved)
 
-    with frame_loaded(page):
-        page.reload()
-    expect(page.locator("#mask-info")).to_contain_text("the moving square")
-    expect(page.locator("#mask-info")).to_contain_text(f"mask: {painted} px (manual)")
-    paint_stroke(page, dy=25)  # after a reload, a new stroke adds to the saved mask
-    expect(page.locator("#mask-info")).not_to_contain_text(f"mask: {painted} px", timeout=20_000)
-    with ProjectStore(live_app.project) as store:
-        grown = store.get_mask(expr["id"], 0)
-    assert grown.sum() > painted and np.array_equal(grown & saved, saved)
-    saved = grown
-    # The overlay preview the browser shows is the frame with this mask drawn over it.
-    src = page.locator("#preview img").get_attribute("src")
-    shown = cv2.imdecode(np.frombuffer(urllib.request.urlopen(urllib.parse.urljoin(live_app.url, src)).read(),
-                                       np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
-    with ProjectStore(live_app.project) as store:
-        frame = FrameReader(store.media_file(expr["media_id"]), "video").read(0)
-    expected = render_overlay(frame, saved, opacity=0.5, color=MASK_RGB)
-    # Display frames travel as quality-95 JPEG: close to the exact render, far from the bare frame.
-    assert np.abs(shown.astype(int) - expected).mean() < 3
-    assert np.abs(shown.astype(int) - frame).mean() > np.abs(shown.astype(int) - expected).mean() + 1
-
+    page.locator("#left-column").get_by_text("Export, datasets in and out").click()
     page.locator("#export").click()
     link = page.locator("#export-file a").first
     expect(link).to_be_visible(timeout=30_000)
-    href = link.get_attribute("href")
-    data = urllib.request.urlopen(urllib.parse.urljoin(live_app.url, href)).read()
+    data = urllib.request.urlopen(urllib.parse.urljoin(live_app.url, link.get_attribute("href"))).read()
     out = tmp_path / "export.json"
     out.write_bytes(data)
     coco = COCO(str(out))
@@ -117,33 +57,34 @@ def test_import_paint_reload_export(live_app, page, tmp_path):
     assert refs[0]["sentences"][0]["raw"] == "the moving square" and refs[0]["ann_ids"] == [anns[0]["id"]]
 
 
-def test_keyboard_undo_redo_and_frames(live_app, page, tmp_path):
+def test_keyboard_undo_redo_and_frames(live_app, page, tmp_path):  # noqa: F811
     video = tmp_path / "clip.avi"
     write_video(video, frames=5, size=(96, 64))
     with ProjectStore(live_app.project) as store:  # this project's own key for "next frame"
         store.set_setting("shortcuts", {"next_frame": "k"})
     page.goto(live_app.url)
-    page.locator("#upload input[type=file]").set_input_files(str(video))
-    expect(page.locator("#media input")).to_have_value(re.compile("clip.avi"), timeout=60_000)
+    drive.upload(page, video)
     page.locator("#new-expression textarea").fill("the square")
-    with frame_loaded(page):
-        page.locator("#new-expression textarea").press("Enter")
+    page.locator("#new-expression textarea").press("Enter")
     expect(page.locator("#mask-info")).to_contain_text("the square")
+    drive.wait_shown(page, frame=0)
 
-    paint_stroke(page)
-    expect(page.locator("#mask-info")).to_contain_text("(manual)", timeout=20_000)
-    painted = mask_px(page)
-    page.locator("body").click(position={"x": 5, "y": 5})
-    page.keyboard.press("Control+z")
+    points = [(20, 20), (60, 30)]
+    drive.edit(page, lambda: drive.drag(page, points))
+    painted = paint(np.zeros((64, 96), bool), points, 6, True)
+    assert np.array_equal(drive.stored(live_app)[0], painted)
+    drive.edit(page, lambda: drive.keys(page, "Control+z"))
     expect(page.locator("#mask-info")).to_contain_text("mask: 0 px (empty)")
-    page.keyboard.press("Control+Shift+Z")
-    expect(page.locator("#mask-info")).to_contain_text(f"mask: {painted} px (manual)")
-    page.keyboard.press("k")
+    assert drive.stored(live_app)[0].sum() == 0
+    drive.edit(page, lambda: drive.keys(page, "Control+Shift+Z"))
+    expect(page.locator("#mask-info")).to_contain_text(f"mask: {painted.sum()} px (manual)")
+    drive.keys(page, "k")
+    drive.wait_shown(page, frame=1)
     expect(page.locator("#mask-info")).to_contain_text("frame 1 · object 1 · mask: 0 px")
-    page.keyboard.press("ArrowLeft")
-    expect(page.locator("#mask-info")).to_contain_text(f"frame 0 · object 1 · mask: {painted} px")
+    drive.keys(page, "ArrowLeft")
+    drive.wait_shown(page, frame=0)
+    expect(page.locator("#mask-info")).to_contain_text(f"frame 0 · object 1 · mask: {painted.sum()} px")
     page.locator("#status-done").click()
     expect(page.locator("#expressions")).to_contain_text("[done]")
-    time.sleep(0.5)
     with ProjectStore(live_app.project) as store:
         assert store.list_expressions()[0]["status"] == "done"

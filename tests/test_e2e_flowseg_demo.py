@@ -1,58 +1,77 @@
-"""The shipped FlowSeg demo in real Chromium: an image gets flowseg-demo, Segment proposes a
-mask that matches the world's truth, and a click on a candidate thumbnail replaces it."""
-import re
-
+"""The annotation loop with the shipped FlowSeg demo in real Chromium: an expression, Segment
+(the button names flowseg-demo for an image), a correction on the canvas, a candidate click,
+done, next expression, Segment again. Each step is checked against the stored mask."""
 import cv2
+import numpy as np
 from playwright.sync_api import expect
 
 from app.frame_tools import mask_iou
+from app.mask_ops import paint
 from engine.demo_world import images
 from engine.flowseg.demo import DEMO_DIR
 from engine.flowseg.pipeline import FlowSegPipeline
-from tests.test_e2e_browser import frame_loaded, page  # noqa: F401  (the browser fixture)
-from tests.test_e2e_tools import stored, wait_for
+from tests.canvas_driver import (  # noqa: F401
+    add_expression,
+    drag,
+    edit,
+    keys,
+    page,
+    stored,
+    upload,
+    wait_for,
+    zoom,
+)
 
 
 def held_out_scene():
-    """A held-out scene (seed 1000: never trained on) with an attribute expression."""
+    """A held-out scene (seed 1000: never trained on) with two attribute expressions."""
     for scene in images(1000, 50):
-        for e in scene.expressions:
-            if e.kind == "attribute":
-                return scene, e
-    raise AssertionError("no attribute expression in 50 scenes")
+        found = [e for e in scene.expressions if e.kind == "attribute"]
+        if len(found) >= 2:
+            return scene, found[:2]
+    raise AssertionError("no scene with two attribute expressions in 50")
 
 
-def test_image_segments_with_flowseg_demo_and_a_candidate_click(live_app, page, tmp_path):  # noqa: F811
-    scene, expression = held_out_scene()
+def test_expression_segment_correct_next_loop(live_app, page, tmp_path):  # noqa: F811
+    scene, (first, second) = held_out_scene()
     path = tmp_path / "shapes.png"
     cv2.imwrite(str(path), cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR))
     page.goto(live_app.url)
-    page.locator("#upload input[type=file]").set_input_files(str(path))
-    expect(page.locator("#media input")).to_have_value(re.compile("shapes.png"), timeout=60_000)
-    page.locator("#new-expression textarea").fill(expression.text)
-    with frame_loaded(page):
-        page.locator("#add-expression").click()
+    upload(page, path)
+    add_expression(page, first.text)
+    add_expression(page, second.text)
+    page.locator("#expressions").get_by_text(first.text).click()
+    expect(page.locator("#mask-info")).to_contain_text(first.text)
 
-    page.get_by_text("Model", exact=True).click()                 # the accordion
-    expect(page.locator("#engine input")).to_have_value("flowseg-demo")
-    page.locator("#segment").click()
-    wait_for(lambda: stored(live_app, 0)[1].get(0) == "flowseg-demo", timeout=120)
-    expect(page.locator("#mask-info")).to_contain_text("(flowseg-demo)")
-    page.wait_for_timeout(1500)                 # the editor reloads: still the model's proposal
-    proposal, sources = stored(live_app, 0)
+    expect(page.locator("#segment")).to_have_text("Segment with flowseg-demo")  # in plain sight
+    expect(page.locator("#candidates")).to_be_hidden()                         # none offered yet
+    edit(page, lambda: page.locator("#segment").click())
+    proposal, sources = stored(live_app)
     assert sources == {0: "flowseg-demo"}
-    assert mask_iou(proposal, scene.mask(expression)) > 0.5
+    assert mask_iou(proposal, scene.mask(first)) > 0.5
+    expect(page.locator("#mask-info")).to_contain_text("(flowseg-demo)")
 
-    # The same weights in this process give the candidates; click one that differs.
-    cands = FlowSegPipeline.from_pretrained(DEMO_DIR, device="cpu").candidates(
-        scene.image, expression.text, k=5)
-    assert mask_iou(cands.masks[0], proposal) > 0.95
-    shown = [m for j, m in enumerate(cands.masks) if j == 0 or m.any()]   # empty ones are not offered
-    pick = next(j for j in range(1, len(shown)) if mask_iou(shown[j], proposal) < 0.9)
+    zoom(page, 400)  # correct the proposal with a stroke: exactly those pixels are added
+    h, w = proposal.shape
+    points = [(2, 2), (w // 4, 3)]
+    edit(page, lambda: drag(page, points))
+    corrected = paint(proposal, points, 6, True)
+    assert np.array_equal(stored(live_app)[0], corrected) and stored(live_app)[1] == {0: "manual"}
+
+    # The same weights in this process give the candidates; a click on one that differs uses it.
+    cands = FlowSegPipeline.from_pretrained(DEMO_DIR, device="cpu").candidates(scene.image, first.text, k=5)
+    offered = [m for j, m in enumerate(cands.masks) if j == 0 or m.any()]   # empty ones are not offered
     thumbs = page.locator("#candidates button img, #candidates .thumbnail-item img")
     expect(thumbs.first).to_be_visible(timeout=30_000)
-    assert thumbs.count() == len(shown)
-    thumbs.nth(pick).click()                                       # that candidate replaces the mask
-    wait_for(lambda: stored(live_app, 0)[1].get(0) == "manual")
-    chosen, _ = stored(live_app, 0)
-    assert mask_iou(chosen, shown[pick]) > 0.95
+    assert thumbs.count() == len(offered)
+    pick = next(j for j in range(1, len(offered)) if mask_iou(offered[j], proposal) < 0.9)
+    edit(page, lambda: thumbs.nth(pick).click())
+    assert mask_iou(stored(live_app)[0], offered[pick]) > 0.95
+
+    keys(page, "d")                                   # done, then N: the next expression to work on
+    expect(page.locator("#expressions")).to_contain_text("[done]")
+    keys(page, "n")
+    expect(page.locator("#mask-info")).to_contain_text(f"{second.text} · to do")
+    edit(page, lambda: page.locator("#segment").click())
+    wait_for(lambda: stored(live_app, expression=1)[1] == {0: "flowseg-demo"})
+    assert mask_iou(stored(live_app, expression=1)[0], scene.mask(second)) > 0.3

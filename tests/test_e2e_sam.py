@@ -9,10 +9,9 @@ from app.store import ProjectStore
 from engine.sam2.predictor import SamPredictor
 from engine.sam2.weights import load_model
 from tests import sam_fixtures as fx
+from tests.canvas_driver import add_expression, at, edit, keys, page, stored, upload, wait_for  # noqa: F401
 from tests.live_app import LiveApp
 from tests.media_fixtures import write_image
-from tests.test_e2e_browser import page  # noqa: F401  (the browser fixture)
-from tests.test_e2e_tools import click_image, open_with_expression, stored, wait_for
 
 
 def test_click_gives_sams_mask_and_an_alternative_replaces_it(page, tmp_path, monkeypatch):  # noqa: F811
@@ -20,12 +19,14 @@ def test_click_gives_sams_mask_and_an_alternative_replaces_it(page, tmp_path, mo
     write_image(tmp_path / "still.png", size=(80, 60))
     app = LiveApp(tmp_path / "live.sqlite", "--sam-model", str(fx.model_dir()), "--device", "cpu")
     try:
-        open_with_expression(page, app.url, tmp_path / "still.png", "the thing")
+        page.goto(app.url)
+        upload(page, tmp_path / "still.png")
+        add_expression(page, "the thing")
 
-        page.locator("#tool").get_by_text("Click +", exact=True).click()
-        click_image(page, "#preview img", 30, 20)
-        wait_for(lambda: stored(app, 0)[1].get(0) == "manual", timeout=120)
-        saved, _ = stored(app, 0)
+        keys(page, "t")  # the points tool: a click on pixel (30, 20)
+        edit(page, lambda: page.mouse.click(*at(page, 30, 20)))
+        saved, sources = stored(app, 0)
+        assert sources == {0: "manual"}
 
         with ProjectStore(app.project) as store:
             image = FrameCache().frame(store.media_file(store.list_media()[0]["id"]), "image", 0)
@@ -38,7 +39,7 @@ def test_click_gives_sams_mask_and_an_alternative_replaces_it(page, tmp_path, mo
         thumbs = page.locator("#candidates button img, #candidates .thumbnail-item img")
         expect(thumbs).to_have_count(len(shown), timeout=30_000)
         thumbs.nth(pick).click()
-        wait_for(lambda: np.array_equal(stored(app, 0)[0], shown[pick]))
-        assert stored(app, 0)[1] == {0: "manual"}
+        wait_for(lambda: not np.array_equal(stored(app)[0], saved))
+        np.testing.assert_array_equal(stored(app)[0], shown[pick])
     finally:
         app.stop()

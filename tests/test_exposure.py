@@ -11,6 +11,7 @@ import gradio as gr
 import pytest
 from gradio_client import Client
 
+from app.api import user_errors
 from app.exposure import (
     AUTH_ENV,
     Exposure,
@@ -21,7 +22,7 @@ from app.exposure import (
     load_credentials,
 )
 from app.studio import Studio
-from app.ui_handlers import PageLogic
+from app.ui.extras_panel import import_dataset
 from tests.live_app import ROOT, LiveApp, free_port
 
 # -- server paths ----------------------------------------------------------------------------
@@ -48,17 +49,17 @@ def test_the_page_imports_only_from_its_roots(tmp_path):
     (tmp_path / "project").mkdir()
     (tmp_path / "elsewhere" / "frames").mkdir(parents=True)
     studio = Studio(tmp_path / "project" / "p.sqlite")
-    logic = PageLogic(studio)
+    page_import = user_errors(lambda *a: import_dataset(studio, *a))  # as the page wires it
     try:
         with pytest.raises(gr.Error, match="outside the folders the page may read.*--allow-path DIR"):
-            logic.import_dataset("mevis", str(tmp_path / "elsewhere"), "")
+            page_import("mevis", str(tmp_path / "elsewhere"), "")
         # The frames folder is checked too, not only the dataset.
         with pytest.raises(gr.Error, match="frames folder path .* is outside"):
-            logic.import_dataset("mevis", str(tmp_path / "project"), str(tmp_path / "elsewhere" / "frames"))
+            page_import("mevis", str(tmp_path / "project"), str(tmp_path / "elsewhere" / "frames"))
         # With the folder allowed, the importer itself looks (and finds no dataset there).
         studio.import_roots = allowed_roots(studio.store.path, [tmp_path / "elsewhere"])
         with pytest.raises(gr.Error) as info:
-            logic.import_dataset("mevis", str(tmp_path / "elsewhere"), "")
+            page_import("mevis", str(tmp_path / "elsewhere"), "")
         assert "outside" not in str(info.value)
         assert studio.store.list_media() == []
     finally:

@@ -1,14 +1,11 @@
 """Studio verbs and page logic, without a browser."""
-import cv2
 import numpy as np
 import pytest
 
 import engine
 from app.media import MediaError
-from app.overlay import render_overlay
 from app.store import StoreError
 from app.studio import Studio
-from app.ui_handlers import MASK_RGB, PageLogic, apply_strokes
 from tests.media_fixtures import write_image, write_video
 
 
@@ -113,16 +110,6 @@ def test_apply_op_fill_holes_saves_a_revision(studio, video_expr):
         studio.apply_op(video_expr["id"], 0, "explode")
 
 
-def strokes(add=None, erase=None, shape=(48, 64)):
-    """An editor value whose paint layer holds magenta (add) and green (erase) strokes."""
-    layer = np.zeros((*shape, 4), np.uint8)
-    if add is not None:
-        layer[add] = (255, 0, 255, 180)
-    if erase is not None:
-        layer[erase] = (0, 255, 0, 180)
-    return {"background": None, "layers": [layer], "composite": None}
-
-
 def box(y0, y1, x0, x1, shape=(48, 64)):
     m = np.zeros(shape, bool)
     m[y0:y1, x0:x1] = True
@@ -130,70 +117,70 @@ def box(y0, y1, x0, x1, shape=(48, 64)):
 
 
 def test_strokes_apply_to_the_saved_mask(studio, video_expr):
-    """Painting after a reload adds to what was saved; it never replaces it."""
-    logic = PageLogic(studio)
+    """A stroke (polyline + radius) is applied to what is stored, never replacing it; each
+    stroke is one revision; the canvas gets the exact mask back."""
+    from app.mask_ops import paint
+    from app.ui import views
+    from app.ui.session import Session
     eid = video_expr["id"]
     studio.store.save_mask(eid, 3, box(5, 20, 8, 30))
-    state, editor, preview, info, *_ = logic.view(logic.pick_expression(None, eid), 3, 0.5, False, True)
-    assert editor["layers"] == [] and "330 px (manual)" in info
-    # One display file serves editor and preview: the frame with the saved mask drawn in.
-    assert editor["background"] == preview
-    shown = cv2.imread(preview)[:, :, ::-1].astype(int)
-    expected = render_overlay(studio.frame(video_expr["media_id"], 3), box(5, 20, 8, 30), color=MASK_RGB)
-    bare = studio.frame(video_expr["media_id"], 3)
-    inside = box(5, 20, 8, 30)  # the mask's pixels: tint and contour, through JPEG (quality 95, 4:4:4)
-    assert np.abs(shown - expected)[inside].mean() < 6 < np.abs(shown - bare)[inside].mean()
-    state, preview, info, _ = logic.save(state, 3, strokes(add=box(30, 40, 0, 10)), 0.5, False, True)
-    assert np.array_equal(studio.store.get_mask(eid, 3), box(5, 20, 8, 30) | box(30, 40, 0, 10))
-    # More strokes on the same (unreloaded) editor: the layer holds all strokes since the load.
-    state, _, info, _ = logic.save(state, 3, strokes(add=box(30, 40, 0, 10), erase=box(5, 20, 8, 18)),
-                                0.5, False, True)
-    expected = box(5, 20, 18, 30) | box(30, 40, 0, 10)
-    assert np.array_equal(studio.store.get_mask(eid, 3), expected) and state["revision"] == 3
-    state, *_ = logic.view(state, 3, 0.5, False, True)  # the editor reloads on the saved mask
-    state, *_ = logic.save(state, 3, strokes(), 0.5, False, True)  # nothing painted since: no new revision
-    assert state["revision"] == 3 and np.array_equal(studio.store.get_mask(eid, 3), expected)
+    tab = Session(studio)
+    tab.pick_expression(eid)
+    tab.seek(3)
+    value = views.canvas_value(tab)
+    assert value["image"].startswith("data:image/jpeg") and "330 px (manual)" in views.info(tab)
+    assert np.array_equal(views.from_runs(value["objects"][0]["runs"], (48, 64)), box(5, 20, 8, 30))
+    assert "image" not in views.canvas_value(tab)  # the canvas holds this frame already
+    tab.stroke([[0, 35], [9, 35]], 3)
+    expected = box(5, 20, 8, 30) | paint(np.zeros((48, 64), bool), [(0, 35), (9, 35)], 3, True)
+    assert np.array_equal(studio.store.get_mask(eid, 3), expected) and tab.revision == 2
+    tab.stroke([[8, 10]], 4, erase=True)
+    expected = paint(expected, [(8, 10)], 4, False)
+    assert np.array_equal(studio.store.get_mask(eid, 3), expected) and tab.revision == 3
+    assert np.array_equal(views.from_runs(views.canvas_value(tab)["objects"][0]["runs"], (48, 64)), expected)
 
 
 def test_page_stale_tab_gets_a_clear_error(studio, video_expr):
+    import copy
+
     import gradio as gr
-    logic = PageLogic(studio)
-    tab_a, *_ = logic.view(logic.pick_expression(None, video_expr["id"]), 0, 0.5, False, True)
-    tab_b = dict(tab_a)
-    logic.save(tab_a, 0, strokes(add=box(0, 48, 0, 64)), 0.5, False, True)
+
+    from app.api import user_errors
+    from app.ui.session import Session
+    tab_a = Session(studio)
+    tab_a.pick_expression(video_expr["id"])
+    tab_b = copy.deepcopy(tab_a)
+    assert tab_b.studio is studio  # copies (one per browser tab) share the studio
+    tab_a.stroke([[32, 24]], 40)
     with pytest.raises(gr.Error, match="changed elsewhere"):
-        logic.save(tab_b, 0, strokes(add=box(0, 5, 0, 5)), 0.5, False, True)
+        user_errors(tab_b.stroke)([[0, 0]], 2, erase=True)
     assert studio.store.get_mask(video_expr["id"], 0).all()
 
 
-def test_fill_holes_from_the_page_uses_the_painted_mask(studio, video_expr):
-    logic = PageLogic(studio)
-    state, *_ = logic.view(logic.pick_expression(None, video_expr["id"]), 1, 0.5, False, True)
+def test_fill_holes_from_the_page(studio, video_expr):
+    from app.ui import views
+    from app.ui.session import Session
+    tab = Session(studio)
+    tab.pick_expression(video_expr["id"])
+    tab.seek(1)
     ring = box(10, 30, 10, 30) & ~box(15, 25, 15, 25)
-    state, editor, preview, info, *_ = logic.correct("fill_holes", state, 1, strokes(add=ring), 0.5, False, True,
-                                                     False, 64)
+    studio.store.save_mask(video_expr["id"], 1, ring)
+    tab.revision = 1
+    tab.correct("fill_holes")
     assert np.array_equal(studio.store.get_mask(video_expr["id"], 1), box(10, 30, 10, 30))
-    assert "400 px" in info and editor["layers"] == []
+    assert "400 px" in views.info(tab)
 
 
 def test_page_resumes_last_expression_and_walks_next(studio, video_expr):
-    logic = PageLogic(studio)
+    from app.ui.session import Session
     second = studio.store.add_expression(video_expr["media_id"], "the circle")
-    logic.pick_expression(None, second["id"])
-    state, media_update, expr_update = logic.initial()
-    assert state["expression_id"] == second["id"] and expr_update["value"] == second["id"]
-    state, _, expr_update = logic.next_expression(state)
-    assert state["expression_id"] == video_expr["id"]
+    Session(studio).pick_expression(second["id"])
+    tab = Session(studio)
+    tab.reopen()
+    assert tab.expression_id == second["id"]
+    assert tab.next_expression() and tab.expression_id == video_expr["id"]
     studio.store.set_status(video_expr["id"], "done")
-    state, _, _ = logic.next_expression(state)
-    assert state["expression_id"] == second["id"]
-
-
-def test_strokes_from_a_scaled_canvas_are_resized():
-    base = np.zeros((24, 32), bool)
-    value = strokes(add=box(0, 24, 0, 32, shape=(48, 64)) & box(0, 24, 0, 32, shape=(48, 64)), shape=(48, 64))
-    assert np.array_equal(apply_strokes(base, value), box(0, 12, 0, 16, shape=(24, 32)))
-    assert np.array_equal(apply_strokes(base, {"layers": []}), base)
+    assert tab.next_expression() and tab.expression_id == second["id"]
 
 
 def test_segment_checks_the_engine_before_decoding(studio, video_expr):

@@ -11,7 +11,7 @@ from gradio_client import Client, handle_file
 
 from app import tempfiles
 from app.studio import Studio
-from app.ui_handlers import PageLogic
+from app.ui.extras_panel import export_dataset
 from tests.live_app import ROOT, LiveApp
 
 
@@ -54,10 +54,10 @@ def test_page_exports_leave_only_the_latest_zips(tmp_path, monkeypatch):
     monkeypatch.setattr("tempfile.tempdir", None)
     studio = Studio(tmp_path / "p.sqlite")
     studio.add_media(ROOT / "assets" / "demo" / "shapes.mp4")
-    logic = PageLogic(studio)
+    spool = tempfiles.Spool("export", keep=2)  # the page's
     try:
         for fmt in ("mevis", "ytvos", "coco", "mevis"):
-            path = logic.export_dataset(fmt)
+            path = export_dataset(studio, fmt, spool)
             assert zipfile.is_zipfile(path) == (fmt != "coco"), path
         left = sorted(str(p.relative_to(tmp_path / "tmp")) for p in (tmp_path / "tmp").rglob("*") if p.is_file())
         # Two exports kept (the newest), each only its file: a folder format's tree is zipped, then removed.
@@ -79,10 +79,11 @@ def test_folders_of_a_killed_app_are_swept_by_the_next_one(tmp_path, monkeypatch
     finally:
         first.kill9()
     mine = sorted(p.name for p in tmp_path.glob(f"flowlabel-*-{first.proc.pid}-*"))
-    assert [name.split("-")[1] for name in mine] == ["api", "display"], mine
+    assert [name.split("-")[1] for name in mine] == ["api"], mine  # the page's frames travel inline, no files
     second = LiveApp(tmp_path / "p.sqlite")
     try:
         assert list(tmp_path.glob(f"flowlabel-*-{first.proc.pid}-*")) == []
+        Client(second.url, verbose=False).predict(eid, 0, api_name="/get_mask")
         assert list(tmp_path.glob(f"flowlabel-*-{second.proc.pid}-*"))  # its own are there
     finally:
         second.stop()

@@ -3,14 +3,18 @@
 (() => {
   const targets = {
     prev_frame: "#prev-frame", next_frame: "#next-frame", next_expression: "#next-expression",
-    save: "#save", undo: "#undo", redo: "#redo", toggle_overlay: "#show-overlay input",
-    outline_only: "#outline-only input", fill_holes: "#fill-holes", smooth: "#smooth",
+    save: "#save", undo: "#undo", redo: "#redo", toggle_overlay: "#canvas-overlay",
+    outline_only: "#canvas-outline", fill_holes: "#fill-holes", smooth: "#smooth",
     propagate_forward: "#propagate-forward", propagate_backward: "#propagate-backward",
-    next_to_check: "#next-to-check", status_done: "#status-done", compare: "#compare input",
+    next_to_check: "#next-to-check", status_done: "#status-done", compare: "#canvas-compare",
     candidate_1: "#candidate-1", candidate_2: "#candidate-2", candidate_3: "#candidate-3",
     candidate_4: "#candidate-4", candidate_5: "#candidate-5",
+    tool_brush: "#tool-brush", tool_eraser: "#tool-eraser", tool_box: "#tool-box", tool_points: "#tool-points",
+    tool_polygon: "#tool-polygon", tool_pan: "#tool-pan", brush_smaller: "#brush-smaller",
+    brush_larger: "#brush-larger", zoom_in: "#zoom-in", zoom_out: "#zoom-out", zoom_fit: "#zoom-fit",
+    zoom_actual: "#zoom-actual", segment: "#segment",
   };
-  const fallback = { "ctrl+y": "redo", "ctrl+s": "save" };
+  const fallback = { "ctrl+y": "redo", "ctrl+s": "save", "+": "zoom_in" };
   const name = (e) => {
     const parts = [];
     if (e.ctrlKey || e.metaKey) parts.push("ctrl");
@@ -29,7 +33,7 @@
   document.addEventListener("keydown", (e) => {
     const t = e.target;
     const typing = t && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName)) &&
-      t.type !== "checkbox" && t.type !== "range";
+      !["checkbox", "range", "button"].includes(t.type);
     if (typing) return;
     const key = name(e);
     const action = keymap()[key] || fallback[key];

@@ -1,0 +1,84 @@
+"""Model actions next to the expression: Segment with <engine>, progress, cancel, candidates."""
+from __future__ import annotations
+
+import gradio as gr
+
+import engine
+from app.overlay import render_overlay
+from app.ui import views
+from app.ui.wiring import EDITS, on, show, shown
+
+THUMB_COLOR = (255, 0, 255)
+
+
+def build(page) -> None:
+    engines = engine.available_segmenters()
+    first = views.engine_for_kind("video", None, engines)
+    with gr.Group():
+        with gr.Row(equal_height=True):
+            page.segment = gr.Button(_label(first), variant="primary", scale=3, elem_id="segment")
+            page.cancel = gr.Button("Cancel", scale=1, min_width=60, elem_id="cancel")
+        page.engine = gr.Dropdown(label="Engine", choices=engines, value=first, elem_id="engine",
+                                  info="the demo engines know only the synthetic shapes world; see README"
+                                  if engines else "No engine installed yet")
+        page.overwrite = gr.Checkbox(False, label="Model runs and propagation may overwrite manual frames",
+                                     elem_id="overwrite-manual")
+    page.candidates = gr.Gallery(label="Candidates (click one, or press 1-5)", columns=5, height=120,
+                                 visible=False, allow_preview=False, elem_id="candidates")
+    with gr.Row(visible=False, elem_id="candidate-buttons") as page.candidate_row:
+        page.pick_btns = [gr.Button(str(i), size="sm", min_width=30, elem_id=f"candidate-{i}") for i in range(1, 6)]
+
+
+def _label(engine_name: str | None) -> str:
+    return f"Segment with {engine_name}" if engine_name else "Segment (no engine installed)"
+
+
+def candidate_items(session) -> list | None:
+    """Thumbnails of the last model run's top candidates (FlowSeg, or SAM 2's alternatives after a
+    click), best first; None if none."""
+    if session.expression_id is None:
+        return None
+    found = session.studio.candidates(session.expression_id, session.object_id)
+    if found is None:
+        return None
+    image = session.studio.frame(session.media_id, session.studio.candidate_frame(session.expression_id,
+                                                                                  session.object_id))
+    return [(render_overlay(image, m, opacity=0.5, color=THUMB_COLOR), f"{i + 1}: {score:.2f}")
+            for i, (m, score) in enumerate(zip(*found))]
+
+
+def wire(page) -> None:
+    def offered(session) -> dict:
+        items = candidate_items(session)
+        return {page.candidates: gr.update(value=items, visible=items is not None),
+                page.candidate_row: gr.update(visible=items is not None)}
+
+    def engine_choice(session, current):
+        kind = session.media["kind"] if session.media_id is not None else None
+        name = views.engine_for_kind(kind, current, engine.available_segmenters())
+        return {page.engine: gr.update(value=name), page.segment: gr.update(value=_label(name)),
+                **offered(session)}
+
+    def segment(session, engine_name, overwrite, progress=gr.Progress()):
+        result = session.segment(engine_name, overwrite, progress=lambda f, msg="": progress(f, desc=msg))
+        gr.Info(f"{engine_name} segmented {result['frames']} frame(s); manual frames kept"
+                if not overwrite else f"{engine_name} segmented {result['frames']} frame(s)")
+        return {**show(page, session), **offered(session)}
+
+    def choose(index, session):
+        session.choose_candidate(index)
+        return show(page, session)
+
+    def choose_from_gallery(session, evt: gr.SelectData):
+        return choose(evt.index, session)
+
+    candidates_out = [page.candidates, page.candidate_row]
+    on(page.media.change, engine_choice, [page.state, page.engine], [page.engine, page.segment, *candidates_out])
+    on(page.engine.input, lambda name: gr.update(value=_label(name)), [page.engine], [page.segment])
+    run = on(page.segment.click, segment, [page.state, page.engine, page.overwrite], [*shown(page), *candidates_out],
+             concurrency_id="engine", concurrency_limit=1)
+    on(page.cancel.click, lambda: page.studio.cancel(), None, None, cancels=[run])
+    on(page.candidates.select, choose_from_gallery, [page.state], shown(page), **EDITS)
+    for i, btn in enumerate(page.pick_btns):
+        on(btn.click, lambda session, i=i: choose(i, session), [page.state], shown(page), **EDITS)
+    page.show_candidates = offered

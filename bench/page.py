@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""The page measured from the browser (Chromium), on a 1080p video with a large mask.
+
+    python -m bench.page [--strokes 20] [--steps 20]      (from the repository root)
+
+On another video with --video (a small one shows what the page costs beyond the pixels).
+
+1. brush stroke: pointer released -> mask saved on the server and redrawn on the canvas
+   (aim: median under 100 ms);
+2. next frame (the → key) -> the new frame and its masks drawn (aim: under 50 ms);
+3. overlay on/off, outline only, compare, opacity: requests sent (aim: none at all).
+Times are taken inside the page (performance.now() at the input event, and when the canvas
+publishes the new revision or frame), so the browser's own drawing is included.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+import gradio
+import numpy as np
+from playwright.sync_api import sync_playwright
+
+from app.studio import Studio
+from tests.canvas_driver import CHROMIUM, FLAGS, at, keys, wait_shown
+from tests.live_app import LiveApp
+
+VIDEO = Path(gradio.__file__).parent / "media_assets" / "videos" / "a.mp4"
+# Timestamps kept in the page: the input event, then the canvas's next revision / frame.
+PROBE = """() => {
+  const el = document.querySelector('#canvas [data-drawn]');
+  window.__marks = [];
+  const mark = (kind) => window.__marks.push([kind, performance.now()]);
+  document.querySelector('#canvas .fl-ui').addEventListener('pointerup', () => mark('up'), true);
+  document.addEventListener('keydown', (e) => e.key === 'ArrowRight' && mark('key'), true);
+  new MutationObserver((list) => list.forEach((m) => mark(m.attributeName)))
+    .observe(el, {attributes: true, attributeFilter: ['data-revision', 'data-frame']});
+}"""
+
+
+def latency(page, start: str, end: str) -> float:
+    marks = page.evaluate("() => window.__marks.splice(0)")
+    t0 = next(t for k, t in marks if k == start)
+    return next(t for k, t in marks if k == end and t >= t0) - t0
+
+
+def project(tmp: Path, video: Path = VIDEO) -> tuple[Path, int, int]:
+    studio = Studio(tmp / "bench.sqlite")
+    media = studio.add_media(video)[0]
+    h, w = media["height"], media["width"]
+    eid = studio.store.add_expression(media["id"], "the large blob")["id"]
+    blob = np.zeros((h, w), np.uint8)
+    cv2.ellipse(blob, (w // 2, h // 2), (w // 3, h // 3), 0, 0, 360, 1, -1)  # ~35% of the frame
+    studio.store.save_masks(eid, {f: blob.astype(bool) for f in range(min(media["frames"], 40))}, source="propagated")
+    studio.close()
+    print(f"media: {video.name} {w}x{h}, {media['frames']} frames; mask: an ellipse over "
+          f"{blob.mean() * 100:.0f}% of each frame")
+    return tmp / "bench.sqlite", w, h
+
+
+def main() -> int:
+    args = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    args.add_argument("--strokes", type=int, default=20)
+    args.add_argument("--steps", type=int, default=20)
+    args.add_argument("--video", type=Path, default=VIDEO, help="another video to measure on (default: a.mp4, 1080p)")
+    opts = args.parse_args()
+    path, w, h = project(Path(tempfile.mkdtemp()), opts.video)
+    app = LiveApp(path)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.goto(app.url)
+            wait_shown(page, frame=0)
+            page.evaluate(PROBE)
+
+            strokes, browser_ms = [], {"stroke": [], "frame": []}
+            for i in range(opts.strokes):
+                rev = page.locator("#canvas [data-drawn]").get_attribute("data-revision")
+                y = (100 + 20 * i) * h // 1080
+                page.mouse.move(*at(page, w // 10, y))
+                page.mouse.down()
+                page.mouse.move(*at(page, w // 5, y + 10 * h // 1080))
+                page.mouse.up()
+                wait_shown(page, changed_from=rev)
+                strokes.append(latency(page, "up", "data-revision"))
+                browser_ms["stroke"].append(json.loads(page.locator("#canvas [data-drawn]").get_attribute("data-timing")))
+
+            steps = []
+            for f in range(1, opts.steps + 1):
+                keys(page, "ArrowRight") if f == 1 else page.keyboard.press("ArrowRight")
+                wait_shown(page, frame=f)
+                steps.append(latency(page, "key", "data-frame"))
+                browser_ms["frame"].append(json.loads(page.locator("#canvas [data-drawn]").get_attribute("data-timing")))
+
+            requests = []
+            page.on("request", lambda r: requests.append(r.url))
+            for key in ("o", "o", "l", "l", "c", "c"):
+                page.keyboard.press(key)
+            page.locator("#canvas-opacity").evaluate("e => { e.value = 0.8; e.dispatchEvent(new Event('input')); }")
+            page.wait_for_timeout(1000)
+            browser.close()
+    finally:
+        app.stop()
+    for label, times, aim in (("stroke end -> saved and redrawn", strokes, 100), ("next frame", steps, 50)):
+        print(f"{label:<32} median {statistics.median(times):6.1f} ms  p95 {np.percentile(times, 95):6.1f} ms  "
+              f"max {max(times):6.1f} ms  (aim: median < {aim} ms, n={len(times)})")
+        parts = browser_ms["stroke" if times is strokes else "frame"]
+        print("    in the browser: " + ", ".join(f"{k} {statistics.median(p[k] for p in parts):.1f} ms"
+                                               for k in ("decode", "masks", "draw")))
+    print(f"{'overlay toggles (7 changes)':<32} {len(requests)} request(s)  (aim: 0)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
