@@ -60,32 +60,6 @@ def render_overlay(frame: np.ndarray, mask: Optional[np.ndarray] = None, *,
     return out
 
 
-def mask_to_rgba(mask: np.ndarray, color: Color, alpha: int = 255) -> np.ndarray:
-    """bool [H,W] -> uint8 [H,W,4]: `color` with `alpha` on the mask, transparent elsewhere."""
-    m = _check_mask(mask, None, "mask")
-    color = _check_color(color, "color")
-    if not 1 <= alpha <= 255:
-        raise ValueError(f"alpha must be 1..255 (0 would make the mask invisible and "
-                         f"unrecoverable), got {alpha}")
-    rgba = np.zeros(m.shape + (4,), np.uint8)
-    rgba[m] = (*color, alpha)
-    return rgba
-
-
-def rgba_to_mask(rgba: np.ndarray) -> np.ndarray:
-    """Editor layer -> bool [H,W]: alpha > 0 for [H,W,4]; any nonzero channel for [H,W,3];
-    nonzero for [H,W]."""
-    a = np.asarray(rgba)
-    if a.ndim == 2:
-        return a != 0
-    if a.ndim == 3 and a.shape[2] == 4:
-        return a[..., 3] > 0
-    if a.ndim == 3 and a.shape[2] == 3:
-        return a.any(axis=2)
-    raise ValueError(f"expected an [H,W,4] RGBA, [H,W,3] RGB or [H,W] layer, got shape "
-                     f"{list(a.shape)}")
-
-
 def _check_frame(frame) -> None:
     if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3:
         shape = list(frame.shape) if isinstance(frame, np.ndarray) else type(frame).__name__

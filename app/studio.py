@@ -17,7 +17,6 @@ import engine
 from app import export_coco, formats, frame_tools, limits, mask_ops, render_job
 from app import media as media_io
 from app.exposure import allowed_roots, check_readable
-from app.overlay import render_overlay
 from app.propagate import propagate, review_scores
 from app.sam_assist import FramePreparer, RleFrames
 from app.store import ProjectStore, StoreError
@@ -83,15 +82,6 @@ class Studio:
         """Every frame of a media, uint8 [T,H,W,3] RGB (an image is T=1): what an engine reads."""
         media = self.store.get_media(media_id)
         return np.stack([self.frame(media_id, i) for i in range(media["frames"])])
-
-    # -- view ------------------------------------------------------------------------------
-    def render(self, expression_id: int, frame: int, opacity: float = 0.5, outline_only: bool = False,
-               mask: np.ndarray | None = None, color: tuple[int, int, int] = (255, 0, 255)) -> np.ndarray:
-        expr = self.store.get_expression(expression_id)
-        image = self.frame(expr["media_id"], frame)
-        if mask is None:
-            mask = self.store.get_mask(expression_id, frame)
-        return render_overlay(image, mask, opacity=opacity, outline_only=outline_only, color=color)
 
     # -- corrections -----------------------------------------------------------------------
     def apply_op(self, expression_id: int, frame: int, op: str, mask: np.ndarray | None = None,

@@ -272,7 +272,7 @@ def test_cli_render_writes_the_file_and_explains_mistakes(studio, clip, tmp_path
 def test_page_handler_shows_a_video_or_a_picture_and_offers_the_download(studio, clip, tmp_path, image_path):
     import gradio as gr
 
-    from app.ui_render import render_for_page
+    from app.ui.render_panel import render_for_page
     steps = []
     video, picture, download = render_for_page(studio, tmp_path, {"expression_id": clip["expression"]},
                                                lambda f, desc="": steps.append(f))

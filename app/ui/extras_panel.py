@@ -1,5 +1,5 @@
 """Panels kept out of the way: history, proposal vs correction, shortcuts (under the canvas);
-export and datasets in/out (left column); the render button (app/ui_render.py)."""
+export and datasets in/out (left column); the render button (app/ui/render_panel.py)."""
 from __future__ import annotations
 
 import gradio as gr
@@ -74,7 +74,7 @@ def import_dataset(studio, fmt, src, media_root) -> str:
 
 def wire(page) -> None:
     from app.ui import media_panel  # the lists it refreshes after an import
-    from app.ui_render import wire_render_panel
+    from app.ui.render_panel import wire_render_panel
 
     studio = page.studio
     exports = Spool("export", keep=2)  # dataset exports, until Gradio has copied them

@@ -6,9 +6,9 @@ import gradio as gr
 
 from app.media import IMAGE_EXTS, VIDEO_EXTS
 from app.ui import views
+from app.ui.render_panel import build_render_panel
 from app.ui.views import STATUS_LABELS
 from app.ui.wiring import EDITS, on, show, shown
-from app.ui_render import build_render_panel
 
 
 def build(page) -> None:
