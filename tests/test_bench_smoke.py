@@ -66,3 +66,14 @@ def test_api_bench_quick_prints_median_and_p95_for_1_and_8_clients():
                              r"\[(PASS|MISS) < 80 ms\]$", done.stdout, re.M), done.stdout
             assert re.search(rf"^{name} 8 clients, {kind}: median [\d.]+ ms p95 [\d.]+ ms over 16 calls$",
                              done.stdout, re.M), done.stdout
+
+
+def test_sam_bench_quick_prints_its_figures():
+    done = subprocess.run([sys.executable, "bench/sam.py", "--quick", "--threads", "1", "--memory-frames", "30"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    for figure in (r"^embedding: median [\d.]+ s per frame", r"^click -> mask, engine only: median [\d.]+ ms",
+                   r"^propagation over \d+ frames: SAM 2 [\d.]+ frames/s, DIS [\d.]+ frames/s$",
+                   r"^GrabCut box -> mask on the same frames: median [\d.]+ ms$",
+                   r"^memory over 30 tracked frames .* growth after frame \d+: [+-]\d+ MB"):
+        assert re.search(figure, done.stdout, re.M), f"missing {figure!r} in:\n{done.stdout}"
