@@ -22,16 +22,17 @@ def build(page) -> None:
         page.redo = gr.Button("Redo", size="sm", min_width=60, elem_id="redo")
         page.save = gr.Button("Accept as manual", size="sm", min_width=60, elem_id="save")
         page.corrections = {op: gr.Button(label, size="sm", min_width=60, elem_id=eid) for op, label, eid in CORRECTIONS}
+        page.min_area = gr.Number(64, label="Speck size (px)", precision=0, minimum=0, min_width=80, scale=0,
+                                  elem_id="min-area")
         page.clear = gr.Button("Clear", size="sm", variant="stop", min_width=60, elem_id="clear")
         page.add_obj = gr.Button("Add object", size="sm", min_width=60, elem_id="add-object")
         page.rm_obj = gr.Button("Remove object", size="sm", min_width=60, elem_id="remove-object")
-    with gr.Row():
+    with gr.Row() as page.video_row:  # shown for videos only
         page.back = gr.Button("◀ Propagate", size="sm", min_width=60, elem_id="propagate-backward")
         page.fwd = gr.Button("Propagate ▶", size="sm", min_width=60, elem_id="propagate-forward")
         page.check = gr.Button("Next frame to check", size="sm", min_width=60, elem_id="next-to-check")
         page.count = gr.Number(0, label="Frames to propagate (0 = to the end)", precision=0, minimum=0, min_width=90,
                                elem_id="propagate-count")
-        page.min_area = gr.Number(64, label="Speck size (px)", precision=0, minimum=0, min_width=80, elem_id="min-area")
 
 
 def _same_place(session, data: dict) -> None:
@@ -123,6 +124,8 @@ def wire(page) -> None:
         return show(page, session, refresh_checks=False, history=False)
 
     out = shown(page)
+    on(page.media.change, lambda session: gr.update(visible=session.media is None or session.media["frames"] > 1),
+       [page.state], [page.video_row])
     on(page.canvas.edited, edited, [page.state], [page.info, page.candidates, page.candidate_row],
        trigger_mode="multiple", show_progress="hidden")
     on(page.canvas.pick_object, pick_object, [page.state], out, show_progress="hidden", **EDITS)
