@@ -6,9 +6,6 @@ it is called (inside a gr.Blocks), `wire_render_panel()` connects them to the pa
 """
 from __future__ import annotations
 
-import atexit
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +14,7 @@ import gradio as gr
 from app import render_job
 from app.api import user_errors
 from app.studio import Studio
+from app.tempfiles import Spool
 
 
 @dataclass
@@ -51,12 +49,11 @@ def render_for_page(studio: Studio, out_dir: Path, state: dict | None, progress=
 
 
 def wire_render_panel(panel: RenderPanel, studio: Studio, state: gr.State) -> None:
-    out_dir = Path(tempfile.mkdtemp(prefix="flowlabel-render-"))
-    atexit.register(shutil.rmtree, out_dir, ignore_errors=True)
+    spool = Spool("render", keep=2)  # owned by this process: a crashed studio's clips are swept
 
     @user_errors
     def on_click(session, progress=gr.Progress()):  # session: the page's app.ui.session.Session
-        return render_for_page(studio, out_dir, {"expression_id": session.expression_id}, progress)
+        return render_for_page(studio, spool.new_job(), {"expression_id": session.expression_id}, progress)
 
     panel.button.click(on_click, [state], [panel.video, panel.image, panel.download], concurrency_id="render",
                        concurrency_limit=1)
