@@ -350,3 +350,22 @@ def test_a_missing_media_file_is_one_clear_error(page):
     tab.sent_image = None
     with pytest.raises(gr.Error):
         user_errors(views.canvas_value)(tab)
+
+
+def test_the_page_says_which_engines_can_run_and_what_to_set(tmp_path, monkeypatch):
+    from app.ui.model_panel import weights_markdown
+    from tests import sam_fixtures as fx
+    for env in ("FLOWLABEL_SAM_MODEL", "FLOWLABEL_FLOWSEG_DIR", "FLOWLABEL_FLOWRVS_WAN_DIR"):
+        monkeypatch.delenv(env, raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(fx.hf_cache()))
+    studio = Studio(tmp_path / "a.sqlite")
+    bare = weights_markdown(studio.weights_status())
+    studio.close()
+    assert "flowrvs-demo, flowseg-demo**: ready" in bare
+    assert "**flowseg** `model_dir`: not configured: set --flowseg-dir" in bare
+    assert "**sam2** `model` (clicks, boxes, tracking; without it: GrabCut and DIS): " in bare
+    assert "**sam2** `model` (clicks, boxes, tracking; without it: GrabCut and DIS): ready" not in bare
+    configured = Studio(tmp_path / "b.sqlite", engine_paths={"sam2": {"model": str(fx.model_dir())}})
+    assert "**sam2** `model` (clicks, boxes, tracking; without it: GrabCut and DIS): ready" in \
+        weights_markdown(configured.weights_status())
+    configured.close()

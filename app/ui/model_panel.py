@@ -23,10 +23,25 @@ def build(page) -> None:
                                   if engines else "No engine installed yet")
         page.overwrite = gr.Checkbox(False, label="Model runs and propagation may overwrite manual frames",
                                      elem_id="overwrite-manual")
+        with gr.Accordion("Engines and weights", open=False):
+            gr.Markdown(weights_markdown(page.studio.weights_status()), elem_id="weights-status")
     page.candidates = gr.Gallery(label="Candidates (click one, or press 1-5)", columns=5, height=120,
                                  visible=False, allow_preview=False, elem_id="candidates")
     with gr.Row(visible=False, elem_id="candidate-buttons") as page.candidate_row:
         page.pick_btns = [gr.Button(str(i), size="sm", min_width=30, elem_id=f"candidate-{i}") for i in range(1, 6)]
+
+
+def weights_markdown(statuses: list[dict]) -> str:
+    """Which engines can run here (the demo engines ship their weights) and, for the others, what
+    is missing and what to do; `launch.py models list` says the same at length."""
+    lines = ["- **flowrvs-demo, flowseg-demo**: ready (shipped in `assets/`)"]
+    for s in statuses:
+        use = {"sam2": " (clicks, boxes, tracking; without it: GrabCut and DIS)"}.get(s["engine"], "")
+        if s["ready"]:
+            lines.append(f"- **{s['engine']}** `{s['setting']}`{use}: ready")
+        else:
+            lines.append(f"- **{s['engine']}** `{s['setting']}`{use}: {s['hint'] or 'missing'}")
+    return "\n".join(lines + ["", "Nothing downloads by itself: `launch.py models download NAME`."])
 
 
 def _label(engine_name: str | None) -> str:
