@@ -88,12 +88,8 @@ class EngineService:
         check_frames(frames)
         check_expression(expression)
         _check_kind(name, "video")
-        with self._lock:
-            self._cancel.clear()
-            segmenter = self._load(name, paths)
-            self._raise_if_cancelled()
-            out = segmenter.segment_video(frames, expression, progress=self._forward(progress))
-            self._raise_if_cancelled()
+        out = self._locked_call(name, paths, lambda segmenter: segmenter.segment_video(
+            frames, expression, progress=self._forward(progress)))
         return _check_output(name, out, frames.shape[:3], "segment_video")
 
     def segment_image(self, name: str, image: np.ndarray, expression: str,
@@ -102,12 +98,7 @@ class EngineService:
         check_image(image)
         check_expression(expression)
         _check_kind(name, "image")
-        with self._lock:
-            self._cancel.clear()
-            segmenter = self._load(name, paths)
-            self._raise_if_cancelled()
-            out = segmenter.segment_image(image, expression)
-            self._raise_if_cancelled()
+        out = self._locked_call(name, paths, lambda segmenter: segmenter.segment_image(image, expression))
         return _check_output(name, out, image.shape[:2], "segment_image")
 
     def candidates(self, name: str, image: np.ndarray, expression: str, k: int = 5,
@@ -183,7 +174,20 @@ class EngineService:
                 on_step(step)
             self._raise_if_cancelled()
 
-    # -- internals (call with the lock held) --
+    # -- internals --
+
+    def _locked_call(self, name: str, paths: dict, call):
+        """call(segmenter) under the lock, with a cancel checked before and after (a cancel aimed
+        at an earlier run is cleared first)."""
+        with self._lock:
+            self._cancel.clear()
+            segmenter = self._load(name, paths)
+            self._raise_if_cancelled()
+            out = call(segmenter)
+            self._raise_if_cancelled()
+        return out
+
+    # (call these with the lock held)
 
     def _remember(self, obj, found) -> None:
         self._sam_last.pop(obj, None)
