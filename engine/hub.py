@@ -58,6 +58,15 @@ def resolve(spec, what: str, looks_right: Callable[[Path], bool], need: str) -> 
                             "cache entry or a repo id")
 
 
+def resolve_file(spec, filename: str, what: str) -> Path:
+    """A weights file named by `spec`: the file itself, or `filename` inside a folder, a cache
+    entry or a cached repo id (e.g. the release's repo for its FlowRVS_dit_mevis.pth)."""
+    path = Path(os.path.expanduser(str(spec)))
+    if path.is_file():
+        return path
+    return resolve(spec, what, lambda p: (p / filename).is_file(), filename) / filename
+
+
 def _snapshot(entry: Path, what: str, looks_right, need: str) -> Path:
     snapshots = entry / "snapshots"
     ref = entry / "refs" / "main"

@@ -383,3 +383,30 @@ def test_bfloat16_runs_and_stays_close_to_float32():
     full = pipeline("dit16_model")(frames, "the dog", return_probs=True)
     assert low.dtype == np.float32 and np.abs(low - full).max() < 0.05
     assert ((low > 0.5) == (full > 0.5)).mean() > 0.95
+
+
+def test_checkpoint_flags_take_a_cached_repo_id_or_folder(monkeypatch, tmp_path):
+    """--flowrvs-checkpoint / --flowrvs-vae accept the release's repo id once it is in the cache
+    (its FlowRVS_dit_mevis.pth and tuned_vae.pth), the same as the files themselves."""
+    import shutil
+
+    from engine.flowrvs import load
+    from engine.flowrvs.segmenter import RELEASE_FILES
+    from tests.hf_cache import write_hf_cache_entry
+    a = assets()
+    release = tmp_path / "release"
+    release.mkdir()
+    shutil.copy(a.files["dit16_model"], release / RELEASE_FILES["dit"])
+    shutil.copy(a.files["vae_model"], release / RELEASE_FILES["vae"])
+    write_hf_cache_entry(tmp_path / "hub", "xmz111/FlowRVS", release, "0123abcd")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    by_repo = load(device="cpu", wan_dir=str(a.wan), dit_checkpoint="xmz111/FlowRVS", vae_checkpoint="xmz111/FlowRVS")
+    by_file = load(device="cpu", wan_dir=str(a.wan), dit_checkpoint=str(a.files["dit16_model"]),
+                   vae_checkpoint=str(a.files["vae_model"]))
+    for part in ("transformer", "vae"):
+        got, want = (getattr(s.pipeline, part).state_dict() for s in (by_repo, by_file))
+        assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+    by_folder = load(device="cpu", wan_dir=str(a.wan), dit_checkpoint=str(release), vae_checkpoint=str(release))
+    assert by_folder.pipeline.config.in_channels == 16
+    with pytest.raises(FileNotFoundError, match="models download.*--flowrvs-checkpoint"):
+        load(device="cpu", wan_dir=str(a.wan), dit_checkpoint="Nobody/not-cached")

@@ -219,3 +219,15 @@ def test_factory_through_the_registry(saved, monkeypatch):
     cands = seg.candidates(img, EXPRESSION)
     assert len(cands) == 5 and np.array_equal(cands.masks[0], mask)
     assert np.array_equal(mask, pipeline()(img, EXPRESSION))
+
+
+def test_factory_takes_a_cached_repo_id(saved, monkeypatch, tmp_path):
+    from engine.flowseg import load
+    from tests.hf_cache import write_hf_cache_entry
+    write_hf_cache_entry(tmp_path / "hub", "someone/flowseg-refcoco", saved, "feed0001")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    img = image(14)
+    assert np.array_equal(load(model_dir="someone/flowseg-refcoco", device="cpu").segment_image(img, EXPRESSION),
+                          pipeline()(img, EXPRESSION))
+    with pytest.raises(FileNotFoundError, match="models download.*--flowseg-dir"):
+        load(model_dir="someone/not-cached", device="cpu")

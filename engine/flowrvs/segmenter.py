@@ -17,6 +17,7 @@ from typing import Optional
 
 import numpy as np
 
+from engine import hub
 from engine.registry import EngineNotConfigured, ModelPath
 
 ENV_VARS = {
@@ -28,6 +29,11 @@ ENV_VARS = {
     "model_dir": ModelPath("--flowrvs-model-dir", "FLOWLABEL_FLOWRVS_MODEL_DIR",
                            "FlowRVS folder written by save_pretrained (instead of the three above)"),
 }
+
+
+# The release's current files in its repo (xmz111/FlowRVS), looked up when a flag names a folder,
+# a cache entry or a repo id instead of the file itself.
+RELEASE_FILES = {"dit": "FlowRVS_dit_mevis.pth", "vae": "tuned_vae.pth"}
 
 
 class FlowRVSNotConfigured(EngineNotConfigured):
@@ -65,6 +71,13 @@ def _is_repo_id(text: str) -> bool:
     return len(parts) == 2 and all(parts) and not text.startswith((".", "~"))
 
 
+def _found(name: str, resolve) -> Path:
+    try:
+        return resolve()
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"FlowRVS {name}: {e}; fix {_where(name)}") from None
+
+
 def _where(name: str) -> str:
     return ENV_VARS[name].where()
 
@@ -94,13 +107,19 @@ def load(device=None, wan_dir=None, dit_checkpoint=None, vae_checkpoint=None, mo
             f"{_where('dit_checkpoint')} and the tuned VAE (tuned_vae.pth) with "
             f"{_where('vae_checkpoint')}; or a save_pretrained folder with "
             f"{_where('model_dir')}")
-    checks = [("model_dir", model_dir)] if model_dir is not None else \
-        [("wan_dir", wan_dir), ("dit_checkpoint", dit_checkpoint), ("vae_checkpoint", vae_checkpoint)]
-    for name, value in checks:
-        if value is not None and not Path(value).expanduser().exists() and \
-                not (name == "wan_dir" and _is_repo_id(str(value))):
-            raise FileNotFoundError(f"FlowRVS {name} {value} does not exist; fix "
-                                    f"{_where(name)}")
+    # Each may be a local path, a Hugging Face cache entry or a repo id already in the cache.
+    if model_dir is not None:
+        model_dir = _found("model_dir", lambda: hub.resolve(model_dir, "FlowRVS save_pretrained",
+                                                            lambda p: (p / "flowrvs_config.json").is_file(),
+                                                            "flowrvs_config.json"))
+    else:
+        if not Path(wan_dir).expanduser().exists() and not _is_repo_id(str(wan_dir)):
+            raise FileNotFoundError(f"FlowRVS wan_dir {wan_dir} does not exist; fix {_where('wan_dir')}")
+        dit_checkpoint = _found("dit_checkpoint", lambda: hub.resolve_file(dit_checkpoint, RELEASE_FILES["dit"],
+                                                                           "FlowRVS DiT"))
+        if vae_checkpoint is not None:
+            vae_checkpoint = _found("vae_checkpoint", lambda: hub.resolve_file(
+                vae_checkpoint, RELEASE_FILES["vae"], "FlowRVS tuned VAE"))
 
     from .pipeline import FlowRVSPipeline
     if model_dir is not None:

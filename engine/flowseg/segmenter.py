@@ -10,11 +10,11 @@ No torch at import time: the pipeline is imported inside `load`.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from engine import hub
 from engine.registry import EngineNotConfigured, ModelPath
 
 ENV_VARS = {"model_dir": ModelPath("--flowseg-dir", "FLOWLABEL_FLOWSEG_DIR", "FlowSeg save_pretrained folder")}
@@ -52,9 +52,10 @@ def load(device=None, model_dir=None, *, dtype=None, k: int = 5) -> FlowSegSegme
             f"the FlowSeg engine needs a model folder; set {_where('model_dir')} to a folder "
             "written by FlowSegPipeline.save_pretrained (flowseg_config.json, "
             "model.safetensors, tokenizer/)")
-    path = Path(str(model_dir)).expanduser()
-    if not path.is_dir():
-        raise FileNotFoundError(f"FlowSeg model_dir {path} does not exist; fix "
-                                f"{_where('model_dir')}")
+    try:  # a local folder, a Hugging Face cache entry or a repo id already in the cache
+        path = hub.resolve(model_dir, "FlowSeg save_pretrained", lambda p: (p / "flowseg_config.json").is_file(),
+                           "flowseg_config.json, model.safetensors, tokenizer/")
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"FlowSeg model_dir: {e}; fix {_where('model_dir')}") from None
     from .pipeline import FlowSegPipeline
     return FlowSegSegmenter(FlowSegPipeline.from_pretrained(path, device=device, dtype=dtype), k=k)
