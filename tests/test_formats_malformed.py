@@ -250,6 +250,8 @@ CASES = {
         ("no videos", lambda d: (d / "meta_expressions.json").write_text('{"videos": {}}'),
          ["meta_expressions.json", "holds nothing to import"]),
         ("mask_dict null", lambda d: (d / "mask_dict.json").write_text("null"), ["mask_dict.json", "holds only null"]),
+        ("absurd frame rate", lambda d: edit_json(d / "meta_expressions.json", lambda x: x["videos"]["walk"].update(
+            fps=1e308)), ["JPEGImages/walk", "frame rate 1e+308 is outside 0.01..1000"]),
     ],
 }
 

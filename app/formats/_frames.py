@@ -115,6 +115,9 @@ def decode_frame(path: Path) -> np.ndarray | None:
     return bgr
 
 
+MIN_FPS, MAX_FPS = 0.01, 1000.0
+
+
 def assemble_video(frames: list[Path], out: Path, fps: float, size: tuple[int, int] | None,
                    problems: Problems, entry: str) -> tuple[int, int] | None:
     """Write frame files into a lossless video at `out`; returns (width, height) or None.
@@ -122,6 +125,10 @@ def assemble_video(frames: list[Path], out: Path, fps: float, size: tuple[int, i
     `size` (w, h), when known from the masks, is what every frame must be; otherwise the
     first frame sets it. Problems name each unreadable frame or frame of the wrong size.
     """
+    if not MIN_FPS <= fps <= MAX_FPS:  # OpenCV's FFV1 writer fails on such rates with a misleading message
+        problems.add(frames[0].parent if frames else out, entry, f"frame rate {fps:g} is outside {MIN_FPS:g}..{MAX_FPS:g} frames per second; "
+                                      "fix the dataset's fps for this video")
+        return None
     writer, before = None, len(problems)
     try:
         for path in frames:
