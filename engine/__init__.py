@@ -48,9 +48,10 @@ from . import sam3 as _sam3  # noqa: E402
 # SAM 2 corrects masks (clicks, boxes, tracking); it segments no expression, so it is no segmenter.
 register_model_paths("sam2", _sam2.ENV_VARS)
 
-register_segmenter("sam3", _sam3.load, kinds=("image",), paths=_sam3.ENV_VARS,
+register_segmenter("sam3", _sam3.load, kinds=("image", "video"), paths=_sam3.ENV_VARS,
                    description="SAM 3 (concept prompts): every instance of the expression's concept, best first; "
-                               "the candidates let you pick the one meant")
+                               "the candidates let you pick the one meant; on a video, the best instance "
+                               "tracked from the first frame where it is found")
 
 
 def _demo_factory(package: str):

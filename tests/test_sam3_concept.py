@@ -77,4 +77,4 @@ def test_unconfigured_says_what_to_set(monkeypatch):
     monkeypatch.delenv("FLOWLABEL_SAM3_MODEL", raising=False)
     with pytest.raises(engine.EngineNotConfigured, match="--sam3-model"):
         load()
-    assert "sam3" in engine.available_segmenters("image") and "sam3" not in engine.available_segmenters("video")
+    assert "sam3" in engine.available_segmenters("image")

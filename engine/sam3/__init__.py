@@ -13,15 +13,19 @@ from engine.registry import EngineNotConfigured, ModelPath
 ENV_VARS = {"model": ModelPath(
     "--sam3-model", "FLOWLABEL_SAM3_MODEL",
     "SAM 3 weights for the sam3 concept engine (images: every instance of the expression's concept, "
-    "as candidates): a folder, a cache entry or a cached repo id (facebook/sam3)")}
+    "as candidates): a folder, a cache entry or a cached repo id (facebook/sam3)"),
+    "tracker": ModelPath(
+        "--sam3-tracker-model", "FLOWLABEL_SAM3_TRACKER_MODEL",
+        "video tracker for the sam3 engine (carries the detected instance through the clip): a SAM 3 tracker "
+        "or SAM 2.1 video checkpoint, as a folder, a cache entry or a cached repo id")}
 FLAG, ENV_VAR = ENV_VARS["model"].flag, ENV_VARS["model"].env
 
 
-def load(device=None, model=None, **options):
+def load(device=None, model=None, tracker=None, **options):
     model = ENV_VARS["model"].value(model)
     if model is None:
         raise EngineNotConfigured(f"SAM 3 needs weights: pass {FLAG} or set {ENV_VAR} to a folder, a Hugging Face "
                                   "cache entry or a repo id (`python launch.py models download sam3`; facebook/sam3 "
                                   "is gated: accept its licence on the hub first)")
     from .concept import Sam3ConceptSegmenter
-    return Sam3ConceptSegmenter(model, device=device or "cpu", **options)
+    return Sam3ConceptSegmenter(model, device=device or "cpu", tracker=ENV_VARS["tracker"].value(tracker), **options)

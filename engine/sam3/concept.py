@@ -19,12 +19,15 @@ import torch.nn.functional as F
 
 from engine import hub
 from engine.checks import check_expression, check_image
+from engine.registry import EngineNotConfigured
 from engine.sam2.predictor import preprocess
 from engine.sam2.weights import WeightsError, load_strict
 from engine.torch_utils import as_dtype
 
 NEED = "config.json (a SAM 3 config), model.safetensors and the tokenizer files (tokenizer.json)"
 WEIGHT_FILES = ("config.json", "model.safetensors|model.safetensors.index.json", "tokenizer.json|vocab.json")
+TRACKER_MISSING = ("SAM 3 on a video needs tracker weights too: pass --sam3-tracker-model or set "
+                   "FLOWLABEL_SAM3_TRACKER_MODEL to a SAM 3 tracker (or SAM 2.1) video checkpoint")
 TEXT_TOKENS = 32
 MASK_THRESHOLD = 0.5
 
@@ -41,7 +44,7 @@ def looks_like_sam3(path: Path) -> bool:
 
 
 class Sam3ConceptSegmenter:
-    def __init__(self, model, device: str = "cpu", dtype=None, threshold: float = 0.3, k: int = 5):
+    def __init__(self, model, device: str = "cpu", dtype=None, threshold: float = 0.3, k: int = 5, tracker=None):
         from transformers import AutoTokenizer
 
         from engine.sam2.weights import normalization
@@ -53,6 +56,8 @@ class Sam3ConceptSegmenter:
         self.size = int(self.model.config.vision_config.backbone_config.image_size)
         self.normalization = normalization(self.folder)
         self.device, self.threshold, self.k = device, float(threshold), int(k)
+        self.dtype = as_dtype(dtype or "float32", device)
+        self.tracker, self._tracker_model = tracker, None
 
     def instances(self, image: np.ndarray, text: str) -> Instances:
         """Every query's instance, best first (no threshold: callers choose)."""
@@ -88,3 +93,17 @@ class Sam3ConceptSegmenter:
         found = self.instances(image, expression)
         k = self.k if k is None else int(k)
         return found.masks[:k], found.scores[:k]
+
+    def segment_video(self, frames: np.ndarray, expression: str, progress=None) -> np.ndarray:
+        """The best instance, found by the detector and carried through the clip by the tracker."""
+        from engine.sam2.weights import load_model, normalization, resolve_model_dir
+
+        from .video import segment_video
+        check_expression(expression)
+        if self._tracker_model is None:
+            if self.tracker is None:
+                raise EngineNotConfigured(TRACKER_MISSING)
+            self._tracker_folder = resolve_model_dir(self.tracker)
+            self._tracker_model = load_model(self._tracker_folder, video=True, device=self.device, dtype=self.dtype)
+        return segment_video(self, self._tracker_model, normalization(self._tracker_folder), frames, expression,
+                             progress)
