@@ -23,12 +23,13 @@ def model_dir():
     return write_model_dir(fx.root() / "sam3-concept")
 
 
-def reference(img, text):
+def reference(img, text, folder=None):
     """AutoTokenizer + Sam3Model + the steps of post_process_instance_segmentation, by hand."""
     from transformers import AutoTokenizer, Sam3Model
-    model = Sam3Model.from_pretrained(model_dir()).eval()
-    tokens = AutoTokenizer.from_pretrained(model_dir())([text], padding="max_length", max_length=32,
-                                                         return_tensors="pt")
+    folder = folder or model_dir()
+    model = Sam3Model.from_pretrained(folder).eval()
+    tokens = AutoTokenizer.from_pretrained(folder)([text], padding="max_length", max_length=32,
+                                                   return_tensors="pt")
     x = F.interpolate(torch.tensor(img).permute(2, 0, 1).float()[None], size=(112, 112), mode="bilinear",
                       antialias=True, align_corners=False) / 255
     with torch.no_grad():

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 import engine
 from engine import Cancelled, EngineService
 from engine.sam3 import load
+from engine.sam3.presets import write_video_model_dir
 from tests import sam_fixtures as fx
 from tests.sam_fixtures import one_thread  # noqa: F401
 from tests.test_sam3_concept import model_dir, reference
@@ -37,7 +38,7 @@ def segmenter(threshold):
     return load(model=str(model_dir()), tracker=str(tracker_dir()), threshold=threshold)
 
 
-def reference_track(frames, threshold):
+def reference_track(frames, threshold, detector=None, tracker=None):
     """Sam3Model on each frame until the best score passes the threshold, then Sam3TrackerVideoModel's
     own session (the whole clip, 112 px, 0.5/0.5) seeded with that mask and propagated."""
     from transformers import Sam3TrackerVideoModel
@@ -46,13 +47,13 @@ def reference_track(frames, threshold):
     )
     out = np.zeros((T, H, W), bool)
     for start in range(T):
-        masks, scores = reference(frames[start], TEXT)
+        masks, scores = reference(frames[start], TEXT, detector)
         if scores[0] > threshold and masks[0].any():
             break
     else:
         return out, None
     out[start] = masks[0]
-    model = Sam3TrackerVideoModel.from_pretrained(tracker_dir()).eval()
+    model = Sam3TrackerVideoModel.from_pretrained(tracker or tracker_dir()).eval()
     x = torch.tensor(frames).permute(0, 3, 1, 2).float()
     video = (F.interpolate(x, size=(112, 112), mode="bilinear", antialias=True, align_corners=False) / 255 - 0.5) / 0.5
     session = Sam3TrackerVideoInferenceSession(video=video, video_height=H, video_width=W, dtype=torch.float32)
@@ -76,6 +77,15 @@ def test_track_from_the_first_frame_matches_the_models_called_directly():
     out = segmenter(0.0).segment_video(frames, TEXT)
     assert out.shape == (T, H, W) and out.dtype == bool
     np.testing.assert_array_equal(out, expected)
+
+
+def test_the_full_sam3_checkpoint_tracks_with_its_own_tracker():
+    """facebook/sam3's layout (sam3_video): Sam3Model and Sam3TrackerVideoModel both load strictly from it."""
+    folder = write_video_model_dir(fx.root() / "sam3-video", object_score_bias=1.0)
+    frames = fx.clip(T, H, W)
+    expected, start = reference_track(frames, 0.0, detector=folder, tracker=folder)
+    assert start == 0 and all(expected[t].any() for t in range(T))
+    np.testing.assert_array_equal(load(model=str(folder), threshold=0.0).segment_video(frames, TEXT), expected)
 
 
 def test_frames_before_the_first_detection_stay_empty():

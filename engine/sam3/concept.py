@@ -26,7 +26,8 @@ from engine.torch_utils import as_dtype
 
 NEED = "config.json (a SAM 3 config), model.safetensors and the tokenizer files (tokenizer.json)"
 WEIGHT_FILES = ("config.json", "model.safetensors|model.safetensors.index.json", "tokenizer.json|vocab.json")
-TRACKER_MISSING = ("SAM 3 on a video needs tracker weights too: pass --sam3-tracker-model or set "
+TRACKER_MISSING = ("SAM 3 on a video needs tracker weights: use the full SAM 3 checkpoint (facebook/sam3, whose "
+                   "config is sam3_video: detector and tracker in one), or pass --sam3-tracker-model / set "
                    "FLOWLABEL_SAM3_TRACKER_MODEL to a SAM 3 tracker (or SAM 2.1) video checkpoint")
 TEXT_TOKENS = 32
 MASK_THRESHOLD = 0.5
@@ -96,14 +97,19 @@ class Sam3ConceptSegmenter:
 
     def segment_video(self, frames: np.ndarray, expression: str, progress=None) -> np.ndarray:
         """The best instance, found by the detector and carried through the clip by the tracker."""
-        from engine.sam2.weights import load_model, normalization, resolve_model_dir
+        from engine.sam2.weights import config_type, load_model, normalization, resolve_model_dir
 
         from .video import segment_video
         check_expression(expression)
         if self._tracker_model is None:
-            if self.tracker is None:
+            if self.tracker is not None:
+                self._tracker_folder = resolve_model_dir(self.tracker)
+                self._tracker_model = load_model(self._tracker_folder, video=True, device=self.device,
+                                                 dtype=self.dtype)
+            elif config_type(self.folder) == "sam3_video":  # facebook/sam3: detector and tracker in one
+                self._tracker_folder = self.folder
+                self._tracker_model = load_strict(self.folder, "Sam3TrackerVideoModel", self.device, self.dtype)
+            else:
                 raise EngineNotConfigured(TRACKER_MISSING)
-            self._tracker_folder = resolve_model_dir(self.tracker)
-            self._tracker_model = load_model(self._tracker_folder, video=True, device=self.device, dtype=self.dtype)
         return segment_video(self, self._tracker_model, normalization(self._tracker_folder), frames, expression,
                              progress)

@@ -39,3 +39,23 @@ def write_model_dir(root: Path, seed: int = 0) -> Path:
     Sam3Model(Sam3Config(**TINY)).eval().save_pretrained(root)
     make_tokenizer().save_pretrained(root)
     return Path(root)
+
+
+def write_video_model_dir(root: Path, seed: int = 0, object_score_bias: float = 0.0) -> Path:
+    """A combined Sam3VideoModel (detector + tracker, model_type sam3_video: facebook/sam3's layout) with the
+    tokenizer. The detector is 128 wide like the tracker's FPN (in the release both are 256).
+    `object_score_bias` is added to the tracker's object-score head (random weights call the object absent)."""
+    from transformers import Sam3Config, Sam3TrackerVideoConfig, Sam3VideoConfig, Sam3VideoModel
+
+    from engine.sam2.presets import SAM3_TRACKER_TINY
+    torch.manual_seed(seed)
+    wide = {k: dict(v, hidden_size=128) if k.endswith(("encoder_config", "decoder_config")) else v
+            for k, v in TINY.items()}
+    config = Sam3VideoConfig(detector_config=Sam3Config(**dict(wide, vision_config=sam3_vision(128))).to_dict(),
+                             tracker_config=Sam3TrackerVideoConfig(**SAM3_TRACKER_TINY).to_dict())
+    model = Sam3VideoModel(config).eval()
+    with torch.no_grad():
+        model.tracker_model.mask_decoder.pred_obj_score_head.proj_out.bias.add_(object_score_bias)
+    model.save_pretrained(root)
+    make_tokenizer().save_pretrained(root)
+    return Path(root)
