@@ -45,8 +45,8 @@ def reference_track(frames, threshold, detector=None, tracker=None):
     from transformers.models.sam3_tracker_video.modeling_sam3_tracker_video import (
         Sam3TrackerVideoInferenceSession,
     )
-    out = np.zeros((T, H, W), bool)
-    for start in range(T):
+    out = np.zeros(frames.shape[:3], bool)
+    for start in range(len(frames)):
         masks, scores = reference(frames[start], TEXT, detector)
         if scores[0] > threshold and masks[0].any():
             break
@@ -129,3 +129,22 @@ def test_video_without_tracker_weights_says_what_to_set(monkeypatch):
     with pytest.raises(engine.EngineNotConfigured, match="--sam3-tracker-model"):
         load(model=str(model_dir())).segment_video(fx.clip(2, H, W), TEXT)
     assert "sam3" in engine.available_segmenters("video")
+
+
+def test_studio_saves_the_track_of_a_video(tmp_path):
+    from app.studio import Studio
+    from tests.media_fixtures import write_video
+    paths = {"model": str(model_dir()), "tracker": str(tracker_dir()), "threshold": 0.0}
+    studio = Studio(tmp_path / "p.sqlite", device="cpu", engine_paths={"sam3": paths})
+    try:
+        write_video(tmp_path / "clip.avi", frames=4, size=(W, H))
+        media = studio.add_media(tmp_path / "clip.avi")[0]
+        eid = studio.store.add_expression(media["id"], TEXT)["id"]
+        assert studio.segment(eid, "sam3")["frames"] == 4
+        frames = np.stack([studio.frame(media["id"], t) for t in range(4)])
+        expected, _ = reference_track(frames, 0.0)
+        for t in range(4):
+            np.testing.assert_array_equal(studio.store.get_mask(eid, t), expected[t])
+        assert expected.any()
+    finally:
+        studio.close()
