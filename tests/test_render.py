@@ -9,7 +9,7 @@ import engine
 from app import cli, render
 from app.media import FrameReader
 from app.render import GAP_RGB, PALETTE, RenderError
-from tests.media_fixtures import write_video
+from tests.media_fixtures import decode_sequentially, write_video
 
 SIZE = (128, 96)
 MAGENTA, CYAN = PALETTE[0], PALETTE[1]
@@ -26,16 +26,8 @@ def erode(mask: np.ndarray, px: int) -> np.ndarray:
 
 
 def decode(path) -> np.ndarray:
-    """Every frame of a video file, RGB, decoded here with OpenCV."""
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    frames = []
-    while True:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        frames.append(bgr[..., ::-1])
-    cap.release()
-    return np.stack(frames)
+    """Every frame of a video file, RGB [T,H,W,3], decoded here with OpenCV."""
+    return np.stack(decode_sequentially(path))
 
 
 @pytest.fixture
