@@ -10,14 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("diffusers")
-
-from engine.flowrvs import components, losses  # noqa: E402
-from engine.flowrvs.data import MevisData, Sample, swap_left_right  # noqa: E402
-from engine.flowrvs.ema import EMA  # noqa: E402
-from engine.flowrvs.trainer import CHECKPOINT, TrainConfig, Trainer  # noqa: E402
+from engine.flowrvs import components, losses
+from engine.flowrvs.data import MevisData, Sample, swap_left_right
+from engine.flowrvs.ema import EMA
+from engine.flowrvs.trainer import CHECKPOINT, TrainConfig, Trainer
 
 
 @functools.lru_cache(maxsize=1)

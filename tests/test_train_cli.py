@@ -10,14 +10,12 @@ import shlex
 
 import pytest
 
-pytest.importorskip("torch")
-
-from engine.flowrvs import demo as rvs_demo  # noqa: E402
-from engine.flowrvs import train as rvs_train  # noqa: E402
-from engine.flowrvs.trainer import TrainConfig as RVSConfig  # noqa: E402
-from engine.flowseg import demo as seg_demo  # noqa: E402
-from engine.flowseg import train as seg_train  # noqa: E402
-from engine.flowseg.trainer import TrainConfig as SegConfig  # noqa: E402
+from engine.flowrvs import demo as rvs_demo
+from engine.flowrvs import train as rvs_train
+from engine.flowrvs.trainer import TrainConfig as RVSConfig
+from engine.flowseg import demo as seg_demo
+from engine.flowseg import train as seg_train
+from engine.flowseg.trainer import TrainConfig as SegConfig
 
 
 def train_commands(recipe: str, module: str) -> list[list[str]]:
