@@ -33,6 +33,7 @@ class Weights:
     files: tuple[str, ...]  # what a right folder holds ("a|b": either); one entry and is_file: a file
     default: str | None     # the known name (NAMES) to download when nothing is configured
     is_file: bool = False
+    optional: str = ""      # when set: why the engine may run without these weights
 
     @property
     def flag(self) -> str:  # the engine's own table (engine.ModelPath) names the flag and variable
@@ -53,6 +54,9 @@ CATALOG = (
             is_file=True),
     Weights("flowseg", "model_dir", ("flowseg_config.json", "model.safetensors"), None),
     Weights("sam3", "model", ("config.json", "model.safetensors|model.safetensors.index.json", "tokenizer.json|vocab.json"), "sam3"),
+    Weights("sam3", "tracker", ("config.json", "model.safetensors|model.safetensors.index.json"), None,
+            optional="for videos, unless the SAM 3 weights are the full facebook/sam3 checkpoint, which holds "
+                     "the tracker too"),
 )
 
 
@@ -72,7 +76,8 @@ def check(weights: Weights, value: str | None) -> Status:
         return _check_value(weights, str(value))
     status = Status(weights, ready=False)
     if weights.default is None:
-        status.hint = f"not configured: set {weights.flag} / {weights.env}"
+        status.hint = (f"optional ({weights.optional}): set {weights.flag} / {weights.env}" if weights.optional
+                       else f"not configured: set {weights.flag} / {weights.env}")
         return status
     repo = NAMES[weights.default][0]
     found = _check_folder(weights, hub.cache_entry(repo), repo)
@@ -135,7 +140,7 @@ def format_report(statuses: list[Status]) -> str:
     lines = [f"Hugging Face cache: {hub.hub_cache_dir()}", ""]
     for s in statuses:
         w = s.weights
-        state = "ready" if s.ready else "missing"
+        state = "ready" if s.ready else "unset" if w.optional and not s.where else "missing"
         lines.append(f"{w.engine:8} {w.setting:15} {state:8} ({w.flag} / {w.env})")
         for place in s.where:
             lines.append(f"    looked in {place}")

@@ -83,3 +83,17 @@ def test_studio_reports_which_weights_are_ready(tmp_path, monkeypatch):
     assert rows["sam2", "model"]["ready"] and rows["sam2", "model"]["where"][0].endswith(fx.SNAPSHOT)
     assert not rows["flowseg", "model_dir"]["ready"] and "does not exist" in rows["flowseg", "model_dir"]["hint"]
     assert not rows["flowrvs", "wan_dir"]["ready"]
+
+
+def test_list_shows_the_optional_sam3_tracker(capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv("FLOWLABEL_SAM3_TRACKER_MODEL", raising=False)
+    unset = block(listing(capsys), "sam3", "tracker")
+    assert unset.split()[2] == "unset" and "--sam3-tracker-model" in unset and "facebook/sam3" in unset
+
+    ready = block(listing(capsys, "--sam3-tracker-model", str(fx.model_dir())), "sam3", "tracker")
+    assert ready.split()[2] == "ready" and str(fx.model_dir()) in ready
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    broken = block(listing(capsys, "--sam3-tracker-model", str(empty)), "sam3", "tracker")
+    assert broken.split()[2] == "missing" and "missing: config.json" in broken
