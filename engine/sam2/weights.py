@@ -78,15 +78,24 @@ def load_model(spec, video: bool, device: str = "cpu", dtype=torch.float32):
     kind = model_type(folder)
     image_cls, video_cls = FAMILIES[kind]
     if kind.startswith("edgetam"):
-        import importlib.util
-        if importlib.util.find_spec("timm") is None:  # EdgeTAM's RepViT backbone comes from timm
-            raise WeightsError(f"{folder} is an EdgeTAM model, whose backbone needs the timm package, which "
-                               "FlowLabel does not install: `pip install timm`, or use a SAM 2.1 model")
+        require_timm(folder)
     name = video_cls if video else image_cls
     if name is None:
         raise WeightsError(f"{folder} holds an image-only {kind!r} model, which cannot track through a video; "
                            f"use a video checkpoint (e.g. facebook/sam2.1-hiera-tiny) for propagation")
     return load_strict(folder, name, device, dtype)
+
+
+def require_timm(folder: Path) -> None:
+    """EdgeTAM's RepViT backbone is built by timm, which needs a torchvision matching torch: say so
+    before transformers fails deep inside from_pretrained."""
+    try:
+        import timm  # noqa: F401
+    except Exception as e:  # ImportError, or torchvision's RuntimeError when it does not match torch
+        raise WeightsError(f"{folder} is an EdgeTAM model, whose RepViT backbone comes from timm, and timm does not "
+                           f"import here ({type(e).__name__}: {e}); install the project's pinned requirements "
+                           "(`pip install -r requirements.txt`: timm, and the torchvision built for this torch), "
+                           "or use a SAM 2.1 model") from e
 
 
 def load_strict(folder: Path, class_name: str, device: str = "cpu", dtype=torch.float32):
