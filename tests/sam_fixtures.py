@@ -125,7 +125,13 @@ def reference_coords(xy, height: int, width: int) -> list:
 
 
 def reference_masks(logits: torch.Tensor, height: int, width: int) -> np.ndarray:
-    """Sam2Processor.post_process_masks: bilinear upscale of the low-res logits, > 0."""
-    up = F.interpolate(logits.reshape(-1, 1, *logits.shape[-2:]), size=(height, width), mode="bilinear",
-                       align_corners=False)
-    return (up[:, 0] > 0).numpy()
+    """Sam2Processor.post_process_masks (a bilinear upscale of the low-res logits, > 0), for [K, h, w]
+    or [h, w] logits."""
+    masks = _post_processor().post_process_masks([logits.reshape(1, -1, *logits.shape[-2:])], [(height, width)])
+    return masks[0][0].numpy()
+
+
+@functools.lru_cache(maxsize=1)
+def _post_processor():
+    from transformers import Sam2ImageProcessor
+    return Sam2ImageProcessor()
