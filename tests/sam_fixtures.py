@@ -55,9 +55,20 @@ def model_dir(name: str = "tiny") -> Path:
     if name == "absent":  # on some frames SAM 2 says the object is not there
         return _object_score_dir(name, TINY, scale=3000.0, bias=ABSENT_BIAS)
     if name == "edgetam":  # random weights score objects near 0, so the object would blink in and out
-        return _object_score_dir(name, EDGETAM_TINY, scale=1.0, bias=EDGETAM_PRESENT_BIAS)
+        return save_processor(_object_score_dir(name, EDGETAM_TINY, scale=1.0, bias=EDGETAM_PRESENT_BIAS), SIZE)
     presets = {"tiny": TINY, "short": SHORT_MEMORY, "sam3": SAM3_TRACKER_TINY}
-    return write_model_dir(root() / name, presets[name], seed=0)
+    folder = write_model_dir(root() / name, presets[name], seed=0)
+    return save_processor(folder, SIZE) if name == "tiny" else folder
+
+
+def save_processor(folder: Path, size: int, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)) -> Path:
+    """The processor files the hub releases ship beside the weights (Sam2VideoProcessor.save_pretrained)."""
+    from transformers import Sam2ImageProcessor, Sam2VideoProcessor, Sam2VideoVideoProcessor
+    square, norm = {"height": size, "width": size}, dict(image_mean=list(mean), image_std=list(std))
+    Sam2VideoProcessor(image_processor=Sam2ImageProcessor(size=square, mask_size={"height": size // 4, "width": size // 4},
+                                                          **norm),
+                       video_processor=Sam2VideoVideoProcessor(size=square, **norm)).save_pretrained(folder)
+    return folder
 
 
 def _object_score_dir(name: str, preset: dict, scale: float, bias: float) -> Path:

@@ -15,6 +15,8 @@ and 0.5/0.5 for SAM 3) or the tiny models' sizes, pin that preparation:
   facebookresearch/sam3) after; they can disagree only on pixels whose bilinear neighbours hold
   logits of both signs, i.e. on a mask's edge.
 """
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -22,6 +24,7 @@ import torch.nn.functional as F
 
 from engine.sam2.predictor import MEAN, STD, preprocess, scale_points, upscale
 from engine.sam2.tracker import add_mask, add_prompts, new_session
+from engine.sam2.weights import load_model, normalization
 from tests import sam_fixtures as fx
 from tests.sam_fixtures import one_thread  # noqa: F401
 
@@ -45,10 +48,10 @@ def sam2_processor(size: int = 1024):
     return Sam2Processor(image_processor=Sam2ImageProcessor(size={"height": size, "width": size}))
 
 
-def video_processor(size: int = fx.SIZE):
-    from transformers import Sam2ImageProcessor, Sam2VideoProcessor, Sam2VideoVideoProcessor
-    return Sam2VideoProcessor(image_processor=Sam2ImageProcessor(size={"height": size, "width": size}),
-                              video_processor=Sam2VideoVideoProcessor(size={"height": size, "width": size}))
+def video_processor(folder=None):
+    """Sam2VideoProcessor from the processor files saved beside the tiny weights."""
+    from transformers import Sam2VideoProcessor
+    return Sam2VideoProcessor.from_pretrained(folder or fx.model_dir())
 
 
 # upscaled (the tiny model, a 480x270 clip at 1024) and downscaled (1080p at 1024)
@@ -88,19 +91,26 @@ def test_masks_come_back_as_post_process_masks_brings_them():
         assert torch.equal(upscale(logits, shape) > 0, binary) and 0 < binary.float().mean() < 1
 
 
-def sessions(frames):
+def sessions(frames, folder=None):
     """The tracker's streaming session and Sam2VideoProcessor's, on the same clip."""
-    _, model = fx.models()
-    ours = new_session(model, lambda i: frames[i], len(frames), frames.shape[1:3])
-    theirs = video_processor().init_video_session(video=list(frames), dtype=torch.float32)
+    folder = folder or fx.model_dir()
+    model = load_model(folder, video=True)
+    ours = new_session(model, lambda i: frames[i], len(frames), frames.shape[1:3], normalization(folder))
+    theirs = video_processor(folder).init_video_session(video=list(frames), dtype=torch.float32)
     return ours, theirs
 
 
-def test_video_frames_are_within_one_grey_level_of_the_video_processor():
+@pytest.mark.parametrize("mean, std", [(MEAN, STD), ((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))])
+def test_video_frames_are_within_one_grey_level_of_the_video_processor(tmp_path, mean, std):
+    """Also with a checkpoint whose saved processor normalises otherwise: the engine reads it."""
+    folder = tmp_path / "weights"
+    shutil.copytree(fx.model_dir("edgetam"), folder)
+    fx.save_processor(folder, fx.SIZE, mean, std)
+    assert normalization(folder) == (mean, std)
     frames = fx.clip(3, H, W)
-    ours, theirs = sessions(frames)
+    ours, theirs = sessions(frames, folder)
     for i in range(3):
-        diff = grey_levels(ours.get_frame(i), theirs.get_frame(i), STD)
+        diff = grey_levels(ours.get_frame(i), theirs.get_frame(i), std)
         assert diff.max() <= ONE_GREY and diff.mean() < 0.35, (i, float(diff.max()), float(diff.mean()))
 
 

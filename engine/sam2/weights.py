@@ -56,20 +56,25 @@ def model_type(folder: Path) -> str:
 
 
 def normalization(folder: Path) -> tuple[tuple, tuple]:
-    """(mean, std) from the checkpoint's preprocessor_config.json, else the family's default
+    """(mean, std) from the checkpoint's processor files (preprocessor_config.json, as the hub releases
+    have it, or processor_config.json, as transformers 5 saves a processor), else the family's default
     (ImageNet for SAM 2 and EdgeTAM; 0.5 / 0.5 for the SAM 3 tracker)."""
-    default = ((0.5,) * 3, (0.5,) * 3) if str(config_type(folder)).startswith("sam3") else \
+    for name in ("preprocessor_config.json", "processor_config.json"):
+        found = _mean_std(folder / name)
+        if found is not None:
+            return found
+    return ((0.5,) * 3, (0.5,) * 3) if str(config_type(folder)).startswith("sam3") else \
         ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-    path = folder / "preprocessor_config.json"
-    if not path.is_file():
-        return default
+
+
+def _mean_std(path: Path) -> tuple[tuple, tuple] | None:
     try:
         config = json.loads(path.read_text())
         config = config.get("image_processor", config)
         mean, std = tuple(map(float, config["image_mean"])), tuple(map(float, config["image_std"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return default
-    return (mean, std) if len(mean) == 3 and len(std) == 3 else default
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return (mean, std) if len(mean) == 3 and len(std) == 3 else None
 
 
 def load_model(spec, video: bool, device: str = "cpu", dtype=torch.float32):
