@@ -1,6 +1,7 @@
-"""Tiny seeded SAM 2 weights for the tests: a Sam2VideoModel saved with save_pretrained (the hub
-layout of facebook/sam2.1-hiera-*), the same folder as a Hugging Face cache entry, and a
-step-by-step reference written directly against transformers' own API.
+"""Tiny seeded SAM 2-family weights for the tests: a Sam2VideoModel (and an EdgeTamVideoModel, a
+Sam3TrackerVideoModel) saved with save_pretrained (the hub layout of facebook/sam2.1-hiera-* and
+yonigozlan/EdgeTAM-hf), those folders as Hugging Face cache entries, and a step-by-step reference
+written directly against transformers' own API.
 
 Built once per test session in a temporary folder; nothing is downloaded.
 """
@@ -17,10 +18,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.sam2.presets import SAM3_TRACKER_TINY, TINY, write_model_dir
+from engine.sam2.presets import EDGETAM_TINY, SAM3_TRACKER_TINY, TINY, write_model_dir
 from tests.hf_cache import write_hf_cache_entry
 
 REPO = "facebook/sam2.1-hiera-tiny"
+# Fixture name -> the hub repo whose layout it copies (its cache entry; None: no entry) and
+# transformers' image and video classes (for the reference).
+FAMILIES = {"tiny": (REPO, "Sam2Model", "Sam2VideoModel"),
+            "edgetam": ("yonigozlan/EdgeTAM-hf", "EdgeTamModel", "EdgeTamVideoModel"),
+            "sam3": (None, "Sam3TrackerModel", "Sam3TrackerVideoModel")}
 SNAPSHOT = "89abcdef0123456789abcdef0123456789abcdef"
 SIZE = 128  # TINY's input square
 # A window of 2 frames: the tracker's forgetting shows within a few frames.
@@ -46,38 +52,60 @@ def root() -> Path:
 
 @functools.lru_cache(maxsize=None)
 def model_dir(name: str = "tiny") -> Path:
-    if name == "absent":
-        return _absent_dir()
+    if name == "absent":  # on some frames SAM 2 says the object is not there
+        return _object_score_dir(name, TINY, scale=3000.0, bias=ABSENT_BIAS)
+    if name == "edgetam":  # random weights score objects near 0, so the object would blink in and out
+        return save_processor(_object_score_dir(name, EDGETAM_TINY, scale=1.0, bias=EDGETAM_PRESENT_BIAS), SIZE)
     presets = {"tiny": TINY, "short": SHORT_MEMORY, "sam3": SAM3_TRACKER_TINY}
-    return write_model_dir(root() / name, presets[name], seed=0)
+    folder = write_model_dir(root() / name, presets[name], seed=0)
+    return save_processor(folder, SIZE) if name == "tiny" else folder
 
 
-def _absent_dir() -> Path:
-    """TINY with a loud object-score head: on some frames SAM 2 says the object is not there."""
+def save_processor(folder: Path, size: int, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)) -> Path:
+    """The processor files the hub releases ship beside the weights (Sam2VideoProcessor.save_pretrained)."""
+    from transformers import Sam2ImageProcessor, Sam2VideoProcessor, Sam2VideoVideoProcessor
+    square, norm = {"height": size, "width": size}, dict(image_mean=list(mean), image_std=list(std))
+    Sam2VideoProcessor(image_processor=Sam2ImageProcessor(size=square, mask_size={"height": size // 4, "width": size // 4},
+                                                          **norm),
+                       video_processor=Sam2VideoVideoProcessor(size=square, **norm)).save_pretrained(folder)
+    return folder
+
+
+def _object_score_dir(name: str, preset: dict, scale: float, bias: float) -> Path:
+    """The preset with its object-score head scaled and its bias set: presence made loud or sure."""
     from engine.sam2.presets import make_video_model
-    model = make_video_model(TINY, seed=0)
+    model = make_video_model(preset, seed=0)
     with torch.no_grad():
-        model.mask_decoder.pred_obj_score_head.proj_out.weight.mul_(3000.0)
-        model.mask_decoder.pred_obj_score_head.proj_out.bias.fill_(ABSENT_BIAS)
-    model.save_pretrained(root() / "absent")
-    return root() / "absent"
+        model.mask_decoder.pred_obj_score_head.proj_out.weight.mul_(scale)
+        model.mask_decoder.pred_obj_score_head.proj_out.bias.fill_(bias)
+    model.save_pretrained(root() / name)
+    return root() / name
 
 
 ABSENT_BIAS = -6.2  # measured: scores come out near 6.1-6.3 on fx.clip, so some frames go absent
+EDGETAM_PRESENT_BIAS = 2.0
 
 
 @functools.lru_cache(maxsize=None)
 def hf_cache() -> Path:
+    """One cache holding each family's folder under its repo id."""
     cache = root() / "hub"
-    write_hf_cache_entry(cache, REPO, model_dir(), SNAPSHOT)
+    for name, (repo, _, _) in FAMILIES.items():
+        if repo is not None:
+            write_hf_cache_entry(cache, repo, model_dir(name), SNAPSHOT)
     return cache
+
+
+def cache_entry(name: str = "tiny") -> Path:
+    return hf_cache() / ("models--" + FAMILIES[name][0].replace("/", "--"))
 
 
 @functools.lru_cache(maxsize=None)
 def models(name: str = "tiny"):
     """(image model, video model), loaded with transformers' own from_pretrained (shared: don't change them)."""
-    from transformers import Sam2Model, Sam2VideoModel
-    return Sam2Model.from_pretrained(model_dir(name)).eval(), Sam2VideoModel.from_pretrained(model_dir(name)).eval()
+    import transformers
+    _, image_cls, video_cls = FAMILIES["tiny" if name in ("short", "absent") else name]
+    return tuple(getattr(transformers, cls).from_pretrained(model_dir(name)).eval() for cls in (image_cls, video_cls))
 
 
 def image(height: int = 60, width: int = 80, seed: int = 0) -> np.ndarray:
@@ -108,7 +136,13 @@ def reference_coords(xy, height: int, width: int) -> list:
 
 
 def reference_masks(logits: torch.Tensor, height: int, width: int) -> np.ndarray:
-    """Sam2Processor.post_process_masks: bilinear upscale of the low-res logits, > 0."""
-    up = F.interpolate(logits.reshape(-1, 1, *logits.shape[-2:]), size=(height, width), mode="bilinear",
-                       align_corners=False)
-    return (up[:, 0] > 0).numpy()
+    """Sam2Processor.post_process_masks (a bilinear upscale of the low-res logits, > 0), for [K, h, w]
+    or [h, w] logits."""
+    masks = _post_processor().post_process_masks([logits.reshape(1, -1, *logits.shape[-2:])], [(height, width)])
+    return masks[0][0].numpy()
+
+
+@functools.lru_cache(maxsize=1)
+def _post_processor():
+    from transformers import Sam2ImageProcessor
+    return Sam2ImageProcessor()

@@ -1,4 +1,6 @@
-"""The SAM 3 tracker goes through the same engine: its classes, its normalisation, the same calls."""
+"""The SAM 3 tracker and EdgeTAM go through the same engine: their classes, their normalisation, the
+same calls (EdgeTAM's clicks and tracks are also checked step by step in test_sam_predictor.py and
+test_sam_tracker.py)."""
 import numpy as np
 import pytest
 import torch
@@ -11,23 +13,25 @@ from tests import sam_fixtures as fx
 from tests.sam_fixtures import one_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-SIZE = 112
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
-def test_sam3_tracker_click_matches_its_model_called_directly():
-    from transformers import Sam3TrackerModel
-    folder = fx.model_dir("sam3")
+@pytest.mark.parametrize("family, size, mean_std", [("sam3", 112, ((0.5,) * 3, (0.5,) * 3)), ("edgetam", 128, IMAGENET)])
+def test_click_matches_the_family_model_called_directly(family, size, mean_std):
+    import transformers
+    folder = fx.model_dir(family)
     engine_model = load_model(folder, video=False)
-    assert type(engine_model).__name__ == "Sam3TrackerModel"
-    assert normalization(folder) == ((0.5,) * 3, (0.5,) * 3)
+    assert type(engine_model).__name__ == fx.FAMILIES[family][1]
+    assert normalization(folder) == mean_std
     img = fx.image(60, 80)
     got = SamPredictor(engine_model, normalization=normalization(folder)).click("k", img, "o", 20, 30, True)
 
-    model = Sam3TrackerModel.from_pretrained(folder).eval()
-    x = F.interpolate(torch.tensor(img).permute(2, 0, 1).float()[None], size=(SIZE, SIZE), mode="bilinear",
+    model = getattr(transformers, fx.FAMILIES[family][1]).from_pretrained(folder).eval()
+    x = F.interpolate(torch.tensor(img).permute(2, 0, 1).float()[None], size=(size, size), mode="bilinear",
                       antialias=True, align_corners=False) / 255
+    mean, std = (torch.tensor(v)[:, None, None] for v in mean_std)
     with torch.no_grad():
-        out = model(pixel_values=(x - 0.5) / 0.5, input_points=torch.tensor([[[[20 * SIZE / 80, 30 * SIZE / 60]]]]),
+        out = model(pixel_values=(x - mean) / std, input_points=torch.tensor([[[[20 * size / 80, 30 * size / 60]]]]),
                     input_labels=torch.tensor([[[1]]]), multimask_output=True)
     order = torch.argsort(out.iou_scores[0, 0], descending=True, stable=True)
     up = F.interpolate(out.pred_masks[0, 0][order][:, None], size=(60, 80), mode="bilinear", align_corners=False)

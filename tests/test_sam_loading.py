@@ -20,14 +20,16 @@ def _same_weights(a, b) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def test_loads_from_folder_cache_entry_and_repo_id(monkeypatch):
-    image_ref, video_ref = fx.models()
-    entry = fx.hf_cache() / ("models--" + fx.REPO.replace("/", "--"))
+@pytest.mark.parametrize("family", ["tiny", "edgetam"])
+def test_loads_from_folder_cache_entry_and_repo_id(monkeypatch, family):
+    image_ref, video_ref = fx.models(family)
+    repo, entry = fx.FAMILIES[family][0], fx.cache_entry(family)
     monkeypatch.setenv("HF_HUB_CACHE", str(fx.hf_cache()))
-    for spec in (fx.model_dir(), entry, fx.REPO):
-        assert _same_weights(load_model(spec, video=False), image_ref)
-        assert _same_weights(load_model(spec, video=True), video_ref)
-    assert resolve_model_dir(fx.REPO) == entry / "snapshots" / fx.SNAPSHOT
+    for spec in (fx.model_dir(family), entry, repo):
+        image, video = load_model(spec, video=False), load_model(spec, video=True)
+        assert (type(image), type(video)) == (type(image_ref), type(video_ref))
+        assert _same_weights(image, image_ref) and _same_weights(video, video_ref)
+    assert resolve_model_dir(repo) == entry / "snapshots" / fx.SNAPSHOT
 
 
 def test_repo_not_in_cache_says_how_to_download(monkeypatch, tmp_path):
@@ -44,12 +46,17 @@ def test_unfinished_download_is_named(tmp_path):
         resolve_model_dir(entry)
 
 
+STRICT_CASES = [("tiny", "mask_decoder.iou_prediction_head.proj_out.weight", "Sam2Model"),
+                # EdgeTAM's backbone is built by timm inside transformers: its keys are checked too
+                ("edgetam", "vision_encoder.backbone.timm_model.stem.conv1.c.weight", "EdgeTamModel")]
+
+
 @pytest.mark.parametrize("change", ["drop", "extra", "shape"])
-def test_strict_about_keys(tmp_path, change):
+@pytest.mark.parametrize("family, key, class_name", STRICT_CASES)
+def test_strict_about_keys(tmp_path, change, family, key, class_name):
     folder = tmp_path / "broken"
-    shutil.copytree(fx.model_dir(), folder)
+    shutil.copytree(fx.model_dir(family), folder)
     state = load_file(folder / "model.safetensors")
-    key = "mask_decoder.iou_prediction_head.proj_out.weight"
     if change == "drop":
         del state[key]
     elif change == "extra":
@@ -57,9 +64,9 @@ def test_strict_about_keys(tmp_path, change):
     else:
         state[key] = torch.zeros(2, 2)
     save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
-    with pytest.raises(Exception, match="iou_prediction_head|surprise") as err:
+    with pytest.raises(Exception, match=f"{key if change != 'extra' else 'surprise'}") as err:
         load_model(folder, video=False)
-    assert "does not match Sam2Model" in str(err.value)
+    assert f"does not match {class_name}" in str(err.value)
 
 
 def test_wrong_model_type_and_image_only_weights(tmp_path):
@@ -85,3 +92,12 @@ def test_unconfigured_engine_says_what_to_set(monkeypatch):
     with pytest.raises(EngineNotConfigured, match="--sam-model"):
         service.sam_prepare(("m", 0), fx.image())
     assert EngineService(device="cpu", paths={"sam2": {"model": str(fx.model_dir())}}).sam_configured()
+
+
+def test_edgetam_without_timm_says_what_to_install(monkeypatch):
+    """None in sys.modules is how Python marks a module as unimportable: `import timm` raises."""
+    import sys
+    monkeypatch.setitem(sys.modules, "timm", None)
+    with pytest.raises(WeightsError, match=r"EdgeTAM model.*timm does not import.*pip install -r requirements.txt"):
+        load_model(fx.model_dir("edgetam"), video=False)
+    assert load_model(fx.model_dir(), video=False) is not None  # SAM 2.1 needs no timm

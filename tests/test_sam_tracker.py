@@ -1,5 +1,6 @@
 """SAM 2 tracking against transformers' own video flow (a session holding the whole clip, every
-prompt added first, then propagate_in_video_iterator): masks equal; anchors kept; absent frames."""
+prompt added first, then propagate_in_video_iterator): masks equal; anchors kept; absent frames.
+The reference runs are checked on SAM 2.1 and on EdgeTAM (its spatial-perceiver memory)."""
 import functools
 
 import numpy as np
@@ -27,10 +28,13 @@ def seed_mask(frame: int) -> np.ndarray:
 
 def reference(model_name, frames, start, masks=None, points=None, reverse=False, count=None):
     """{frame: (mask, object score)} the way transformers' docs run SAM 2 on a video."""
+    from transformers.models.edgetam_video.modeling_edgetam_video import (
+        EdgeTamVideoInferenceSession,
+    )
     from transformers.models.sam2_video.modeling_sam2_video import Sam2VideoInferenceSession
     model = fx.models(model_name)[1]
     video = torch.cat([fx.reference_pixels(f) for f in frames])
-    session = Sam2VideoInferenceSession(video=video, video_height=H, video_width=W, dtype=torch.float32)
+    session = (EdgeTamVideoInferenceSession if model_name == "edgetam" else Sam2VideoInferenceSession)(video=video, video_height=H, video_width=W, dtype=torch.float32)
     with torch.no_grad():
         for frame, mask in (masks or {}).items():  # Sam2VideoProcessor.process_new_mask_for_video_frame
             obj = session.obj_id_to_idx(1)
@@ -63,23 +67,25 @@ def run(model_name, frames, start, **options):
     return list(track(engine_model(model_name), lambda i: frames[i], len(frames), start, **options))
 
 
-def test_forward_with_an_anchor_matches_the_reference_and_keeps_the_anchor():
+@pytest.mark.parametrize("family", ["tiny", "edgetam"])
+def test_forward_with_an_anchor_matches_the_reference_and_keeps_the_anchor(family):
     frames = fx.clip(T)
     anchor = np.zeros((H, W), bool)
     anchor[4:30, 5:40] = True
-    steps = run("tiny", frames, 1, seed_mask=seed_mask(1), anchors={4: anchor, 0: anchor})
-    expected = reference("tiny", frames, 1, masks={1: seed_mask(1), 4: anchor})
+    steps = run(family, frames, 1, seed_mask=seed_mask(1), anchors={4: anchor, 0: anchor})
+    expected = reference(family, frames, 1, masks={1: seed_mask(1), 4: anchor})
     assert [s.frame for s in steps] == [2, 3, 5, 6, 7]  # the anchor is not ours to yield; 0 is behind
     for s in steps:
         np.testing.assert_array_equal(s.mask, expected[s.frame][0], err_msg=f"frame {s.frame}")
         assert s.score == pytest.approx(expected[s.frame][1], rel=1e-4, abs=1e-5)
 
 
-def test_backward_from_clicks_with_a_count():
+@pytest.mark.parametrize("family", ["tiny", "edgetam"])
+def test_backward_from_clicks_with_a_count(family):
     frames = fx.clip(T)
     points = [(14, 12, 1), (40, 30, 0)]
-    steps = run("tiny", frames, 6, points=points, direction="backward", count=3)
-    expected = reference("tiny", frames, 6, points=points, reverse=True, count=3)
+    steps = run(family, frames, 6, points=points, direction="backward", count=3)
+    expected = reference(family, frames, 6, points=points, reverse=True, count=3)
     assert [s.frame for s in steps] == [6, 5, 4, 3]  # clicks: the seed frame's own mask comes first
     for s in steps:
         np.testing.assert_array_equal(s.mask, expected[s.frame][0], err_msg=f"frame {s.frame}")

@@ -71,9 +71,10 @@ def mask_to_logits(mask: np.ndarray, size: int) -> np.ndarray:
 
 
 def upscale(logits: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """Low-res logits [..., h, w] -> [..., H, W] (bilinear, as Sam2Processor.post_process_masks)."""
+    """Low-res logits [..., h, w] -> [..., H, W] (bilinear, as Sam2Processor.post_process_masks). The
+    masks go in as channels of one image, as the processor lays them out: bitwise its result."""
     lead = logits.shape[:-2]
-    out = F.interpolate(logits.reshape(-1, 1, *logits.shape[-2:]).float(), size=shape, mode="bilinear",
+    out = F.interpolate(logits.reshape(1, -1, *logits.shape[-2:]).float(), size=shape, mode="bilinear",
                         align_corners=False)
     return out.reshape(*lead, *shape)
 

@@ -56,20 +56,25 @@ def model_type(folder: Path) -> str:
 
 
 def normalization(folder: Path) -> tuple[tuple, tuple]:
-    """(mean, std) from the checkpoint's preprocessor_config.json, else the family's default
+    """(mean, std) from the checkpoint's processor files (preprocessor_config.json, as the hub releases
+    have it, or processor_config.json, as transformers 5 saves a processor), else the family's default
     (ImageNet for SAM 2 and EdgeTAM; 0.5 / 0.5 for the SAM 3 tracker)."""
-    default = ((0.5,) * 3, (0.5,) * 3) if str(config_type(folder)).startswith("sam3") else \
+    for name in ("preprocessor_config.json", "processor_config.json"):
+        found = _mean_std(folder / name)
+        if found is not None:
+            return found
+    return ((0.5,) * 3, (0.5,) * 3) if str(config_type(folder)).startswith("sam3") else \
         ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-    path = folder / "preprocessor_config.json"
-    if not path.is_file():
-        return default
+
+
+def _mean_std(path: Path) -> tuple[tuple, tuple] | None:
     try:
         config = json.loads(path.read_text())
         config = config.get("image_processor", config)
         mean, std = tuple(map(float, config["image_mean"])), tuple(map(float, config["image_std"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return default
-    return (mean, std) if len(mean) == 3 and len(std) == 3 else default
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return (mean, std) if len(mean) == 3 and len(std) == 3 else None
 
 
 def load_model(spec, video: bool, device: str = "cpu", dtype=torch.float32):
@@ -78,15 +83,24 @@ def load_model(spec, video: bool, device: str = "cpu", dtype=torch.float32):
     kind = model_type(folder)
     image_cls, video_cls = FAMILIES[kind]
     if kind.startswith("edgetam"):
-        import importlib.util
-        if importlib.util.find_spec("timm") is None:  # EdgeTAM's RepViT backbone comes from timm
-            raise WeightsError(f"{folder} is an EdgeTAM model, whose backbone needs the timm package, which "
-                               "FlowLabel does not install: `pip install timm`, or use a SAM 2.1 model")
+        require_timm(folder)
     name = video_cls if video else image_cls
     if name is None:
         raise WeightsError(f"{folder} holds an image-only {kind!r} model, which cannot track through a video; "
                            f"use a video checkpoint (e.g. facebook/sam2.1-hiera-tiny) for propagation")
     return load_strict(folder, name, device, dtype)
+
+
+def require_timm(folder: Path) -> None:
+    """EdgeTAM's RepViT backbone is built by timm, which needs a torchvision matching torch: say so
+    before transformers fails deep inside from_pretrained."""
+    try:
+        import timm  # noqa: F401
+    except Exception as e:  # ImportError, or torchvision's RuntimeError when it does not match torch
+        raise WeightsError(f"{folder} is an EdgeTAM model, whose RepViT backbone comes from timm, and timm does not "
+                           f"import here ({type(e).__name__}: {e}); install the project's pinned requirements "
+                           "(`pip install -r requirements.txt`: timm, and the torchvision built for this torch), "
+                           "or use a SAM 2.1 model") from e
 
 
 def load_strict(folder: Path, class_name: str, device: str = "cpu", dtype=torch.float32):

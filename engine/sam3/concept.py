@@ -1,12 +1,14 @@
 """Sam3ConceptSegmenter: Sam3Model on one image and one text prompt, NumPy in and out.
 
-Steps, as Sam3Processor + Sam3Model + post_process_instance_segmentation do them (the processor
-itself needs torchvision, which does not load with this project's CPU torch):
-1. the image resized (bilinear, antialiased) to the model's square, /255, normalised (0.5/0.5, or
-   the checkpoint's preprocessor_config.json);
-2. the text tokenised, padded to 32 tokens;
+Steps, as Sam3Processor + Sam3Model + post_process_instance_segmentation do them, without a
+processor call per image (tests/test_sam_processors.py pins the equivalence and its bounds):
+1. the image resized (bilinear, antialiased, in float: within one grey level of the processor's
+   uint8 resize) to the model's square, /255, normalised (0.5/0.5, or the checkpoint's
+   preprocessor_config.json);
+2. the text tokenised, padded to 32 tokens (truncated beyond, where the processor would pass a
+   longer sequence on to a 32-position text encoder);
 3. one forward pass: per query, a logit, a box and a low-resolution mask; a presence logit;
-4. score = sigmoid(logit) * sigmoid(presence); masks upscaled to the image, sigmoid > 0.5.
+4. score = sigmoid(logit) * sigmoid(presence); masks upscaled to the image, logit > 0 (`postprocess`).
 """
 from __future__ import annotations
 
@@ -44,6 +46,24 @@ def looks_like_sam3(path: Path) -> bool:
     return not hub.missing_files(path, WEIGHT_FILES)
 
 
+def postprocess(out, height: int, width: int) -> Instances:
+    """Sam3Model's output for one image -> every query's instance at the image's size, best first.
+
+    Masks: the low-resolution logits upscaled (bilinear), then > 0, as facebookresearch/sam3 does
+    (sigmoid > 0.5 is the same test). Sam3Processor.post_process_instance_segmentation takes the
+    sigmoid before upscaling; the two can disagree only where a pixel's bilinear neighbours have
+    logits of both signs, i.e. on the mask's edge (tests/test_sam_processors.py bounds it)."""
+    scores = out.pred_logits[0].float().sigmoid()
+    if out.presence_logits is not None:
+        scores = scores * out.presence_logits[0].float().sigmoid()
+    order = torch.argsort(scores, descending=True, stable=True)
+    logits = F.interpolate(out.pred_masks[0][order][None].float(), size=(height, width), mode="bilinear",
+                           align_corners=False)[0]
+    boxes = out.pred_boxes[0][order].float() * torch.tensor([width, height, width, height], device=logits.device)
+    return Instances((logits.sigmoid() > MASK_THRESHOLD).cpu().numpy(), scores[order].cpu().numpy().astype(np.float32),
+                     boxes.cpu().numpy().astype(np.float32))
+
+
 class Sam3ConceptSegmenter:
     def __init__(self, model, device: str = "cpu", dtype=None, threshold: float = 0.3, k: int = 5, tracker=None):
         from transformers import AutoTokenizer
@@ -71,16 +91,7 @@ class Sam3ConceptSegmenter:
                                 return_tensors="pt").to(param.device)
         with torch.inference_mode():
             out = self.model(pixel_values=pixels, input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
-            scores = out.pred_logits[0].float().sigmoid()
-            if out.presence_logits is not None:
-                scores = scores * out.presence_logits[0].float().sigmoid()
-            order = torch.argsort(scores, descending=True, stable=True)
-            masks = F.interpolate(out.pred_masks[0][order][None].float(), size=(height, width), mode="bilinear",
-                                  align_corners=False)[0].sigmoid() > MASK_THRESHOLD
-            boxes = out.pred_boxes[0][order].float() * torch.tensor([width, height, width, height],
-                                                                     device=param.device)
-        return Instances(masks.cpu().numpy(), scores[order].cpu().numpy().astype(np.float32),
-                         boxes.cpu().numpy().astype(np.float32))
+            return postprocess(out, height, width)
 
     def segment_image(self, image: np.ndarray, expression: str) -> np.ndarray:
         """The best instance, if it scores above the threshold; else an empty mask."""
