@@ -2,8 +2,9 @@
 (expression, object) until the next one.
 
 Image candidates are masks on one frame. Video candidates (SAM 3's instances) are whole tracks,
-kept as COCO RLE (a 900-frame 480x270 track is kilobytes, not the 117 MB of a bool array); each
-one's thumbnail is its mask on the frame where it was detected.
+kept as the engine gave them: COCO RLE (engine.track_masks.PackedTrack: a 900-frame 480x270 track
+of a real object is a few hundred kB, not the 117 MB of a bool array); each one's thumbnail is its
+mask on the frame where it was detected.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.sam_assist import RleFrames
+from engine.track_masks import PackedTrack
 
 
 @dataclass
@@ -21,7 +22,7 @@ class Offer:
     frames: list[int]                      # the frame each thumbnail shows
     sam_object: object = None              # SAM 2's object: its next click refines the one chosen
     keep: list[int] | None = None          # each candidate's index in SAM 2's answer
-    tracks: list[RleFrames] | None = None  # video candidates: the mask on every frame
+    tracks: list[PackedTrack] | None = None  # video candidates: the mask on every frame
     source: str | None = None              # the engine the tracks came from
 
     @property
@@ -37,12 +38,6 @@ def image_offer(masks: np.ndarray, scores: np.ndarray, frame: int = 0, sam_objec
 
 
 def track_offer(tracks: list, source: str) -> Offer:
-    """engine.track_masks.TrackCandidate list (best first) -> an Offer holding each track as RLE."""
-    kept = []
-    for candidate in tracks:
-        frames = RleFrames(candidate.track.shape)
-        for f in range(candidate.track.num_frames):  # every frame: choosing one clears what it lacks
-            frames[f] = candidate.track[f]
-        kept.append(frames)
+    """engine.track_masks.TrackCandidate list (best first) -> an Offer of their tracks."""
     return Offer(np.stack([c.track[c.frame] for c in tracks]), np.array([c.score for c in tracks], np.float32),
-                 [int(c.frame) for c in tracks], tracks=kept, source=source)
+                 [int(c.frame) for c in tracks], tracks=[c.track for c in tracks], source=source)

@@ -76,8 +76,3 @@ class RleFrames(Mapping):
 
     def __len__(self) -> int:
         return len(self._rle)
-
-    @property
-    def nbytes(self) -> int:
-        """The RLE strings' size: what the masks cost here."""
-        return sum(len(found["counts"]) for found in self._rle.values() if found is not None)

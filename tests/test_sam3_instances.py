@@ -109,7 +109,7 @@ def test_lost_instances_take_detections_that_do_not_overlap_each_other():
         np.testing.assert_array_equal(candidate.track.array(), expected)
 
 
-def test_a_packed_track_holds_an_eighth_and_reads_back_exactly():
+def test_a_packed_track_reads_back_exactly_and_costs_its_outline():
     rng = np.random.default_rng(0)
     track = PackedTrack(30, (27, 48))
     masks = rng.random((30, 27, 48)) > 0.5
@@ -117,6 +117,12 @@ def test_a_packed_track_holds_an_eighth_and_reads_back_exactly():
     for f, m in enumerate(masks):
         track[f] = m
     np.testing.assert_array_equal(track.array(), masks)
-    assert track.nbytes <= masks[0].size // 8 * 29 + 29
+    blob = PackedTrack(1, (270, 480))
+    blob[0] = np.zeros((270, 480), bool)
+    assert blob.nbytes == 0
+    square = np.zeros((270, 480), bool)
+    square[50:150, 100:300] = True
+    blob[0] = square
+    assert blob.nbytes < 1000 and np.array_equal(blob[0], square)
     with pytest.raises(ValueError, match="bool"):
         track[0] = masks[0].astype(np.uint8)
