@@ -96,3 +96,35 @@ def test_a_run_without_candidates_drops_the_last_ones(tmp_path):
         assert studio.candidates(eid) is None and not stored(studio, eid, 3).any()
     finally:
         studio.close()
+
+
+def test_the_service_refuses_tracks_of_the_wrong_shape():
+    import engine
+    from engine.track_masks import PackedTrack, TrackCandidate
+
+    class WrongTracks:
+        def segment_video(self, frames, expression, progress=None):
+            raise AssertionError("the service asks for video_candidates first")
+
+        def video_candidates(self, frames, expression, progress=None):
+            return [TrackCandidate(0, 0.9, PackedTrack(len(frames), (frames.shape[1] + 1, frames.shape[2])))]
+
+    engine.register_segmenter("test-wrong-tracks", lambda device=None: WrongTracks(), kinds=("video",))
+    try:
+        with pytest.raises(RuntimeError, match="video_candidates contract"):
+            engine.EngineService(device="cpu").run("test-wrong-tracks", "video", np.zeros((2, 4, 5, 3), np.uint8), "x")
+    finally:
+        engine.unregister_segmenter("test-wrong-tracks")
+
+
+def test_the_long_clip_bench_runs_on_a_few_frames():
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "bench/sam3_video.py", "--frames", "6"], cwd=root, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert re.search(r"^Studio.segment: [\d.]+ s = [\d.]+ frames/s$", done.stdout, re.M), done.stdout
+    assert re.search(r"^video candidates kept: [1-3] tracks, [\d.]+ MB as RLE", done.stdout, re.M), done.stdout
