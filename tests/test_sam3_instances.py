@@ -126,3 +126,21 @@ def test_a_packed_track_reads_back_exactly_and_costs_its_outline():
     assert blob.nbytes < 1000 and np.array_equal(blob[0], square)
     with pytest.raises(ValueError, match="bool"):
         track[0] = masks[0].astype(np.uint8)
+
+
+def test_a_cancelled_run_leaves_the_thread_out_of_inference_mode():
+    """The instances' tracker sessions are closed inside the run, even when it stops half way: a
+    session closed later (by the garbage collector) would switch inference mode back on."""
+    import gc
+
+    from engine import Cancelled
+    seen = []
+
+    def cancel_while_tracking(fraction, message):
+        seen.append(message)
+        if len(seen) == 3:
+            raise Cancelled("stop")
+    with pytest.raises(Cancelled):
+        segmenter(tracker_dir(), 3).video_candidates(fx.clip(6, H, W), TEXT, progress=cancel_while_tracking)
+    gc.collect()
+    assert "tracking" in seen[-1] and not torch.is_inference_mode_enabled()

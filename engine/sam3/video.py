@@ -70,37 +70,46 @@ def video_instances(detector, tracker_model, normalization, frames: np.ndarray, 
     def follow(start: int, mask: np.ndarray) -> Iterator[TrackStep]:
         return track(tracker_model, lambda i: frames[i], total, start, seed_mask=mask, normalization=normalization)
 
-    # inference mode around the whole run: the tracker sessions' own contexts interleave
+    # Inference mode around the whole run: the tracker sessions' own inference-mode contexts
+    # interleave, so each must be closed inside it (finally), never later by the garbage collector.
     with torch.inference_mode():
-        # 1. Seed: the first frame where the concept is found.
-        for start in range(total):
-            report(start / total, f"looking for {expression!r} in frame {start}")
-            found = detector.instances(frames[start], expression)
-            picks = pick_instances(found.masks, found.scores, detector.threshold, k)
-            if picks:
-                break
-        else:
+        seed = _seed(detector, frames, expression, k, report)
+        if seed is None:
             report(1.0, "the concept was not found in any frame")
             return []
+        start, found, picks = seed
         followed = []
-        for i in picks:
-            candidate = TrackCandidate(start, float(found.scores[i]), PackedTrack(total, shape))
-            candidate.track[start] = found.masks[i]
-            followed.append(_Followed(candidate, follow(start, found.masks[i])))
-        # 2. Track every instance one frame at a time; 3. re-detect the ones lost for a while.
-        for frame in range(start + 1, total):
-            report(frame / total, f"tracking {len(followed)} instance(s): frame {frame}")
+        try:
+            for i in picks:
+                candidate = TrackCandidate(start, float(found.scores[i]), PackedTrack(total, shape))
+                candidate.track[start] = found.masks[i]
+                followed.append(_Followed(candidate, follow(start, found.masks[i])))
+            # 2. Track every instance one frame at a time; 3. re-detect the ones lost for a while.
+            for frame in range(start + 1, total):
+                report(frame / total, f"tracking {len(followed)} instance(s): frame {frame}")
+                for one in followed:
+                    step = next(one.steps)
+                    one.candidate.track[frame] = step.mask
+                    one.absent_run = one.absent_run + 1 if step.absent else 0
+                lost = [one for one in followed if one.absent_run and one.absent_run % REDETECT_EVERY == 0]
+                if lost:
+                    _redetect(detector, frames[frame], expression, frame, followed, lost, follow)
+        finally:
             for one in followed:
-                step = next(one.steps)
-                one.candidate.track[frame] = step.mask
-                one.absent_run = one.absent_run + 1 if step.absent else 0
-            lost = [one for one in followed if one.absent_run and one.absent_run % REDETECT_EVERY == 0]
-            if lost:
-                _redetect(detector, frames[frame], expression, frame, followed, lost, follow)
-        for one in followed:
-            one.steps.close()
+                one.steps.close()
     report(1.0, "done")
     return [one.candidate for one in followed]
+
+
+def _seed(detector, frames, expression, k, report):
+    """1. The first frame where the concept is found: (frame, its detections, the picks), or None."""
+    for start in range(len(frames)):
+        report(start / len(frames), f"looking for {expression!r} in frame {start}")
+        found = detector.instances(frames[start], expression)
+        picks = pick_instances(found.masks, found.scores, detector.threshold, k)
+        if picks:
+            return start, found, picks
+    return None
 
 
 def _redetect(detector, image, expression, frame, followed, lost, follow) -> None:
