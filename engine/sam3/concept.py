@@ -57,6 +57,8 @@ class Sam3ConceptSegmenter:
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder))
         self.size = int(self.model.config.vision_config.backbone_config.image_size)
         self.normalization = normalization(self.folder)
+        if int(k) < 1 or int(video_k) < 1:
+            raise ValueError(f"k and video_k count instances: whole numbers >= 1, not {k!r} and {video_k!r}")
         self.device, self.threshold, self.k, self.video_k = device, float(threshold), int(k), int(video_k)
         self.dtype = as_dtype(dtype or "float32", device)
         self.tracker, self._tracker_model = tracker, None
