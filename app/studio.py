@@ -16,6 +16,7 @@ import numpy as np
 import engine
 from app import export_coco, formats, frame_tools, limits, mask_ops, render_job
 from app import media as media_io
+from app.candidates import Offer, image_offer, track_offer
 from app.exposure import allowed_roots, check_readable
 from app.propagate import propagate, review_scores
 from app.sam_assist import FramePreparer, RleFrames
@@ -31,9 +32,8 @@ class Studio:
         self.frames = media_io.FrameCache(max_bytes=cache_bytes)
         self.engines = engine.EngineService(device=device, paths=engine_paths)
         self.cancel_event = threading.Event()  # stops a running propagation
-        self._candidates: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # (expression, object) -> top-k
+        self._offers: dict[tuple, Offer] = {}  # (expression, object) -> what the annotator can pick from
         self._to_check: dict[tuple, list[int]] = {}  # (expression, object) -> frames to check
-        self._candidate_frames: dict[tuple, tuple[int, tuple | None]] = {}  # -> (frame, SAM object or None)
         self.preparer = FramePreparer(self.engines.sam_prepare)
 
     def cancel(self) -> None:
@@ -142,9 +142,9 @@ class Studio:
         except ValueError as e:  # a prompt outside the frame, a box too small: the user's to fix
             raise StoreError(str(e)) from e
         if len(masks) > 1:  # SAM's alternatives: one click away, as a model's candidates are
-            self._remember_candidates(expr["id"], object_id, masks, scores, frame, obj)
+            self._remember_candidates(expr["id"], object_id, image_offer(masks, scores, frame, obj))
         else:
-            self._candidates.pop((expr["id"], object_id), None)
+            self._offers.pop((expr["id"], object_id), None)
         return masks[0]
 
     # -- video -----------------------------------------------------------------------------
@@ -242,24 +242,23 @@ class Studio:
         """Run an engine and save its masks (never over manual frames unless overwrite_manual);
         its candidates wait for a click. Returns {"frames": n, "revision": r}."""
         proposal = self.propose(expression_id, engine_name, progress=progress)
-        if proposal.candidates is not None:
-            self._remember_candidates(expression_id, object_id, *proposal.candidates)
+        if proposal.tracks:
+            self._remember_candidates(expression_id, object_id, track_offer(proposal.tracks, engine_name))
+        elif proposal.candidates is not None:
+            self._remember_candidates(expression_id, object_id, image_offer(*proposal.candidates))
+        else:  # an earlier run's candidates would no longer be alternatives to this one
+            self._offers.pop((expression_id, object_id), None)
         revision = self.save_proposal(expression_id, engine_name, proposal.masks, object_id=object_id,
                                       overwrite_manual=overwrite_manual)
         return {"frames": int(len(proposal.masks)), "revision": revision}
 
-    def _remember_candidates(self, expression_id, object_id, masks, scores, frame: int = 0,
-                             sam_object=None) -> np.ndarray:
-        # an empty alternative is no one-click fix (Clear does that): keep the rest
-        keep = [0] + [i for i in range(1, len(masks)) if masks[i].any()]
+    def _remember_candidates(self, expression_id, object_id, offer: Offer) -> Offer:
         key = (expression_id, object_id)
-        self._candidates[key] = masks[keep], scores[keep]
-        self._candidate_frames[key] = (frame, sam_object, keep)
-        while len(self._candidates) > 32:
-            oldest = next(iter(self._candidates))
-            self._candidates.pop(oldest)
-            self._candidate_frames.pop(oldest, None)
-        return masks[keep]
+        self._offers.pop(key, None)
+        self._offers[key] = offer
+        while len(self._offers) > 32:
+            self._offers.pop(next(iter(self._offers)))
+        return offer
 
     def weights_status(self) -> list[dict]:
         """Each engine's weights as this studio is configured: ready, missing files, where looked,
@@ -273,28 +272,39 @@ class Studio:
                  "where": s.where, "hint": s.hint} for s in models.report(paths)]
 
     def candidates(self, expression_id: int, object_id: int | None = None):
-        """The last top candidates (a model run's, or SAM 2's alternatives): (masks, scores) or None."""
-        return self._candidates.get((expression_id, object_id))
+        """The last top candidates (a model run's, or SAM 2's alternatives): (masks, scores) or None.
+        A video candidate's mask here is its thumbnail: the track on the frame it was detected."""
+        offer = self._offers.get((expression_id, object_id))
+        return None if offer is None else (offer.masks, offer.scores)
 
-    def candidate_frame(self, expression_id: int, object_id: int | None = None) -> int:
-        """The frame the candidates are for (0 for an image model's)."""
-        return self._candidate_frames.get((expression_id, object_id), (0,))[0]
+    def candidate_frames(self, expression_id: int, object_id: int | None = None) -> list[int]:
+        """The frame each candidate shows (all 0 for an image model's)."""
+        offer = self._offers.get((expression_id, object_id))
+        return [] if offer is None else list(offer.frames)
+
+    def offer(self, expression_id: int, object_id: int | None = None) -> Offer | None:
+        return self._offers.get((expression_id, object_id))
 
     def choose_candidate(self, expression_id: int, index: int, object_id: int | None = None,
-                         base_revision: int | None = None) -> int:
+                         base_revision: int | None = None, overwrite_manual: bool = False) -> int:
         """Replace the mask with candidate `index` (0-based); the choice is the annotator's. After a
-        SAM 2 alternative, the next click refines the chosen one."""
-        found = self.candidates(expression_id, object_id)
-        if found is None:
-            raise StoreError("no candidates for this expression: run an engine that offers them (FlowSeg), or "
-                             "click with SAM 2, first")
-        if not 0 <= index < len(found[0]):
-            raise StoreError(f"there are {len(found[0])} candidates; choose 1 to {len(found[0])}")
-        frame, sam_object, keep = self._candidate_frames.get((expression_id, object_id), (0, None, None))
-        revision = self.store.save_mask(expression_id, frame, found[0][index], object_id=object_id,
-                                        base_revision=base_revision)
-        if sam_object is not None:
-            self.engines.sam_choose(sam_object, keep[index])
+        SAM 2 alternative, the next click refines the chosen one. A video candidate's whole track is
+        saved as one revision, manual frames kept unless overwrite_manual (as a model run)."""
+        offer = self._offers.get((expression_id, object_id))
+        if offer is None:
+            raise StoreError("no candidates for this expression: run an engine that offers them (FlowSeg, SAM 3), "
+                             "or click with SAM 2, first")
+        if not 0 <= index < len(offer.masks):
+            raise StoreError(f"there are {len(offer.masks)} candidates; choose 1 to {len(offer.masks)}")
+        if offer.tracks is not None:
+            return self.store.save_masks(expression_id, offer.tracks[index], object_id=object_id,
+                                         source=offer.source, base_revision=base_revision,
+                                         keep_manual=not overwrite_manual,
+                                         action=f"choose {offer.source} instance {index + 1}")
+        revision = self.store.save_mask(expression_id, offer.frames[index], offer.masks[index],
+                                        object_id=object_id, base_revision=base_revision)
+        if offer.sam_object is not None:
+            self.engines.sam_choose(offer.sam_object, offer.keep[index])
         return revision
 
     def next_to_check(self, expression_id: int, frame: int, object_id: int | None = None,

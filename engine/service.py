@@ -29,14 +29,18 @@ from .registry import (
     pick_device,
     segmenter_info,
 )
+from .track_masks import TrackCandidate
 
 
 @dataclass
 class Proposal:
     """One model run on one media: bool [T,H,W] masks (T=1 for an image), and for engines that
-    offer them (FlowSeg) the top candidates (masks, scores), the engine's pick first."""
+    offer them the alternatives, the engine's pick first: for an image the top candidates
+    (masks, scores) (FlowSeg, SAM 3); for a video the instances each tracked through the clip
+    (`tracks`, TrackCandidate: SAM 3), of which `masks` is the first's."""
     masks: np.ndarray
     candidates: Optional[tuple[np.ndarray, np.ndarray]] = None
+    tracks: Optional[list[TrackCandidate]] = None
 
 
 class EngineService:
@@ -74,7 +78,7 @@ class EngineService:
         T=1) -> Proposal. For an image, an engine's candidates come along when it offers them;
         an empty alternative is dropped (it would be no one-click fix), the pick never is."""
         if kind == "video":
-            return Proposal(self.segment_video(name, frames, expression, progress=progress, **paths))
+            return self._run_video(name, frames, expression, progress, paths)
         found = self.candidates(name, frames[0], expression, **paths)
         if found is None:
             return Proposal(self.segment_image(name, frames[0], expression, **paths)[None])
@@ -85,12 +89,27 @@ class EngineService:
     def segment_video(self, name: str, frames: np.ndarray, expression: str,
                       progress: Optional[ProgressFn] = None, **paths) -> np.ndarray:
         """frames uint8 [T,H,W,3] RGB -> bool [T,H,W]."""
-        check_frames(frames)
-        check_expression(expression)
-        _check_kind(name, "video")
+        _check_video_call(name, frames, expression)
         out = self._locked_call(name, paths, lambda segmenter: segmenter.segment_video(
             frames, expression, progress=self._forward(progress)))
         return _check_output(name, out, frames.shape[:3], "segment_video")
+
+    def _run_video(self, name, frames, expression, progress, paths) -> Proposal:
+        """An engine that follows several instances (video_candidates) offers them all; others
+        give their one track."""
+        _check_video_call(name, frames, expression)
+        out = self._locked_call(name, paths, lambda segmenter: segmenter.video_candidates(
+            frames, expression, progress=self._forward(progress)) if hasattr(segmenter, "video_candidates")
+            else segmenter.segment_video(frames, expression, progress=self._forward(progress)))
+        if isinstance(out, np.ndarray):
+            return Proposal(_check_output(name, out, frames.shape[:3], "segment_video"))
+        if not isinstance(out, list) or not all(isinstance(c, TrackCandidate) and c.track.num_frames == len(frames)
+                                                and c.track.shape == frames.shape[1:3] for c in out):
+            raise RuntimeError(f"engine {name!r} broke the video_candidates contract: expected a list of "
+                               f"TrackCandidate over {len(frames)} frames of {list(frames.shape[1:3])}")
+        if not out:
+            return Proposal(np.zeros(frames.shape[:3], bool))
+        return Proposal(out[0].track.array(), tracks=out)
 
     def segment_image(self, name: str, image: np.ndarray, expression: str,
                       **paths) -> np.ndarray:
@@ -220,6 +239,12 @@ class EngineService:
     def _raise_if_cancelled(self) -> None:
         if self._cancel.is_set():
             raise Cancelled("segmentation cancelled")
+
+
+def _check_video_call(name: str, frames: np.ndarray, expression: str) -> None:
+    check_frames(frames)
+    check_expression(expression)
+    _check_kind(name, "video")
 
 
 def _check_kind(name: str, kind: str) -> None:

@@ -39,12 +39,7 @@ def segmenter(threshold):
 
 
 def reference_track(frames, threshold, detector=None, tracker=None):
-    """Sam3Model on each frame until the best score passes the threshold, then Sam3TrackerVideoModel's
-    own session (the whole clip, 112 px, 0.5/0.5) seeded with that mask and propagated."""
-    from transformers import Sam3TrackerVideoModel
-    from transformers.models.sam3_tracker_video.modeling_sam3_tracker_video import (
-        Sam3TrackerVideoInferenceSession,
-    )
+    """Sam3Model on each frame until the best score passes the threshold, then the tracker seeded there."""
     out = np.zeros(frames.shape[:3], bool)
     for start in range(len(frames)):
         masks, scores = reference(frames[start], TEXT, detector)
@@ -53,21 +48,36 @@ def reference_track(frames, threshold, detector=None, tracker=None):
     else:
         return out, None
     out[start] = masks[0]
+    for frame, (mask, _) in reference_follow(frames, start, masks[0], tracker).items():
+        out[frame] = mask
+    return out, start
+
+
+def reference_follow(frames, start, seed_mask, tracker=None):
+    """Sam3TrackerVideoModel's own session (the whole clip, 112 px, 0.5/0.5) seeded with `seed_mask` on
+    `start` and propagated: {frame after start: (mask, empty where the object score is <= 0; score)}."""
+    from transformers import Sam3TrackerVideoModel
+    from transformers.models.sam3_tracker_video.modeling_sam3_tracker_video import (
+        Sam3TrackerVideoInferenceSession,
+    )
     model = Sam3TrackerVideoModel.from_pretrained(tracker or tracker_dir()).eval()
     x = torch.tensor(frames).permute(0, 3, 1, 2).float()
     video = (F.interpolate(x, size=(112, 112), mode="bilinear", antialias=True, align_corners=False) / 255 - 0.5) / 0.5
     session = Sam3TrackerVideoInferenceSession(video=video, video_height=H, video_width=W, dtype=torch.float32)
+    out = {}
     with torch.no_grad():
         obj = session.obj_id_to_idx(1)
-        m = F.interpolate(torch.tensor(masks[0], dtype=torch.float32)[None, None], size=(112, 112),
+        m = F.interpolate(torch.tensor(seed_mask, dtype=torch.float32)[None, None], size=(112, 112),
                           mode="bilinear", align_corners=False, antialias=True)
         session.add_mask_inputs(obj, start, (m >= 0.5).float())
         session.obj_with_new_inputs = [1]
         model(inference_session=session, frame_idx=start)
         for step in model.propagate_in_video_iterator(session, start_frame_idx=start):
-            if step.frame_idx != start and float(step.object_score_logits.reshape(-1)[0]) > 0:
-                out[step.frame_idx] = fx.reference_masks(step.pred_masks[0, 0], H, W)[0]
-    return out, start
+            if step.frame_idx != start:
+                score = float(step.object_score_logits.reshape(-1)[0])
+                mask = fx.reference_masks(step.pred_masks[0, 0], H, W)[0]
+                out[step.frame_idx] = (mask if score > 0 else np.zeros_like(mask), score)
+    return out
 
 
 def test_track_from_the_first_frame_matches_the_models_called_directly():

@@ -49,17 +49,22 @@ def _label(engine_name: str | None) -> str:
 
 
 def candidate_items(session) -> list | None:
-    """Thumbnails of the last model run's top candidates (FlowSeg, or SAM 2's alternatives after a
-    click), best first; None if none."""
+    """Thumbnails of the last model run's top candidates (FlowSeg, SAM 3's instances, or SAM 2's
+    alternatives after a click), best first; a video candidate shows the frame it was found on.
+    None if none."""
     if session.expression_id is None:
         return None
     found = session.studio.candidates(session.expression_id, session.object_id)
     if found is None:
         return None
-    image = session.studio.frame(session.media_id, session.studio.candidate_frame(session.expression_id,
-                                                                                  session.object_id))
-    return [(render_overlay(image, m, opacity=0.5, color=THUMB_COLOR), f"{i + 1}: {score:.2f}")
-            for i, (m, score) in enumerate(zip(*found))]
+    frames = session.studio.candidate_frames(session.expression_id, session.object_id)
+    video = session.media["kind"] == "video"
+    items = []
+    for i, (mask, score, frame) in enumerate(zip(*found, frames)):
+        image = session.studio.frame(session.media_id, frame)
+        label = f"{i + 1}: {score:.2f}" + (f" (frame {frame})" if video else "")
+        items.append((render_overlay(image, mask, opacity=0.5, color=THUMB_COLOR), label))
+    return items
 
 
 def wire(page) -> None:
@@ -80,12 +85,12 @@ def wire(page) -> None:
                 if not overwrite else f"{engine_name} segmented {result['frames']} frame(s)")
         return {**show(page, session), **offered(session)}
 
-    def choose(index, session):
-        session.choose_candidate(index)
+    def choose(index, session, overwrite):
+        session.choose_candidate(index, overwrite)
         return show(page, session)
 
-    def choose_from_gallery(session, evt: gr.SelectData):
-        return choose(evt.index, session)
+    def choose_from_gallery(session, overwrite, evt: gr.SelectData):
+        return choose(evt.index, session, overwrite)
 
     candidates_out = [page.candidates, page.candidate_row]
     on(page.media.change, engine_choice, [page.state, page.engine], [page.engine, page.segment, *candidates_out])
@@ -93,7 +98,8 @@ def wire(page) -> None:
     run = on(page.segment.click, segment, [page.state, page.engine, page.overwrite], [*shown(page), *candidates_out],
              concurrency_id="engine", concurrency_limit=1)
     on(page.cancel.click, lambda: page.studio.cancel(), None, None, cancels=[run])
-    on(page.candidates.select, choose_from_gallery, [page.state], shown(page), **EDITS)
+    on(page.candidates.select, choose_from_gallery, [page.state, page.overwrite], shown(page), **EDITS)
     for i, btn in enumerate(page.pick_btns):
-        on(btn.click, lambda session, i=i: choose(i, session), [page.state], shown(page), **EDITS)
+        on(btn.click, lambda session, overwrite, i=i: choose(i, session, overwrite), [page.state, page.overwrite],
+           shown(page), **EDITS)
     page.show_candidates = offered

@@ -186,9 +186,10 @@ class Session:
         self._saved(result["revision"])
         return result
 
-    def choose_candidate(self, index: int) -> None:
+    def choose_candidate(self, index: int, overwrite: bool = False) -> None:
+        """A video candidate saves its whole track; manual frames stay unless `overwrite`."""
         self._saved(self.studio.choose_candidate(self.require(), int(index), self.object_id,
-                                                 base_revision=self.revision))
+                                                 base_revision=self.revision, overwrite_manual=bool(overwrite)))
 
     def set_status(self, status: str) -> None:
         self._saved(self.studio.set_status(self.require(), status, base_revision=self.revision))

@@ -2,11 +2,11 @@
 
 Registered as the `sam3` segmenter for images and videos: `segment_image` gives the best-scoring
 instance and `candidates` the top instances, so the page's candidate strip lets the annotator pick
-which instance the referring expression means; `segment_video` finds the best instance on the first
-frame where it is found and tracks it through the clip (engine/sam3/video.py). Importing this
-package is cheap (no torch); weights
-load strictly from --sam3-model / FLOWLABEL_SAM3_MODEL (a folder, a cache entry or a cached repo
-id, e.g. facebook/sam3, which is gated on the hub). Nothing downloads implicitly.
+which instance the referring expression means; on a video, `video_candidates` follows up to three
+instances from the first frame where the concept is found, re-detecting lost ones, and
+`segment_video` gives the best one's track (engine/sam3/video.py). Importing this package is cheap
+(no torch); weights load strictly from --sam3-model / FLOWLABEL_SAM3_MODEL (a folder, a cache entry
+or a cached repo id, e.g. facebook/sam3, which is gated on the hub). Nothing downloads implicitly.
 """
 from __future__ import annotations
 

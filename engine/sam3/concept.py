@@ -65,7 +65,8 @@ def postprocess(out, height: int, width: int) -> Instances:
 
 
 class Sam3ConceptSegmenter:
-    def __init__(self, model, device: str = "cpu", dtype=None, threshold: float = 0.3, k: int = 5, tracker=None):
+    def __init__(self, model, device: str = "cpu", dtype=None, threshold: float = 0.3, k: int = 5, tracker=None,
+                 video_k: int = 3):
         from transformers import AutoTokenizer
 
         from engine.sam2.weights import normalization
@@ -76,7 +77,9 @@ class Sam3ConceptSegmenter:
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder))
         self.size = int(self.model.config.vision_config.backbone_config.image_size)
         self.normalization = normalization(self.folder)
-        self.device, self.threshold, self.k = device, float(threshold), int(k)
+        if int(k) < 1 or int(video_k) < 1:
+            raise ValueError(f"k and video_k count instances: whole numbers >= 1, not {k!r} and {video_k!r}")
+        self.device, self.threshold, self.k, self.video_k = device, float(threshold), int(k), int(video_k)
         self.dtype = as_dtype(dtype or "float32", device)
         self.tracker, self._tracker_model = tracker, None
 
@@ -106,12 +109,25 @@ class Sam3ConceptSegmenter:
         k = self.k if k is None else int(k)
         return found.masks[:k], found.scores[:k]
 
+    def video_candidates(self, frames: np.ndarray, expression: str, progress=None,
+                         k: int | None = None) -> list:
+        """Up to k instances (engine.track_masks.TrackCandidate), each tracked through the clip with
+        re-detection, best first: the first is the proposal, the others the annotator's candidates."""
+        from engine.sam2.weights import normalization
+
+        from .video import video_instances
+        check_expression(expression)
+        tracker = self._tracker()
+        return video_instances(self, tracker, normalization(self._tracker_folder), frames, expression, progress,
+                               k=self.video_k if k is None else int(k))
+
     def segment_video(self, frames: np.ndarray, expression: str, progress=None) -> np.ndarray:
         """The best instance, found by the detector and carried through the clip by the tracker."""
-        from engine.sam2.weights import config_type, load_model, normalization, resolve_model_dir
+        found = self.video_candidates(frames, expression, progress)
+        return found[0].track.array() if found else np.zeros(frames.shape[:3], bool)
 
-        from .video import segment_video
-        check_expression(expression)
+    def _tracker(self):
+        from engine.sam2.weights import config_type, load_model, resolve_model_dir
         if self._tracker_model is None:
             if self.tracker is not None:
                 self._tracker_folder = resolve_model_dir(self.tracker)
@@ -122,5 +138,4 @@ class Sam3ConceptSegmenter:
                 self._tracker_model = load_strict(self.folder, "Sam3TrackerVideoModel", self.device, self.dtype)
             else:
                 raise EngineNotConfigured(TRACKER_MISSING)
-        return segment_video(self, self._tracker_model, normalization(self._tracker_folder), frames, expression,
-                             progress)
+        return self._tracker_model
