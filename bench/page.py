@@ -8,7 +8,11 @@ On another video with --video (a small one shows what the page costs beyond the 
 1. brush stroke: pointer released -> mask saved on the server and redrawn on the canvas
    (aim: median under 100 ms);
 2. next frame (the → key) -> the new frame and its masks drawn (aim: under 50 ms);
-3. overlay on/off, outline only, compare, opacity: requests sent (aim: none at all).
+3. overlay on/off, outline only, compare, opacity: requests sent (aim: none at all);
+4. with --sam-clicks N, a second run of the app with SAM 2 (full-size random weights, the sizes of
+   sam2.1-hiera-tiny): a click with the points tool -> SAM's mask saved and redrawn, once the
+   frame is embedded (the engine alone: bench/sam.py). Random weights draw ragged masks, so the
+   reply carries far more runs than a real object's mask would; its size is printed.
 Times are taken inside the page (performance.now() at the input event, and when the canvas
 publishes the new revision or frame), so the browser's own drawing is included.
 """
@@ -68,8 +72,10 @@ def main() -> int:
     args.add_argument("--strokes", type=int, default=20)
     args.add_argument("--steps", type=int, default=20)
     args.add_argument("--video", type=Path, default=VIDEO, help="another video to measure on (default: a.mp4, 1080p)")
+    args.add_argument("--sam-clicks", type=int, default=0, help="also time N SAM 2 clicks (a second app run)")
     opts = args.parse_args()
-    path, w, h = project(Path(tempfile.mkdtemp()), opts.video)
+    tmp = Path(tempfile.mkdtemp())
+    path, w, h = project(tmp, opts.video)
     app = LiveApp(path)
     try:
         with sync_playwright() as p:
@@ -114,7 +120,38 @@ def main() -> int:
         print("    in the browser: " + ", ".join(f"{k} {statistics.median(p[k] for p in parts):.1f} ms"
                                                for k in ("decode", "masks", "draw")))
     print(f"{'overlay toggles (7 changes)':<32} {len(requests)} request(s)  (aim: 0)")
+    if opts.sam_clicks:
+        sam_clicks(tmp, path, w, h, opts.sam_clicks)
     return 0
+
+
+def sam_clicks(tmp: Path, path: Path, w: int, h: int, n: int) -> None:
+    from engine.sam2.presets import FULL, write_model_dir
+    app = LiveApp(path, "--sam-model", str(write_model_dir(tmp / "sam", FULL, seed=0)))
+    times, sizes = [], []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.goto(app.url)
+            wait_shown(page, frame=0)
+            page.evaluate(PROBE)
+            page.on("response", lambda r: "component_server" in r.url and sizes.append(len(r.body())))
+            keys(page, "t")  # the points tool
+            for i in range(n + 1):  # the first click waits for the frame's embedding: not counted
+                rev = page.locator("#canvas [data-drawn]").get_attribute("data-revision")
+                page.mouse.click(*at(page, w // 2 + (i % 5) * w // 40, h // 2 + (i % 3) * h // 40))
+                wait_shown(page, changed_from=rev, timeout=120_000)
+                if i:
+                    times.append(latency(page, "up", "data-revision"))
+                else:
+                    page.evaluate("() => window.__marks.splice(0)")
+            browser.close()
+    finally:
+        app.stop()
+    print(f"{'SAM 2 click -> saved and redrawn':<32} median {statistics.median(times):6.1f} ms  p95 "
+          f"{np.percentile(times, 95):6.1f} ms  max {max(times):6.1f} ms  (n={len(times)}; reply median "
+          f"{statistics.median(sizes) / 1024:.0f} KB)")
 
 
 if __name__ == "__main__":
