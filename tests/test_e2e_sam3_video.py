@@ -3,6 +3,7 @@ instance's track, the candidate strip shows the other instances (each on the fra
 and a click on one stores its whole track: pixel for pixel what the engine gives when called
 directly."""
 import functools
+import re
 from pathlib import Path
 
 import cv2
@@ -70,6 +71,8 @@ def test_segment_shows_video_candidates_and_a_click_saves_that_track(page, tmp_p
         page.get_by_role("option", name="sam3", exact=True).click()
         expect(page.locator("#segment")).to_have_text("Segment with sam3")
         edit(page, lambda: page.locator("#segment").click())
+        expect(page.get_by_text(re.compile(r"sam3 segmented 4 frame\(s\); manual frames kept; [1-9] other pick\(s\) "
+                                           r"under Candidates"))).to_be_visible()
 
         with ProjectStore(app.project) as store:
             media = store.list_media()[0]

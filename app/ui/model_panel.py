@@ -81,8 +81,11 @@ def wire(page) -> None:
 
     def segment(session, engine_name, overwrite, progress=gr.Progress()):
         result = session.segment(engine_name, overwrite, progress=lambda f, msg="": progress(f, desc=msg))
-        gr.Info(f"{engine_name} segmented {result['frames']} frame(s); manual frames kept"
-                if not overwrite else f"{engine_name} segmented {result['frames']} frame(s)")
+        found = session.studio.candidates(session.expression_id, session.object_id)
+        count = len(found[0]) if found is not None else 0
+        others = f"; {count - 1} other pick(s) under Candidates (keys 1-{count})" if count > 1 else ""
+        gr.Info(f"{engine_name} segmented {result['frames']} frame(s)"
+                + ("" if overwrite else "; manual frames kept") + others)
         return {**show(page, session), **offered(session)}
 
     def choose(index, session, overwrite):
