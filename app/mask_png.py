@@ -61,7 +61,7 @@ def write_mask_png(mask: np.ndarray, path: str | Path) -> Path:
 def write_png(image: np.ndarray, path: str | Path) -> Path:
     """Write a grey [H, W] or RGB [H, W, 3] uint8 image as a lossless PNG, atomically."""
     path = Path(path)
-    bgr = image if image.ndim == 2 else np.ascontiguousarray(image[..., ::-1])
+    bgr = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     ok, data = cv2.imencode(".png", bgr)
     if not ok:
         raise OSError(f"OpenCV could not encode {path.name} as PNG")

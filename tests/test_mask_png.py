@@ -57,3 +57,20 @@ def test_write_round_trip_is_0_255(tmp_path):
     assert img.dtype == np.uint8 and set(np.unique(img)) == {0, 255}
     assert np.array_equal(read_mask_png(path), OBJ)
     assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+
+
+def test_colour_images_keep_their_channel_order(tmp_path):
+    """The page's JPEG frames and written RGB PNGs both go through OpenCV's BGR: red stays red."""
+    import base64
+
+    from app.mask_png import write_png
+    from app.ui.frame_images import jpeg_data_url
+    rgb = np.zeros((32, 48, 3), np.uint8)
+    rgb[:, :16] = (220, 30, 10)
+    rgb[:, 16:32] = (10, 200, 40)
+    rgb[:, 32:] = (20, 40, 230)
+    back = cv2.cvtColor(cv2.imread(str(write_png(rgb, tmp_path / "c.png"))), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(back, rgb)
+    jpeg = base64.b64decode(jpeg_data_url(rgb).split(",", 1)[1])
+    shown = cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    assert np.abs(shown.astype(int) - rgb).max() <= 12  # JPEG at quality 92, 4:4:4
