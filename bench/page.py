@@ -19,6 +19,7 @@ publishes the new revision or frame), so the browser's own drawing is included.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -67,6 +68,22 @@ def project(tmp: Path, video: Path = VIDEO) -> tuple[Path, int, int]:
     return tmp / "bench.sqlite", w, h
 
 
+@contextlib.contextmanager
+def probed_page(app: LiveApp):
+    """Chromium at 1600x1000 on the app's first frame, with the timing probe installed."""
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.goto(app.url)
+            wait_shown(page, frame=0)
+            page.evaluate(PROBE)
+            yield page
+            browser.close()
+    finally:
+        app.stop()
+
+
 def main() -> int:
     args = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     args.add_argument("--strokes", type=int, default=20)
@@ -76,43 +93,32 @@ def main() -> int:
     opts = args.parse_args()
     tmp = Path(tempfile.mkdtemp())
     path, w, h = project(tmp, opts.video)
-    app = LiveApp(path)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            page.goto(app.url)
-            wait_shown(page, frame=0)
-            page.evaluate(PROBE)
+    with probed_page(LiveApp(path)) as page:
+        strokes, browser_ms = [], {"stroke": [], "frame": []}
+        for i in range(opts.strokes):
+            rev = page.locator("#canvas [data-drawn]").get_attribute("data-revision")
+            y = (100 + 20 * i) * h // 1080
+            page.mouse.move(*at(page, w // 10, y))
+            page.mouse.down()
+            page.mouse.move(*at(page, w // 5, y + 10 * h // 1080))
+            page.mouse.up()
+            wait_shown(page, changed_from=rev)
+            strokes.append(latency(page, "up", "data-revision"))
+            browser_ms["stroke"].append(json.loads(page.locator("#canvas [data-drawn]").get_attribute("data-timing")))
 
-            strokes, browser_ms = [], {"stroke": [], "frame": []}
-            for i in range(opts.strokes):
-                rev = page.locator("#canvas [data-drawn]").get_attribute("data-revision")
-                y = (100 + 20 * i) * h // 1080
-                page.mouse.move(*at(page, w // 10, y))
-                page.mouse.down()
-                page.mouse.move(*at(page, w // 5, y + 10 * h // 1080))
-                page.mouse.up()
-                wait_shown(page, changed_from=rev)
-                strokes.append(latency(page, "up", "data-revision"))
-                browser_ms["stroke"].append(json.loads(page.locator("#canvas [data-drawn]").get_attribute("data-timing")))
+        steps = []
+        for f in range(1, opts.steps + 1):
+            keys(page, "ArrowRight") if f == 1 else page.keyboard.press("ArrowRight")
+            wait_shown(page, frame=f)
+            steps.append(latency(page, "key", "data-frame"))
+            browser_ms["frame"].append(json.loads(page.locator("#canvas [data-drawn]").get_attribute("data-timing")))
 
-            steps = []
-            for f in range(1, opts.steps + 1):
-                keys(page, "ArrowRight") if f == 1 else page.keyboard.press("ArrowRight")
-                wait_shown(page, frame=f)
-                steps.append(latency(page, "key", "data-frame"))
-                browser_ms["frame"].append(json.loads(page.locator("#canvas [data-drawn]").get_attribute("data-timing")))
-
-            requests = []
-            page.on("request", lambda r: requests.append(r.url))
-            for key in ("o", "o", "l", "l", "c", "c"):
-                page.keyboard.press(key)
-            page.locator("#canvas-opacity").evaluate("e => { e.value = 0.8; e.dispatchEvent(new Event('input')); }")
-            page.wait_for_timeout(1000)
-            browser.close()
-    finally:
-        app.stop()
+        requests = []
+        page.on("request", lambda r: requests.append(r.url))
+        for key in ("o", "o", "l", "l", "c", "c"):
+            page.keyboard.press(key)
+        page.locator("#canvas-opacity").evaluate("e => { e.value = 0.8; e.dispatchEvent(new Event('input')); }")
+        page.wait_for_timeout(1000)
     for label, times, aim in (("stroke end -> saved and redrawn", strokes, 100), ("next frame", steps, 50)):
         print(f"{label:<32} median {statistics.median(times):6.1f} ms  p95 {np.percentile(times, 95):6.1f} ms  "
               f"max {max(times):6.1f} ms  (aim: median < {aim} ms, n={len(times)})")
@@ -127,28 +133,18 @@ def main() -> int:
 
 def sam_clicks(tmp: Path, path: Path, w: int, h: int, n: int) -> None:
     from engine.sam2.presets import FULL, write_model_dir
-    app = LiveApp(path, "--sam-model", str(write_model_dir(tmp / "sam", FULL, seed=0)))
     times, sizes = [], []
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            page.goto(app.url)
-            wait_shown(page, frame=0)
-            page.evaluate(PROBE)
-            page.on("response", lambda r: "component_server" in r.url and sizes.append(len(r.body())))
-            keys(page, "t")  # the points tool
-            for i in range(n + 1):  # the first click waits for the frame's embedding: not counted
-                rev = page.locator("#canvas [data-drawn]").get_attribute("data-revision")
-                page.mouse.click(*at(page, w // 2 + (i % 5) * w // 40, h // 2 + (i % 3) * h // 40))
-                wait_shown(page, changed_from=rev, timeout=120_000)
-                if i:
-                    times.append(latency(page, "up", "data-revision"))
-                else:
-                    page.evaluate("() => window.__marks.splice(0)")
-            browser.close()
-    finally:
-        app.stop()
+    with probed_page(LiveApp(path, "--sam-model", str(write_model_dir(tmp / "sam", FULL, seed=0)))) as page:
+        page.on("response", lambda r: "component_server" in r.url and sizes.append(len(r.body())))
+        keys(page, "t")  # the points tool
+        for i in range(n + 1):  # the first click waits for the frame's embedding: not counted
+            rev = page.locator("#canvas [data-drawn]").get_attribute("data-revision")
+            page.mouse.click(*at(page, w // 2 + (i % 5) * w // 40, h // 2 + (i % 3) * h // 40))
+            wait_shown(page, changed_from=rev, timeout=120_000)
+            if i:
+                times.append(latency(page, "up", "data-revision"))
+            else:
+                page.evaluate("() => window.__marks.splice(0)")
     print(f"{'SAM 2 click -> saved and redrawn':<32} median {statistics.median(times):6.1f} ms  p95 "
           f"{np.percentile(times, 95):6.1f} ms  max {max(times):6.1f} ms  (n={len(times)}; reply median "
           f"{statistics.median(sizes) / 1024:.0f} KB)")
