@@ -78,6 +78,12 @@ class Studio:
             self.preparer.request((media_id, index), image)
         return image
 
+    def media_clip(self, media_id: int) -> engine.Clip:
+        """A media's frames as an engine reads them: one at a time from the frame cache, for
+        engines that stream; stacked by the engine service for the others."""
+        media = self.store.get_media(media_id)
+        return engine.Clip(lambda i: self.frame(media_id, i), media["frames"], media["height"], media["width"])
+
     def media_frames(self, media_id: int) -> np.ndarray:
         """Every frame of a media, uint8 [T,H,W,3] RGB (an image is T=1): what an engine reads."""
         media = self.store.get_media(media_id)
@@ -227,7 +233,7 @@ class Studio:
             raise StoreError(f"engine {info.name!r} segments {' and '.join(info.kinds)}s, but {media['name']} "
                              f"is a {media['kind']}; choose an engine for {media['kind']}s")
         self.engines.load(engine_name)
-        return self.engines.run(engine_name, media["kind"], self.media_frames(media["id"]), expr["text"],
+        return self.engines.run(engine_name, media["kind"], self.media_clip(media["id"]), expr["text"],
                                 progress=progress)
 
     def save_proposal(self, expression_id: int, engine_name: str, masks: np.ndarray, object_id: int | None = None,

@@ -4,6 +4,7 @@ Engines (FlowRVS for video, FlowSeg for images) register themselves with
 `register_segmenter`; the app talks only to `EngineService`, which owns the accelerator.
 Importing this package never imports torch.
 """
+from .clip import Clip
 from .registry import (
     Cancelled,
     EngineNotConfigured,
@@ -24,7 +25,7 @@ from .registry import (
 from .service import EngineService, Proposal
 
 __all__ = [
-    "Cancelled", "EngineNotConfigured", "EngineService", "ModelPath", "Proposal", "Segmenter", "SegmenterInfo", "UnknownEngineError",
+    "Cancelled", "Clip", "EngineNotConfigured", "EngineService", "ModelPath", "Proposal", "Segmenter", "SegmenterInfo", "UnknownEngineError",
     "available_segmenters", "load_segmenter", "model_path", "model_path_options", "pick_device",
     "register_model_paths", "register_segmenter",
     "segmenter_info", "unregister_segmenter",

@@ -13,6 +13,9 @@ def describe(a) -> str:
 
 
 def check_frames(frames) -> None:
+    from engine.clip import Clip
+    if isinstance(frames, Clip):  # checked as it is read, frame by frame
+        return
     if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError("frames must be a numpy array of shape [T,H,W,3] (RGB); got "
                          f"{describe(frames)}. Stack frames with np.stack(list_of_frames); for one "

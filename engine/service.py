@@ -74,8 +74,8 @@ class EngineService:
 
     def run(self, name: str, kind: str, frames: np.ndarray, expression: str,
             progress: Optional[ProgressFn] = None, **paths) -> Proposal:
-        """The one way a media goes through an engine: frames uint8 [T,H,W,3] RGB (an image is
-        T=1) -> Proposal. For an image, an engine's candidates come along when it offers them;
+        """The one way a media goes through an engine: frames uint8 [T,H,W,3] RGB, as an array or
+        an engine.Clip (an image is T=1) -> Proposal. For an image, an engine's candidates come along when it offers them;
         an empty alternative is dropped (it would be no one-click fix), the pick never is."""
         if kind == "video":
             return self._run_video(name, frames, expression, progress, paths)
@@ -91,7 +91,7 @@ class EngineService:
         """frames uint8 [T,H,W,3] RGB -> bool [T,H,W]."""
         _check_video_call(name, frames, expression)
         out = self._locked_call(name, paths, lambda segmenter: segmenter.segment_video(
-            frames, expression, progress=self._forward(progress)))
+            _frames_for(segmenter, frames), expression, progress=self._forward(progress)))
         return _check_output(name, out, frames.shape[:3], "segment_video")
 
     def _run_video(self, name, frames, expression, progress, paths) -> Proposal:
@@ -99,8 +99,9 @@ class EngineService:
         give their one track."""
         _check_video_call(name, frames, expression)
         out = self._locked_call(name, paths, lambda segmenter: segmenter.video_candidates(
-            frames, expression, progress=self._forward(progress)) if hasattr(segmenter, "video_candidates")
-            else segmenter.segment_video(frames, expression, progress=self._forward(progress)))
+            _frames_for(segmenter, frames), expression, progress=self._forward(progress))
+            if hasattr(segmenter, "video_candidates")
+            else segmenter.segment_video(_frames_for(segmenter, frames), expression, progress=self._forward(progress)))
         if isinstance(out, np.ndarray):
             return Proposal(_check_output(name, out, frames.shape[:3], "segment_video"))
         if not isinstance(out, list) or not all(isinstance(c, TrackCandidate) and c.track.num_frames == len(frames)
@@ -239,6 +240,11 @@ class EngineService:
     def _raise_if_cancelled(self) -> None:
         if self._cancel.is_set():
             raise Cancelled("segmentation cancelled")
+
+
+def _frames_for(segmenter, frames):
+    """A Clip for engines that read frame by frame (streams_frames), else the whole array."""
+    return frames if getattr(segmenter, "streams_frames", False) else np.asarray(frames)
 
 
 def _check_video_call(name: str, frames: np.ndarray, expression: str) -> None:

@@ -128,3 +128,35 @@ def test_the_long_clip_bench_runs_on_a_few_frames():
     assert done.returncode == 0, done.stderr[-3000:]
     assert re.search(r"^Studio.segment: [\d.]+ s = [\d.]+ frames/s$", done.stdout, re.M), done.stdout
     assert re.search(r"^video candidates kept: [1-3] tracks, [\d.]+ MB as RLE", done.stdout, re.M), done.stdout
+
+
+def test_a_video_streams_through_sam3_never_whole(tmp_path, monkeypatch):
+    """The studio hands sam3 an engine.Clip: frames come from the bounded frame cache one at a time,
+    so the run's peak stays under the clip's size; the same run given the stacked clip exceeds it."""
+    import tracemalloc
+
+    from engine.sam3.concept import Sam3ConceptSegmenter
+    frames, size = 30, (480, 270)
+    studio, media_id, eid = studio_with_clip(tmp_path, frames, size)
+    clip_bytes = frames * size[0] * size[1] * 3
+    studio.frames.max_bytes = 2 * 2**20  # a few frames
+
+    def peak(streams: bool) -> tuple[int, np.ndarray]:
+        monkeypatch.setattr(Sam3ConceptSegmenter, "streams_frames", streams)
+        studio.frames.clear()
+        tracemalloc.start()
+        try:
+            masks = studio.propose(eid, "sam3").masks
+            return tracemalloc.get_traced_memory()[1], masks
+        finally:
+            tracemalloc.stop()
+    try:
+        studio.engines.load("sam3")
+        streamed, masks = peak(True)
+        stacked, same = peak(False)
+        print(f"peak {streamed / 2**20:.1f} MB streamed, {stacked / 2**20:.1f} MB stacked; clip {clip_bytes / 2**20:.1f} MB")
+        np.testing.assert_array_equal(masks, same)
+        assert masks[1:].any()
+        assert streamed < clip_bytes <= stacked
+    finally:
+        studio.close()

@@ -65,6 +65,8 @@ def postprocess(out, height: int, width: int) -> Instances:
 
 
 class Sam3ConceptSegmenter:
+    streams_frames = True  # a video is read frame by frame (engine.Clip), never whole
+
     def __init__(self, model, device: str = "cpu", dtype=None, threshold: float = 0.3, k: int = 5, tracker=None,
                  video_k: int = 3):
         from transformers import AutoTokenizer
