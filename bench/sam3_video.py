@@ -8,8 +8,8 @@ weights) on gradio's world.mp4 (480x270, 901 frames), every instance followed an
 
 Figures: frames/s of Studio.segment (decode, detect, track k instances, save); RSS during the run
 and after it, beside what the clip would take as one array (T x H x W x 3 bytes; sam3 reads it
-frame by frame from the frame cache instead), and the bytes the kept video candidates take. Random weights: the speed and memory are the plumbing's,
-the masks are not a real model's.
+frame by frame from the frame cache instead), and the bytes the kept video candidates take.
+Random weights: the speed and memory are the plumbing's, the masks are not a real model's.
 """
 from __future__ import annotations
 
