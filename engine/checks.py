@@ -5,6 +5,8 @@ import dataclasses
 
 import numpy as np
 
+from engine.clip import Clip
+
 
 def describe(a) -> str:
     if isinstance(a, np.ndarray):
@@ -13,7 +15,6 @@ def describe(a) -> str:
 
 
 def check_frames(frames) -> None:
-    from engine.clip import Clip
     if isinstance(frames, Clip):  # checked as it is read, frame by frame
         return
     if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[-1] != 3:

@@ -75,8 +75,9 @@ class EngineService:
     def run(self, name: str, kind: str, frames: np.ndarray, expression: str,
             progress: Optional[ProgressFn] = None, **paths) -> Proposal:
         """The one way a media goes through an engine: frames uint8 [T,H,W,3] RGB, as an array or
-        an engine.Clip (an image is T=1) -> Proposal. For an image, an engine's candidates come along when it offers them;
-        an empty alternative is dropped (it would be no one-click fix), the pick never is."""
+        an engine.Clip (an image is T=1) -> Proposal. For an image, an engine's candidates come
+        along when it offers them; an empty alternative is dropped (it would be no one-click fix),
+        the pick never is."""
         if kind == "video":
             return self._run_video(name, frames, expression, progress, paths)
         found = self.candidates(name, frames[0], expression, **paths)
@@ -98,10 +99,13 @@ class EngineService:
         """An engine that follows several instances (video_candidates) offers them all; others
         give their one track."""
         _check_video_call(name, frames, expression)
-        out = self._locked_call(name, paths, lambda segmenter: segmenter.video_candidates(
-            _frames_for(segmenter, frames), expression, progress=self._forward(progress))
-            if hasattr(segmenter, "video_candidates")
-            else segmenter.segment_video(_frames_for(segmenter, frames), expression, progress=self._forward(progress)))
+
+        def call(segmenter):
+            clip, report = _frames_for(segmenter, frames), self._forward(progress)
+            if hasattr(segmenter, "video_candidates"):
+                return segmenter.video_candidates(clip, expression, progress=report)
+            return segmenter.segment_video(clip, expression, progress=report)
+        out = self._locked_call(name, paths, call)
         if isinstance(out, np.ndarray):
             return Proposal(_check_output(name, out, frames.shape[:3], "segment_video"))
         if not isinstance(out, list) or not all(isinstance(c, TrackCandidate) and c.track.num_frames == len(frames)
