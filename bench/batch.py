@@ -24,9 +24,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app import batch
-from app.store import ProjectStore
-from app.studio import Studio
+from app.commands import batch
+from app.project.store import ProjectStore
+from app.studio.studio import Studio
 from bench import work_engine
 from bench.studio import write_video
 

@@ -9,7 +9,7 @@ import time
 
 from playwright.sync_api import expect
 
-from app.store import ProjectStore
+from app.project.store import ProjectStore
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

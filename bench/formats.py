@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from app import formats
-from app.store import ProjectStore
+from app.project.store import ProjectStore
 from bench.studio import blob, machine, write_video
 
 SIZE = (320, 240)

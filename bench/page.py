@@ -31,7 +31,7 @@ import gradio
 import numpy as np
 from playwright.sync_api import sync_playwright
 
-from app.studio import Studio
+from app.studio.studio import Studio
 from bench.canvas_driver import CHROMIUM, FLAGS, at, keys, wait_shown
 from bench.live_app import LiveApp
 

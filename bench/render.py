@@ -24,8 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.media import FrameReader
-from app.studio import Studio
+from app.media.files import FrameReader
+from app.studio.studio import Studio
 
 CLIP = Path(importlib.util.find_spec("gradio").origin).parent / "media_assets" / "videos" / "a.mp4"
 REAL_TIME_FPS = 30.0

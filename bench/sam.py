@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app import frame_tools
-from app.propagate import propagate
-from app.studio import Studio
+from app.masks import frame_tools
+from app.masks.propagate import propagate
+from app.studio.studio import Studio
 from engine.sam2.presets import FULL, TINY, write_model_dir
 
 CLICK_MS = 100.0

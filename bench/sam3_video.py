@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from app.studio import Studio
+from app.studio.studio import Studio
 from bench.sam import CLIP, rss_mb
 from engine.sam2.presets import SAM3_TRACKER_TINY, make_video_model
 from engine.sam3.presets import write_model_dir

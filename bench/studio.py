@@ -25,10 +25,10 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from app.export_coco import write_coco
-from app.overlay import render_overlay
-from app.store import ProjectStore
-from app.studio import Studio
+from app.formats.coco_build import write_coco
+from app.masks.overlay import render_overlay
+from app.project.store import ProjectStore
+from app.studio.studio import Studio
 from app.ui import views
 from app.ui.session import Session
 

@@ -17,8 +17,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from app.cli import seed_demo
-from app.studio import Studio
+from app.commands.cli import seed_demo
+from app.studio.studio import Studio
 from scripts.make_demo_media import draw_clip_shapes
 
 ENGINE = "flowrvs-demo"

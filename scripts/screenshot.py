@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio
 from playwright.sync_api import sync_playwright
 
-from app.studio import Studio
+from app.studio.studio import Studio
 from bench.live_app import LiveApp
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.store import ProjectStore
+from app.project.store import ProjectStore
 from bench.canvas_driver import CHROMIUM, FLAGS
 
 
@@ -16,7 +16,7 @@ def store(tmp_path):
 @pytest.fixture
 def studio(tmp_path):
     """A Studio on a new project in tmp_path."""
-    from app.studio import Studio
+    from app.studio.studio import Studio
     s = Studio(tmp_path / "p.sqlite")
     yield s
     s.close()

@@ -348,7 +348,7 @@ def test_api_example_script_runs(app, client, media, summary):
 
 
 def test_propagate_endpoint_follows_the_object_and_keeps_manual_frames(client, tmp_path):
-    from app.frame_tools import mask_iou
+    from app.masks.frame_tools import mask_iou
     from tests.page_fixtures import write_moving_square
 
     truth = write_moving_square(tmp_path / "square.avi", frames=10)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import engine
-from app import batch
-from app.store import ProjectStore
-from app.studio import Studio
+from app.commands import batch
+from app.project.store import ProjectStore
+from app.studio.studio import Studio
 from tests import fake_engines
 from tests.fake_engines import bright
 from tests.media_fixtures import write_image, write_video

@@ -2,8 +2,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app import cli
-from app.studio import Studio
+from app.commands import cli
+from app.studio.studio import Studio
 
 ROOT = Path(__file__).resolve().parent.parent
 

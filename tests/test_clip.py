@@ -3,7 +3,7 @@ stacked frames, and refusing a frame that does not fit the clip."""
 import numpy as np
 import pytest
 
-from app.studio import Studio
+from app.studio.studio import Studio
 from engine.clip import Clip
 from tests.media_fixtures import write_video
 

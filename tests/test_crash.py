@@ -13,7 +13,7 @@ import pytest
 from gradio_client import Client, handle_file
 from pycocotools import mask as mask_utils
 
-from app.store import ProjectStore
+from app.project.store import ProjectStore
 from bench.live_app import ROOT, LiveApp
 
 VIDEO = ROOT / "assets" / "demo" / "shapes.mp4"  # 24 frames, 320x240

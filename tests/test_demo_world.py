@@ -12,7 +12,7 @@ from pycocotools import mask as mask_utils
 
 from app.formats.mevis import import_mevis
 from app.formats.refcoco import import_refcoco
-from app.store import ProjectStore
+from app.project.store import ProjectStore
 from engine.demo_world import (
     COLOURS,
     KINDS_IMAGE,

@@ -8,8 +8,8 @@ import numpy as np
 from playwright.sync_api import expect
 from pycocotools.coco import COCO
 
-from app.mask_ops import paint
-from app.store import ProjectStore
+from app.masks.ops import paint
+from app.project.store import ProjectStore
 from bench import canvas_driver as drive
 from tests.media_fixtures import write_video
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from app.frame_tools import box_to_mask, polygon_to_mask, refine_with_clicks
-from app.mask_ops import paint
-from app.media import FrameReader
-from app.store import ProjectStore
+from app.masks.frame_tools import box_to_mask, polygon_to_mask, refine_with_clicks
+from app.masks.ops import paint
+from app.media.files import FrameReader
+from app.project.store import ProjectStore
 from bench.canvas_driver import (  # noqa: F401
     add_expression,
     at,

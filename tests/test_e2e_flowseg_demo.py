@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 from playwright.sync_api import expect
 
-from app.frame_tools import mask_iou
-from app.mask_ops import paint
+from app.masks.frame_tools import mask_iou
+from app.masks.ops import paint
 from bench.canvas_driver import (  # noqa: F401
     add_expression,
     drag,

@@ -4,8 +4,8 @@ alternatives replaces it."""
 import numpy as np
 from playwright.sync_api import expect
 
-from app.media import FrameCache
-from app.store import ProjectStore
+from app.media.files import FrameCache
+from app.project.store import ProjectStore
 from bench.canvas_driver import add_expression, at, edit, keys, stored, upload, wait_for  # noqa: F401
 from bench.live_app import LiveApp
 from engine.sam2.predictor import SamPredictor

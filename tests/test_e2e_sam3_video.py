@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from playwright.sync_api import expect
 
-from app.media import FrameCache
-from app.store import ProjectStore
+from app.media.files import FrameCache
+from app.project.store import ProjectStore
 from bench.canvas_driver import add_expression, edit, upload, wait_for  # noqa: F401
 from bench.live_app import LiveApp
 from engine.sam3 import load

@@ -3,8 +3,8 @@ negative click, undo, review."""
 import numpy as np
 from playwright.sync_api import expect
 
-from app.frame_tools import mask_iou
-from app.store import ProjectStore
+from app.masks.frame_tools import mask_iou
+from app.project.store import ProjectStore
 from bench.canvas_driver import (  # noqa: F401
     add_expression,
     at,

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import engine
-from app import evaluate as ev
-from app.store import ProjectStore
-from app.studio import Studio
+from app.commands import evaluate as ev
+from app.project.store import ProjectStore
+from app.studio.studio import Studio
 from tests import fake_engines  # registers the fake engines in this process too
 from tests.fake_engines import bright
 from tests.media_fixtures import write_image, write_video
@@ -174,7 +174,7 @@ def test_evaluate_in_process_groups_by_id_and_uses_the_union_of_objects(project)
 def test_engine_modules_load_before_the_command_runs(tmp_path, monkeypatch):
     """--engine-module (before or after the command, repeatable) and FLOWLABEL_ENGINE_MODULES
     are imported before serve builds the Studio, so plugin engines show up in the app."""
-    from app import cli
+    from app.commands import cli
     plugin = tmp_path / "my_plugin.py"
     plugin.write_text("import engine\nfrom tests.fake_engines import Bright\n"
                       "engine.register_segmenter('tmp-plugin', Bright)\n")

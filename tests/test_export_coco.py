@@ -12,9 +12,9 @@ import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from app import export_coco
-from app.export_coco import write_coco
-from app.store import ProjectStore
+from app.formats import coco_build
+from app.formats.coco_build import write_coco
+from app.project.store import ProjectStore
 from tests.media_fixtures import write_image, write_video
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -326,7 +326,7 @@ def test_failed_write_keeps_old_file_and_leaves_nothing(store, image_path, tmp_p
     def crash(data, f, **kwargs):
         f.write('{"images": [')
         raise OSError("disk full")
-    monkeypatch.setattr(export_coco.json, "dump", crash)
+    monkeypatch.setattr(coco_build.json, "dump", crash)
     with pytest.raises(OSError, match="disk full"):
         write_coco(store, out)
     assert out.read_text() == "old export"

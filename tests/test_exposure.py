@@ -11,8 +11,8 @@ import gradio as gr
 import pytest
 from gradio_client import Client
 
-from app.api import user_errors
-from app.exposure import (
+from app.serve.api import user_errors
+from app.serve.exposure import (
     AUTH_ENV,
     Exposure,
     ExposureError,
@@ -21,7 +21,7 @@ from app.exposure import (
     check_readable,
     load_credentials,
 )
-from app.studio import Studio
+from app.studio.studio import Studio
 from app.ui.extras_panel import import_dataset
 from bench.live_app import ROOT, LiveApp, free_port
 

@@ -173,7 +173,7 @@ def test_trains_on_the_studios_refcoco_export(tmp_path):
     """The loop teams use: correct masks in the studio, export RefCOCO, fine-tune on it."""
     import cv2
 
-    from app.studio import Studio
+    from app.studio.studio import Studio
     scene = next(iter(world_images(11, 1, 48)))
     cv2.imwrite(str(tmp_path / "shapes.png"), cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR))
     studio = Studio(tmp_path / "p.sqlite")

@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
-from app import cli, formats
-from app.store import ProjectStore
+from app import formats
+from app.commands import cli
+from app.project.store import ProjectStore
 from tests.test_formats_common import ROOT, build_project, canon
 
 KINDS = {"coco": ("image", "video"), "refcoco": ("image",), "ytvos": ("video",), "mevis": ("video",)}

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app import rle
-from app.store import ProjectStore
+from app.project import rle
+from app.project.store import ProjectStore
 from tests.media_fixtures import write_image, write_video
 
 ROOT = Path(__file__).resolve().parent.parent

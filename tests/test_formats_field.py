@@ -8,7 +8,7 @@ from PIL import Image
 
 from app import formats
 from app.formats._base import MAX_STEM_BYTES
-from app.media import FrameReader
+from app.media.files import FrameReader
 from tests.field_loaders import pycocotools_masks
 from tests.test_formats_common import box, canon, fresh, load, source  # noqa: F401 (fixtures)
 from tests.test_formats_roundtrip import export_import

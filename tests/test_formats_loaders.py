@@ -11,8 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from app import formats, rle
+from app import formats
 from app.formats._polygons import polygons_to_mask
+from app.project import rle
 from tests.field_loaders import pycocotools_masks, refer_get_masks, referformer_samples
 from tests.media_fixtures import write_image
 from tests.test_formats_common import canon, fresh, load, source  # noqa: F401 (fixtures)

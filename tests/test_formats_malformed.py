@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import sqlite_utils
 
-from app import formats, rle
+from app import formats
 from app.formats import FormatError
 from app.formats.ytvos import write_palette_png
-from app.store import ProjectStore
+from app.project import rle
+from app.project.store import ProjectStore
 from tests.test_formats_common import box, dump, load, py2_pickle, source, state  # noqa: F401 (fixture)
 
 

@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from app import cli, formats
+from app import formats
+from app.commands import cli
 from app.formats import coco
-from app.mask_ops import fill_holes
+from app.masks.ops import fill_holes
 from tests.test_formats_common import box, canon, fresh, load, source  # noqa: F401 (fixtures)
 
 

@@ -10,7 +10,7 @@ from pycocotools import mask as mask_utils
 
 from app import formats
 from app.formats import _frames
-from app.media import FrameReader
+from app.media.files import FrameReader
 from tests.test_formats_common import canon, fresh, load, source  # noqa: F401 (fixtures)
 
 VIDEOS, IMAGES, ALL = ("video",), ("image",), ("image", "video")

@@ -6,10 +6,10 @@ import sqlite3
 import numpy as np
 import pytest
 
-from app import media
-from app.frame_index import FrameIndex
-from app.media import FrameReader, probe
-from app.studio import Studio
+from app.media import files as media
+from app.media.files import FrameReader, probe
+from app.media.frame_index import FrameIndex
+from app.studio.studio import Studio
 from tests.media_fixtures import (
     GRADIO_VIDEOS,
     decode_sequentially,

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.frame_tools import (
+from app.masks.frame_tools import (
     box_to_mask,
     mask_iou,
     mask_to_polygons,
@@ -133,7 +133,7 @@ def test_clicks_on_an_empty_mask(scene):
 def test_large_crops_are_segmented_downscaled(scene, monkeypatch):
     # At 1080p a big object's crop is shrunk to GRABCUT_SIDE px; the result comes back full size
     # and clicked discs are still honoured pixel for pixel.
-    import app.frame_tools as frame_tools
+    import app.masks.frame_tools as frame_tools
     monkeypatch.setattr(frame_tools, "GRABCUT_SIDE", 48)
     image, disc = scene
     x, y = CENTRE

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from app import mask_ops
+from app.masks import ops as mask_ops
 
 
 def square_ring(size=9, hole=slice(3, 6)):

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.mask_png import MaskFileError, read_mask_png, write_mask_png
+from app.masks.png import MaskFileError, read_mask_png, write_mask_png
 
 OBJ = np.zeros((20, 30), bool)
 OBJ[4:12, 5:25] = True
@@ -63,7 +63,7 @@ def test_colour_images_keep_their_channel_order(tmp_path):
     """The page's JPEG frames and written RGB PNGs both go through OpenCV's BGR: red stays red."""
     import base64
 
-    from app.mask_png import write_png
+    from app.masks.png import write_png
     from app.ui.frame_images import jpeg_data_url
     rgb = np.zeros((32, 48, 3), np.uint8)
     rgb[:, :16] = (220, 30, 10)

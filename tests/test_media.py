@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import media
-from app.media import FrameCache, FrameReader, MediaError, list_media_files, media_kind, probe
+from app.media import files as media
+from app.media.files import FrameCache, FrameReader, MediaError, list_media_files, media_kind, probe
 from tests.media_fixtures import frame_signature, write_image, write_video
 
 IMAGE_FORMATS = [".png", ".jpg", ".webp", ".bmp", ".tiff"]

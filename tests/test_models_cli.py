@@ -4,7 +4,7 @@ import shutil
 import subprocess
 import sys
 
-from app.cli import main
+from app.commands.cli import main
 from bench.live_app import ROOT
 from tests import sam_fixtures as fx
 from tests.hf_cache import write_hf_cache_entry
@@ -71,7 +71,7 @@ def test_download_of_weights_already_cached_is_found_offline(tmp_path):
 
 
 def test_studio_reports_which_weights_are_ready(tmp_path, monkeypatch):
-    from app.studio import Studio
+    from app.studio.studio import Studio
     monkeypatch.setenv("HF_HUB_CACHE", str(fx.hf_cache()))
     monkeypatch.delenv("FLOWLABEL_SAM_MODEL", raising=False)
     monkeypatch.setenv("FLOWLABEL_FLOWSEG_DIR", str(tmp_path / "nowhere"))

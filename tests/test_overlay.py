@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from app.overlay import render_overlay
+from app.masks.overlay import render_overlay
 
 RED, YELLOW = (255, 64, 64), (255, 255, 0)
 

@@ -6,9 +6,9 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from app.api import user_errors
-from app.frame_tools import mask_iou
-from app.studio import Studio
+from app.masks.frame_tools import mask_iou
+from app.serve.api import user_errors
+from app.studio.studio import Studio
 from app.ui import views
 from app.ui.extras_panel import agreement, import_dataset
 from app.ui.session import Session
@@ -166,7 +166,7 @@ def test_shortcuts_are_validated_and_stored(page):
 def test_datasets_out_and_back_in_through_the_page(page, tmp_path):
     import zipfile
 
-    from app.tempfiles import Spool
+    from app.serve.tempfiles import Spool
     from app.ui.extras_panel import export_dataset
     tab, truth = page
     eid = tab.expression_id

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 
-from app.project_lock import ProjectLock, ProjectLockedError, holder, lock_path
-from app.store import ProjectStore
+from app.project.lock import ProjectLock, ProjectLockedError, holder, lock_path
+from app.project.store import ProjectStore
 from bench.live_app import ROOT, LiveApp, free_port
 from tests.test_formats_common import build_project
 

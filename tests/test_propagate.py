@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from app.frame_tools import mask_iou
-from app.propagate import PropagationStep, propagate, review_scores
+from app.masks.frame_tools import mask_iou
+from app.masks.propagate import PropagationStep, propagate, review_scores
 
 SIZE = (128, 96)  # width, height
 # Per-frame moves (dx, dy) of object A, and of object B (a second object, for anchors).

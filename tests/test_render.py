@@ -6,9 +6,10 @@ import pytest
 from PIL import Image
 
 import engine
-from app import cli, render
-from app.media import FrameReader
-from app.render import GAP_RGB, PALETTE, RenderError
+from app.commands import cli
+from app.media.files import FrameReader
+from app.render import clip as render
+from app.render.clip import GAP_RGB, PALETTE, RenderError
 from tests.media_fixtures import decode_sequentially, write_video
 
 SIZE = (128, 96)

@@ -10,8 +10,8 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
-from app.cli import seed_demo
-from app.studio import Studio
+from app.commands.cli import seed_demo
+from app.studio.studio import Studio
 from bench.canvas_driver import CHROMIUM, FLAGS
 from bench.live_app import LiveApp
 from tests.test_render import decode

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import engine
-from app.studio import Studio
+from app.studio.studio import Studio
 from engine.sam3 import load
 from engine.sam3.presets import write_model_dir
 from tests import sam_fixtures as fx

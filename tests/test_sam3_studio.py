@@ -4,7 +4,7 @@ choosing one saves its whole track as one revision that one undo takes back."""
 import numpy as np
 import pytest
 
-from app.studio import Studio
+from app.studio.studio import Studio
 from tests.media_fixtures import write_video
 from tests.sam_fixtures import one_thread  # noqa: F401
 from tests.test_sam3_concept import model_dir, reference

@@ -142,7 +142,7 @@ def test_video_without_tracker_weights_says_what_to_set(monkeypatch):
 
 
 def test_studio_saves_the_track_of_a_video(tmp_path):
-    from app.studio import Studio
+    from app.studio.studio import Studio
     from tests.media_fixtures import write_video
     paths = {"model": str(model_dir()), "tracker": str(tracker_dir()), "threshold": 0.0}
     studio = Studio(tmp_path / "p.sqlite", device="cpu", engine_paths={"sam3": paths})

@@ -4,9 +4,15 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from app import rle
-from app.schema import migrations
-from app.store import NotFoundError, NothingToDoError, ProjectStore, StaleRevisionError, StoreError
+from app.project import rle
+from app.project.schema import migrations
+from app.project.store import (
+    NotFoundError,
+    NothingToDoError,
+    ProjectStore,
+    StaleRevisionError,
+    StoreError,
+)
 
 
 def box(h, w, y0, y1, x0, x1):
@@ -185,7 +191,7 @@ def test_stored_rle_is_valid_coco(store, expr):
 
 
 def test_import_baseline_keeps_free_labels_and_undo_returns_to_it(store, video_path):
-    from app.store import BaselineExpression, BaselineObject
+    from app.project.store import BaselineExpression, BaselineObject
     media = store.add_media(video_path)
     existing = store.add_expression(media["id"], "already here")          # takes label 1
     square = box(32, 48, 2, 10, 2, 12)
@@ -211,7 +217,7 @@ def test_import_baseline_keeps_free_labels_and_undo_returns_to_it(store, video_p
 
 
 def test_import_baseline_is_all_or_nothing(store, video_path):
-    from app.store import BaselineExpression, BaselineObject
+    from app.project.store import BaselineExpression, BaselineObject
     media = store.add_media(video_path)
     counts = rle.encode(box(32, 48, 2, 10, 2, 12))["counts"]
     before = len(store.list_expressions())

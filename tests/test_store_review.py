@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from sqlite_utils import Database
 
-from app.schema import migrations
-from app.store import ProjectStore, StoreError
+from app.project.schema import migrations
+from app.project.store import ProjectStore, StoreError
 
 
 def box(y0, y1, x0, x1):

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 import engine
-from app.media import MediaError
-from app.store import StoreError
-from app.studio import Studio
+from app.media.files import MediaError
+from app.project.store import StoreError
+from app.studio.studio import Studio
 from tests.media_fixtures import write_image, write_video
 
 
@@ -119,7 +119,7 @@ def box(y0, y1, x0, x1, shape=(48, 64)):
 def test_strokes_apply_to_the_saved_mask(studio, video_expr):
     """A stroke (polyline + radius) is applied to what is stored, never replacing it; each
     stroke is one revision; the canvas gets the exact mask back."""
-    from app.mask_ops import paint
+    from app.masks.ops import paint
     from app.ui import views
     from app.ui.session import Session
     eid = video_expr["id"]
@@ -145,7 +145,7 @@ def test_page_stale_tab_gets_a_clear_error(studio, video_expr):
 
     import gradio as gr
 
-    from app.api import user_errors
+    from app.serve.api import user_errors
     from app.ui.session import Session
     tab_a = Session(studio)
     tab_a.pick_expression(video_expr["id"])

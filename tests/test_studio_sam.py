@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import engine
-from app import frame_tools
-from app.store import StoreError
-from app.studio import Studio
+from app.masks import frame_tools
+from app.project.store import StoreError
+from app.studio.studio import Studio
 from engine.sam2.predictor import SamPredictor
 from engine.sam2.tracker import track
 from engine.sam2.weights import load_model

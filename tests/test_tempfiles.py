@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 from gradio_client import Client, handle_file
 
-from app import tempfiles
-from app.studio import Studio
+from app.serve import tempfiles
+from app.studio.studio import Studio
 from app.ui.extras_panel import export_dataset
 from bench.live_app import ROOT, LiveApp
 

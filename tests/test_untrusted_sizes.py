@@ -6,11 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from app import media
-from app.mask_png import MaskFileError, read_mask_png
-from app.media import MediaError, probe
-from app.store import StoreError
-from app.studio import Studio
+from app.masks.png import MaskFileError, read_mask_png
+from app.media import files as media
+from app.media.files import MediaError, probe
+from app.project.store import StoreError
+from app.studio.studio import Studio
 from tests.media_fixtures import GRADIO_VIDEOS, write_image, write_png_bomb, write_video
 
 

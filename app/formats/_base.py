@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from app import rle
 from app.formats import _limits
-from app.store import ProjectStore
+from app.project import rle
+from app.project.store import ProjectStore
 
 SHOWN_PROBLEMS = 20  # a FormatError lists this many; the rest are counted
 MARKER = "flowlabel_export.json"  # written into every exported folder; marks it replaceable

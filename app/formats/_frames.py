@@ -23,9 +23,9 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from app import media as media_io
 from app.formats import _limits
 from app.formats._base import Problems
+from app.media import files as media_io
 
 LOSSLESS_FOURCC, LOSSLESS_EXT = "FFV1", ".avi"
 FRAME_NOTE = ("frame folders were stored as lossless FFV1 .avi videos (frames decode exactly as "

@@ -17,11 +17,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app import media as media_io
-from app.export_coco import CATEGORY_IDS
 from app.formats import _frames
 from app.formats._base import FormatError, ImportReport, Problems
-from app.store import BaselineExpression, BaselineObject, ProjectStore
+from app.formats.coco_build import CATEGORY_IDS
+from app.media import files as media_io
+from app.project.store import BaselineExpression, BaselineObject, ProjectStore
 
 DEFAULT_FPS = 24.0  # for frame folders whose dataset gives no frame rate
 

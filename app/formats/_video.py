@@ -20,7 +20,7 @@ from app.formats._base import (
     read_json,
     safe_name,
 )
-from app.store import ProjectStore
+from app.project.store import ProjectStore
 
 
 def video_media(snap: Snapshot, report: ExportReport, fmt: str) -> list[dict]:

@@ -1,6 +1,6 @@
 """COCO instances: export (RLE, or polygons as a lossy option) and import (RLE or polygons).
 
-Export reuses app.export_coco.build_coco/write_coco: one image per frame, iscrowd 0, area
+Export reuses app.formats.coco_build.build_coco/write_coco: one image per frame, iscrowd 0, area
 and bbox from the mask, plus the referring part ("refs": one per expression, with the ids
 of the objects it names). Video frames are images with video_id and frame_index; "videos"
 lists the videos.
@@ -31,7 +31,6 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from app.export_coco import build_coco, write_coco
 from app.formats import _frames, _limits
 from app.formats._base import (
     ExportReport,
@@ -50,7 +49,8 @@ from app.formats._base import (
 from app.formats._plan import ExpressionPlan, MediaPlan, ObjectPlan, Plan, apply_plan
 from app.formats._polygons import checked_polygons, polygons_to_mask
 from app.formats._polygons import outer_polygons as mask_to_polygons
-from app.store import ProjectStore
+from app.formats.coco_build import build_coco, write_coco
+from app.project.store import ProjectStore
 
 POLYGON_WARNING = ("polygons are lossy: holes inside a mask are filled (a polygon outline cannot "
                    "hold them); export as coco (RLE) to keep masks exact")

@@ -31,7 +31,7 @@ from app.formats._base import (
     write_json_atomic,
 )
 from app.formats._plan import ExpressionPlan, MediaPlan, ObjectPlan, Plan, apply_plan
-from app.store import ProjectStore
+from app.project.store import ProjectStore
 
 # --- export ----------------------------------------------------------------------------------
 

@@ -33,8 +33,6 @@ import io
 import pickle
 from pathlib import Path
 
-from app import rle
-from app.export_coco import build_coco
 from app.formats import coco
 from app.formats._base import (
     ExportReport,
@@ -47,7 +45,9 @@ from app.formats._base import (
 )
 from app.formats._plan import Plan, apply_plan
 from app.formats._polygons import exact_polygons
-from app.store import ProjectStore
+from app.formats.coco_build import build_coco
+from app.project import rle
+from app.project.store import ProjectStore
 
 REFER_DATASETS = ("refcoco", "refcoco+", "refcocog", "refclef")  # the names REFER(data_root, dataset) accepts
 

@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from app import rle
 from app.formats import _frames, _video
 from app.formats._base import (
     ExportReport,
@@ -47,7 +46,8 @@ from app.formats._base import (
     write_json_atomic,
 )
 from app.formats._plan import ExpressionPlan, MediaPlan, ObjectPlan, Plan, apply_plan
-from app.store import ProjectStore
+from app.project import rle
+from app.project.store import ProjectStore
 
 MAX_ID = 255
 

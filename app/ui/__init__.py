@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from app import api
-from app.studio import Studio
+from app.serve import api
+from app.studio.studio import Studio
 from app.ui import edit_panel, extras_panel, media_panel, model_panel
 from app.ui.canvas import build_canvas
 from app.ui.session import Session

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app.formats import FORMATS
-from app.tempfiles import Spool
+from app.serve.tempfiles import Spool
 from app.ui import shortcuts, views
 from app.ui.session import PageError
 from app.ui.wiring import EDITS, on

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app.media import IMAGE_EXTS, VIDEO_EXTS
+from app.media.files import IMAGE_EXTS, VIDEO_EXTS
 from app.ui import views
 from app.ui.render_panel import build_render_panel
 from app.ui.views import STATUS_LABELS

@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 import engine
-from app.overlay import render_overlay
+from app.masks.overlay import render_overlay
 from app.ui import views
 from app.ui.wiring import EDITS, on, show, shown
 

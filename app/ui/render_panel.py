@@ -11,10 +11,10 @@ from pathlib import Path
 
 import gradio as gr
 
-from app import render_job
-from app.api import user_errors
-from app.studio import Studio
-from app.tempfiles import Spool
+from app.render import job as render_job
+from app.serve.api import user_errors
+from app.serve.tempfiles import Spool
+from app.studio.studio import Studio
 
 
 @dataclass

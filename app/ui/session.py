@@ -10,8 +10,8 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field, fields
 
-from app.store import StoreError
-from app.studio import Studio
+from app.project.store import StoreError
+from app.studio.studio import Studio
 
 STATUSES = ("todo", "in_progress", "done", "reviewed")
 TOOLS = ("box", "click", "polygon")

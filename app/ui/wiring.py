@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import threading
 
-from app.api import USER_ERRORS, user_errors
+from app.serve.api import USER_ERRORS, user_errors
 from app.ui import views
 from app.ui.session import Session
 

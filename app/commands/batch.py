@@ -34,12 +34,12 @@ from typing import Optional, Sequence
 import numpy as np
 
 import engine
-from app.console import progress_bar
-from app.store import FINISHED, ProjectStore
-from app.studio import Studio
+from app.commands.console import progress_bar
+from app.project.store import FINISHED, ProjectStore
+from app.studio.studio import Studio
 from engine.plugins import import_engine_modules
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 IN_FLIGHT_PER_ACTOR = 2
 # Never shipped to a Ray cluster with the code.
 RAY_EXCLUDES = [".venv", ".git", "**/__pycache__", "*.sqlite", "*.sqlite-*", "*_media", "docs", ".pytest_cache"]

@@ -137,7 +137,7 @@ def m003_proposals_notes_links(db: Database) -> None:
 
 @migrations()
 def m004_frame_index(db: Database) -> None:
-    # What sequential decoding gives at each video frame (app/frame_index.py): timestamps and
+    # What sequential decoding gives at each video frame (app/media/frame_index.py): timestamps and
     # pixel checksums, so random access can be exact. Videos imported before this get theirs
     # when first read (ProjectStore.frame_index).
     db.execute("""

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from app.overlay import render_overlay
+from app.masks.overlay import render_overlay
 from engine import Cancelled
 
 FORMATS = ("mp4", "gif", "webp", "png")

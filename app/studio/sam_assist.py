@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from app import rle
+from app.project import rle
 
 log = logging.getLogger(__name__)
 

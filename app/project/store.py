@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 from sqlite_utils import Database
 
-from app import media as media_io
-from app import rle
-from app.frame_index import FrameIndex
-from app.schema import migrations
+from app.media import files as media_io
+from app.media.frame_index import FrameIndex
+from app.project import rle
+from app.project.schema import migrations
 
 STATUSES = ("todo", "in_progress", "done", "reviewed")
 FINISHED = ("done", "reviewed")   # a person vouched for every frame of the expression

@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app import limits
-from app.store import StoreError
+from app.media import limits
+from app.project.store import StoreError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

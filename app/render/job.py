@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from app import media as media_io
-from app import render
-from app.render import MaskSource, RenderError
-from app.store import ProjectStore
+from app.media import files as media_io
+from app.project.store import ProjectStore
+from app.render import clip as render
+from app.render.clip import MaskSource, RenderError
 
 DEFAULT_FPS = 25.0  # for a video whose container gave no rate
 

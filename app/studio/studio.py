@@ -14,13 +14,18 @@ from pathlib import Path
 import numpy as np
 
 import engine
-from app import export_coco, formats, frame_tools, limits, mask_ops, render_job
-from app import media as media_io
-from app.candidates import Offer, image_offer, track_offer
-from app.exposure import allowed_roots, check_readable
-from app.propagate import propagate, review_scores
-from app.sam_assist import FramePreparer, RleFrames
-from app.store import ProjectStore, StoreError
+from app import formats
+from app.formats import coco_build
+from app.masks import frame_tools
+from app.masks import ops as mask_ops
+from app.masks.propagate import propagate, review_scores
+from app.media import files as media_io
+from app.media import limits
+from app.project.store import ProjectStore, StoreError
+from app.render import job as render_job
+from app.serve.exposure import allowed_roots, check_readable
+from app.studio.candidates import Offer, image_offer, track_offer
+from app.studio.sam_assist import FramePreparer, RleFrames
 
 
 class Studio:
@@ -360,7 +365,7 @@ class Studio:
 
     # -- datasets in and out ---------------------------------------------------------------
     def export_coco(self, out: str | Path) -> Path:
-        return export_coco.write_coco(self.store, out)
+        return coco_build.write_coco(self.store, out)
 
     def export_dataset(self, fmt: str, out_dir: str | Path) -> tuple[Path, object]:
         """Export in any format; a folder format comes back zipped, for download."""

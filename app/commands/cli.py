@@ -22,7 +22,7 @@ from engine.plugins import (
     requested_modules,
 )
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
 ENGINE_MODULE_HELP = (f"import this Python module (dotted name, or a .py file) before starting; it registers "
                       f"its own engines with engine.register_segmenter. Repeatable; also env {ENGINE_MODULES_ENV} "
                       "(comma-separated)")
@@ -219,7 +219,7 @@ def main(argv=None) -> int:
 
 def _locked(project: Path, purpose: str):
     """The project's writer lock, or None after printing who holds it."""
-    from app.project_lock import ProjectLock, ProjectLockedError
+    from app.project.lock import ProjectLock, ProjectLockedError
     try:
         return ProjectLock(project, purpose).acquire()
     except ProjectLockedError as e:
@@ -228,8 +228,8 @@ def _locked(project: Path, purpose: str):
 
 
 def export(project: Path, args) -> int:
-    from app.export_coco import write_coco
-    from app.store import ProjectStore
+    from app.formats.coco_build import write_coco
+    from app.project.store import ProjectStore
     if not Path(project).exists():
         print(f"error: no project at {project}; pass --project with the path of an existing project file",
               file=sys.stderr)
@@ -253,7 +253,7 @@ def export(project: Path, args) -> int:
 
 def import_(project: Path, args) -> int:
     from app import formats
-    from app.store import ProjectStore
+    from app.project.store import ProjectStore
     if not args.src.exists():
         print(f"error: {args.src} does not exist; pass the dataset's JSON file or folder", file=sys.stderr)
         return 2
@@ -283,7 +283,7 @@ def import_(project: Path, args) -> int:
 
 
 def serve(project: Path, args) -> int:
-    from app.exposure import Exposure, ExposureError
+    from app.serve.exposure import Exposure, ExposureError
     try:
         exposure = Exposure.decide(args.host, args.port, project, auth_file=args.auth_file,
                                    allow_paths=args.allow_path, allow_hosts=args.allow_host,
@@ -294,8 +294,9 @@ def serve(project: Path, args) -> int:
     lock = _locked(project, "studio")  # held until this process ends
     if lock is None:
         return 3
-    from app import tempfiles, ui  # Gradio takes seconds to import: refuse before that
-    from app.studio import Studio
+    from app import ui  # Gradio takes seconds to import: refuse before that
+    from app.serve import tempfiles
+    from app.studio.studio import Studio
     tempfiles.sweep()  # what crashed studios left in the temp folder
     studio = Studio(project, device=args.device, engine_paths=engine_paths(args), import_roots=exposure.roots)
     if not args.no_demo:
@@ -337,8 +338,8 @@ def _existing_project(project: Path) -> bool:
 
 
 def evaluate(project: Path, args) -> int:
-    from app import evaluate as ev
-    from app.studio import Studio
+    from app.commands import evaluate as ev
+    from app.studio.studio import Studio
     if not _existing_project(project):
         return 2
     names = [n.strip() for n in args.engine.split(",") if n.strip()]
@@ -385,8 +386,8 @@ def compare_table(reports: list[dict], failed: dict) -> str:
 
 
 def annotate(project: Path, args) -> int:
-    from app import batch
-    from app.studio import Studio
+    from app.commands import batch
+    from app.studio.studio import Studio
     if not _existing_project(project):
         return 2
     lock = _locked(project, "annotate")
@@ -415,10 +416,10 @@ def annotate(project: Path, args) -> int:
 
 def render(project: Path, args) -> int:
     import engine
-    from app.media import MediaError
-    from app.render import RenderError
-    from app.store import StoreError
-    from app.studio import Studio
+    from app.media.files import MediaError
+    from app.project.store import StoreError
+    from app.render.clip import RenderError
+    from app.studio.studio import Studio
     if not _existing_project(project):
         return 2
     studio = Studio(project)

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from app.store import StoreError
+from app.project.store import StoreError
 
 
 class ProjectLockedError(StoreError):

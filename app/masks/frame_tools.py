@@ -15,7 +15,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from app.mask_ops import _check as _check_mask
+from app.masks.ops import _check as _check_mask
 
 MARGIN = 0.5  # crop margin around the box / mask, as a share of its larger side (at least 16 px)
 GRABCUT_SIDE = 480  # px: larger crops are segmented downscaled (edges within ~1 px of that scale)

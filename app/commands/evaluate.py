@@ -28,10 +28,10 @@ from typing import Optional
 import numpy as np
 
 import engine
-from app import media as media_io
-from app.console import progress_bar
-from app.store import FINISHED, ProjectStore
-from app.studio import Studio
+from app.commands.console import progress_bar
+from app.media import files as media_io
+from app.project.store import FINISHED, ProjectStore
+from app.studio.studio import Studio
 from engine import metrics
 
 HUMAN_SOURCES = ("manual", "import")

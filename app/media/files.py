@@ -30,8 +30,8 @@ import cv2
 import numpy as np
 from PIL import BmpImagePlugin, JpegImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugin
 
-from app import limits
-from app.frame_index import FrameIndex, checksum
+from app.media import limits
+from app.media.frame_index import FrameIndex, checksum
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 VIDEO_EXTS = {".mp4", ".mov", ".avi", ".webm", ".mkv"}

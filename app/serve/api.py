@@ -12,16 +12,16 @@ import gradio as gr
 from gradio.data_classes import FileData
 
 import engine
-from app import api_args as arg
-from app import render_job
-from app.exposure import ExposureError
 from app.formats import FormatError
-from app.mask_png import read_mask_png, write_mask_png, write_png
-from app.media import MediaError
-from app.render import RenderError
-from app.store import StoreError
-from app.studio import Studio
-from app.tempfiles import Spool
+from app.masks.png import read_mask_png, write_mask_png, write_png
+from app.media.files import MediaError
+from app.project.store import StoreError
+from app.render import job as render_job
+from app.render.clip import RenderError
+from app.serve import api_args as arg
+from app.serve.exposure import ExposureError
+from app.serve.tempfiles import Spool
+from app.studio.studio import Studio
 
 # Mistakes a user can fix; anything else is a bug and keeps its traceback in the log.
 USER_ERRORS = (StoreError, MediaError, FormatError, engine.UnknownEngineError, engine.EngineNotConfigured,

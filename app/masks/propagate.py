@@ -33,8 +33,8 @@ from typing import Callable, Iterator, Mapping, NamedTuple
 import cv2
 import numpy as np
 
-from app.frame_tools import mask_iou
-from app.mask_ops import _check as _check_mask
+from app.masks.frame_tools import mask_iou
+from app.masks.ops import _check as _check_mask
 
 DIRECTIONS = ("forward", "backward")
 PHOTO_TOL = 24.0  # grey levels (0..255) a tracked pixel may change between two frames

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pycocotools import mask as mask_utils
 
-from app.store import ProjectStore
+from app.project.store import ProjectStore
 
 CATEGORY_IDS = "category_ids"  # setting: {category name: id} from imported datasets
 

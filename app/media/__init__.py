@@ -1,0 +1,1 @@
+"""Media files: validation, exact frame decoding (the frame index), and size limits."""

@@ -1,0 +1,1 @@
+"""The project file: the SQLite store (the only writer), its schema and migrations, the lock, RLE."""
