@@ -12,7 +12,7 @@ import pytest
 from gradio_client import Client
 
 from app.serve.api import user_errors
-from app.serve.exposure import (
+from app.studio.exposure import (
     AUTH_ENV,
     Exposure,
     ExposureError,

@@ -34,6 +34,7 @@ def imported_modules(path: Path) -> set[str]:
                 names.add(".".join([*base, node.module] if node.module else base))
             else:
                 names.add(node.module)
+                names.update(f"{node.module}.{a.name}" for a in node.names)  # `from app import formats`
     return names
 
 
@@ -69,6 +70,36 @@ def test_engine_never_imports_app_and_app_never_imports_torch():
                     if any(m.split(".")[0] == "torch" for m in imported_modules(p))]
     assert not engine_to_app, f"engine imports app in {engine_to_app}"
     assert not app_to_torch, f"app imports torch in {app_to_torch}"
+
+
+# Which app/ folders each folder may import: the arrows point one way, down to the data.
+APP_LAYERS = {
+    "media": set(),
+    "project": {"media"},
+    "masks": {"media", "project"},
+    "formats": {"media", "project", "masks"},
+    "render": {"media", "project", "masks"},
+    "studio": {"media", "project", "masks", "formats", "render"},
+    "serve": {"media", "project", "masks", "formats", "render", "studio"},
+    "ui": {"media", "project", "masks", "formats", "render", "studio", "serve"},
+    "commands": {"media", "project", "masks", "formats", "render", "studio", "serve", "ui"},
+}
+
+
+def test_app_folders_import_one_way():
+    folders = {p.name for p in (ROOT / "app").iterdir() if (p / "__init__.py").exists()}
+    assert folders == set(APP_LAYERS), f"a new app/ folder needs its place in APP_LAYERS: {folders ^ set(APP_LAYERS)}"
+    wrong = []
+    for path in python_files("app"):
+        parts = path.relative_to(ROOT).parts
+        if len(parts) < 3:
+            continue
+        for module in imported_modules(path):
+            bits = module.split(".")
+            if bits[0] == "app" and len(bits) > 1 and bits[1] in APP_LAYERS and bits[1] != parts[1] \
+                    and bits[1] not in APP_LAYERS[parts[1]]:
+                wrong.append(f"{'/'.join(parts)} imports {module}")
+    assert not wrong, wrong
 
 
 def test_build_leftovers_are_ignored():

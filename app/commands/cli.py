@@ -283,7 +283,7 @@ def import_(project: Path, args) -> int:
 
 
 def serve(project: Path, args) -> int:
-    from app.serve.exposure import Exposure, ExposureError
+    from app.studio.exposure import Exposure, ExposureError
     try:
         exposure = Exposure.decide(args.host, args.port, project, auth_file=args.auth_file,
                                    allow_paths=args.allow_path, allow_hosts=args.allow_host,

@@ -19,8 +19,8 @@ from app.project.store import StoreError
 from app.render import job as render_job
 from app.render.clip import RenderError
 from app.serve import api_args as arg
-from app.serve.exposure import ExposureError
 from app.serve.tempfiles import Spool
+from app.studio.exposure import ExposureError
 from app.studio.studio import Studio
 
 # Mistakes a user can fix; anything else is a bug and keeps its traceback in the log.

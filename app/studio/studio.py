@@ -23,8 +23,8 @@ from app.media import files as media_io
 from app.media import limits
 from app.project.store import ProjectStore, StoreError
 from app.render import job as render_job
-from app.serve.exposure import allowed_roots, check_readable
 from app.studio.candidates import Offer, image_offer, track_offer
+from app.studio.exposure import allowed_roots, check_readable
 from app.studio.sam_assist import FramePreparer, RleFrames
 
 
