@@ -113,7 +113,7 @@ def test_quick_loop_keeps_session_tests_that_define_their_own_page():
     fixture (a Session on a real project) stays in the quick loop."""
     def collected(marker: str) -> int:
         out = subprocess.run([sys.executable, "-m", "pytest", "--co", "-q", "-m", marker,
-                              "tests/test_page_tools.py"], cwd=ROOT, capture_output=True, text=True)
+                              "tests/ui/test_page_tools.py"], cwd=ROOT, capture_output=True, text=True)
         return sum("::" in line for line in out.stdout.splitlines())
     assert collected("browser") == 0
     assert collected("not browser") >= 20
@@ -129,3 +129,20 @@ def test_a_built_wheel_carries_every_file_the_page_reads(tmp_path):
     assert data, "the page's css/js files are tracked under app/"
     missing = [f for f in data if f not in names]
     assert not missing, f"the wheel lacks {missing}: list them under [tool.setuptools.package-data]"
+
+
+def test_tests_follow_the_code_folders_and_keep_helpers_apart():
+    folders = set(APP_LAYERS) | {"engine", "bench"}
+    misplaced = []
+    for f in tracked("tests/*.py"):
+        parts = Path(f).parts[1:]
+        name = parts[-1]
+        if len(parts) == 1:
+            ok = name in {"__init__.py", "conftest.py", "test_house_rules.py"}
+        elif parts[0] == "helpers":
+            ok = not name.startswith("test_")
+        else:
+            ok = parts[0] in folders and (name.startswith("test_") or name == "__init__.py")
+        if not ok:
+            misplaced.append(f)
+    assert not misplaced, f"{misplaced}: tests go in tests/<code folder>/, shared code in tests/helpers/"

@@ -85,7 +85,7 @@ def decode_unclamped(vae, z: torch.Tensor) -> torch.Tensor:
     diffusers offers no public flag for this. AutoencoderKLWan.decode (0.42.1) runs
     `vae.decoder` once per latent frame, concatenates the outputs on the time axis and clamps;
     a forward hook on `vae.decoder` (public torch API) keeps those outputs. The call count is
-    checked, and tests/test_flowrvs_train.py pins clamp(result) == vae.decode(z).sample with
+    checked, and tests/engine/test_flowrvs_train.py pins clamp(result) == vae.decode(z).sample with
     values beyond +-1, so a diffusers release that decodes differently fails loudly."""
     chunks = []
     handle = vae.decoder.register_forward_hook(lambda module, args, output: chunks.append(output))

@@ -1,7 +1,7 @@
 """Sam3ConceptSegmenter: Sam3Model on one image and one text prompt, NumPy in and out.
 
 Steps, as Sam3Processor + Sam3Model + post_process_instance_segmentation do them, without a
-processor call per image (tests/test_sam_processors.py pins the equivalence and its bounds):
+processor call per image (tests/engine/test_sam_processors.py pins the equivalence and its bounds):
 1. the image resized (bilinear, antialiased, in float: within one grey level of the processor's
    uint8 resize) to the model's square, /255, normalised (0.5/0.5, or the checkpoint's
    preprocessor_config.json);
@@ -52,7 +52,7 @@ def postprocess(out, height: int, width: int) -> Instances:
     Masks: the low-resolution logits upscaled (bilinear), then > 0, as facebookresearch/sam3 does
     (sigmoid > 0.5 is the same test). Sam3Processor.post_process_instance_segmentation takes the
     sigmoid before upscaling; the two can disagree only where a pixel's bilinear neighbours have
-    logits of both signs, i.e. on the mask's edge (tests/test_sam_processors.py bounds it)."""
+    logits of both signs, i.e. on the mask's edge (tests/engine/test_sam_processors.py bounds it)."""
     scores = out.pred_logits[0].float().sigmoid()
     if out.presence_logits is not None:
         scores = scores * out.presence_logits[0].float().sigmoid()
