@@ -151,8 +151,8 @@ def main(argv=None) -> int:
         studio.close()
 
         # 4. the tracker alone (no frame cache, no store): what the session itself holds
+        from engine.sam2.checkpoints import load_model
         from engine.sam2.tracker import track
-        from engine.sam2.weights import load_model
         model = load_model(tmp / "tiny", video=True)
         base = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
         marks, t0 = {}, time.perf_counter()

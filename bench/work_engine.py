@@ -34,4 +34,4 @@ class BlurWork:
 
 
 if NAME not in engine.available_segmenters():  # a second import (Ray worker, test) is harmless
-    engine.register_segmenter(NAME, BlurWork, description="benchmark engine: blurs, then brightness")
+    engine.register_engine(NAME, BlurWork, description="benchmark engine: blurs, then brightness")

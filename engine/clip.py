@@ -1,6 +1,6 @@
 """A video's frames, read one at a time when an engine asks for them.
 
-Engines that go through a clip frame by frame (`streams_frames = True` on the segmenter: SAM 3)
+Engines that go through a clip frame by frame (Ability.STREAMS_FRAMES, declared at registration: SAM 3)
 get a Clip, so a long video never sits in memory whole: 900 frames of 1080p are 5.6 GB as one
 array. Every other engine gets `np.asarray(clip)`, the [T,H,W,3] array it always had.
 """

@@ -136,10 +136,21 @@ def report(paths: dict) -> list[Status]:
     return [check(w, paths.get(w.engine, {}).get(w.setting)) for w in CATALOG]
 
 
+def abilities_text(name: str) -> str:
+    """What the engine does, from its registered abilities ("segment image, candidates")."""
+    from .registry import Ability, engine_info
+    declared = engine_info(name).abilities
+    return ", ".join(a.label for a in Ability if a in declared)
+
+
 def format_report(statuses: list[Status]) -> str:
     lines = [f"Hugging Face cache: {hub.hub_cache_dir()}", ""]
+    shown = set()
     for s in statuses:
         w = s.weights
+        if w.engine not in shown:
+            shown.add(w.engine)
+            lines.append(f"{w.engine}: {abilities_text(w.engine)}")
         state = "ready" if s.ready else "unset" if w.optional and not s.where else "missing"
         lines.append(f"{w.engine:8} {w.setting:15} {state:8} ({w.flag} / {w.env})")
         for place in s.where:

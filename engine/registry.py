@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple, Optional, Protocol
+from enum import Enum
+from typing import Callable, Iterable, NamedTuple, Optional, Protocol
 
 import numpy as np
 
@@ -27,8 +28,42 @@ class UnknownEngineError(ValueError):
     """No segmenter is registered under the requested name."""
 
 
+class Ability(str, Enum):
+    """What an engine can do, declared when it registers (the page and `models list` read it
+    before anything loads); each ability names the methods its engine object must have."""
+    SEGMENT_IMAGE = "segment-image"        # segment_image(image, text)
+    SEGMENT_VIDEO = "segment-video"        # segment_video(frames, text, progress)
+    CANDIDATES = "candidates"              # candidates(image, text, k) -> (masks, scores)
+    VIDEO_CANDIDATES = "video-candidates"  # video_candidates(clip, text, progress) -> [TrackCandidate]
+    STREAMS_FRAMES = "streams-frames"      # segment_video/video_candidates read an engine.Clip frame by frame
+    INTERACTIVE = "interactive"            # prepare/click/box/choose on a frame (SAM 2 family)
+    TRACKING = "tracking"                  # track(get_frame, num_frames, start, ...) with memory
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return _METHODS[self]
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("-", " ")
+
+
+_METHODS = {
+    Ability.SEGMENT_IMAGE: ("segment_image",), Ability.SEGMENT_VIDEO: ("segment_video",),
+    Ability.CANDIDATES: ("candidates",), Ability.VIDEO_CANDIDATES: ("video_candidates",),
+    Ability.STREAMS_FRAMES: (), Ability.INTERACTIVE: ("prepare", "click", "box", "choose"),
+    Ability.TRACKING: ("track",),
+}
+_KIND_ABILITY = {"image": Ability.SEGMENT_IMAGE, "video": Ability.SEGMENT_VIDEO}
+
+
+class EngineContractError(RuntimeError):
+    """An engine object lacks a method its declared abilities need, or answered out of shape."""
+
+
 class Segmenter(Protocol):
-    """What a factory returns. An engine implements the methods for the kinds it registered.
+    """What a text-segmentation factory returns. An engine implements the methods of the
+    abilities it registered (Ability.methods); the two below are the kinds'.
 
     segment_video: frames uint8 [T,H,W,3] RGB -> bool [T,H,W].
     segment_image: image uint8 [H,W,3] RGB -> bool [H,W].
@@ -63,27 +98,38 @@ class ModelPath(NamedTuple):
 
 
 @dataclass(frozen=True)
-class SegmenterInfo:
+class EngineInfo:
     name: str
     factory: Callable[..., Segmenter]
-    kinds: tuple[str, ...]
+    abilities: frozenset[Ability]
     description: str = ""
     paths: dict = field(default_factory=dict)   # factory keyword -> ModelPath
 
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The media kinds it segments from a text ("video", "image"), in KINDS order."""
+        return tuple(k for k in KINDS if _KIND_ABILITY[k] in self.abilities)
 
-_REGISTRY: dict[str, SegmenterInfo] = {}
-_MODEL_PATHS: dict[str, dict[str, ModelPath]] = {}   # engine -> keyword -> where its weights come from
+    def can(self, ability: Ability) -> bool:
+        return ability in self.abilities
+
+    def check(self, obj) -> None:
+        """Raise EngineContractError when the loaded object lacks a declared ability's method."""
+        missing = sorted({m for a in self.abilities for m in a.methods if not callable(getattr(obj, m, None))})
+        if missing:
+            raise EngineContractError(
+                f"engine {self.name!r} declares {', '.join(sorted(a.value for a in self.abilities))} but its "
+                f"{type(obj).__name__} has no {', '.join(missing)}(): implement them or drop the ability")
 
 
-def register_model_paths(name: str, paths: dict) -> None:
-    """Declare an engine's model locations (segmenters do it through register_segmenter; the
-    correction engine, which segments no expression, directly)."""
-    _MODEL_PATHS[name] = dict(paths)
+_REGISTRY: dict[str, EngineInfo] = {}
 
 
-def register_segmenter(name: str, factory: Callable[..., Segmenter], *,
-                       kinds=KINDS, description: str = "", paths: Optional[dict] = None) -> None:
-    """Register `factory(device=None, **paths) -> Segmenter` under `name`. `paths` maps the
+def register_engine(name: str, factory: Callable[..., Segmenter], *, kinds: Iterable[str] = KINDS,
+                    abilities: Iterable[Ability] = (), description: str = "",
+                    paths: Optional[dict] = None) -> None:
+    """Register `factory(device=None, **paths) -> engine object` under `name`. `kinds` are the
+    media it segments from a text; `abilities` what else it offers (Ability); `paths` maps the
     factory's path keywords to their ModelPath (flag and environment variable)."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"engine name must be a non-empty string, got {name!r}")
@@ -91,37 +137,46 @@ def register_segmenter(name: str, factory: Callable[..., Segmenter], *,
         raise TypeError(f"factory for engine {name!r} must be callable, got {factory!r}")
     kinds = tuple(kinds)
     bad = [k for k in kinds if k not in KINDS]
-    if not kinds or bad:
-        raise ValueError(f"kinds for engine {name!r} must be a non-empty subset of {KINDS}, "
-                         f"got {kinds}")
+    if bad:
+        raise ValueError(f"kinds for engine {name!r} must be a subset of {KINDS}, got {kinds}")
+    try:
+        declared = frozenset({_KIND_ABILITY[k] for k in kinds} | {Ability(a) for a in abilities})
+    except ValueError as e:
+        raise ValueError(f"abilities for engine {name!r} must be among "
+                         f"{[a.value for a in Ability]}: {e}") from None
+    if not declared - {Ability.STREAMS_FRAMES}:
+        raise ValueError(f"engine {name!r} must segment a kind of media {KINDS} or declare an ability")
     if name in _REGISTRY:
         raise ValueError(f"engine {name!r} is already registered; "
-                         f"call unregister_segmenter({name!r}) first to replace it")
-    _REGISTRY[name] = SegmenterInfo(name, factory, kinds, description, dict(paths or {}))
-    if paths:
-        register_model_paths(name, paths)
+                         f"call unregister_engine({name!r}) first to replace it")
+    _REGISTRY[name] = EngineInfo(name, factory, declared, description, dict(paths or {}))
 
 
-def unregister_segmenter(name: str) -> None:
+def unregister_engine(name: str) -> None:
     """Remove an engine (for tests); unknown names are ignored."""
     _REGISTRY.pop(name, None)
 
 
 def available_segmenters(kind: Optional[str] = None) -> list[str]:
-    """Sorted registered names, optionally only those supporting `kind`."""
-    return sorted(n for n, info in _REGISTRY.items() if kind is None or kind in info.kinds)
+    """Sorted names of the engines that segment a text on `kind` (on any kind when None)."""
+    return sorted(n for n, info in _REGISTRY.items() if info.kinds and (kind is None or kind in info.kinds))
+
+
+def engines_with(ability: Ability) -> list[str]:
+    """Sorted names of the engines that declared `ability`."""
+    return sorted(n for n, info in _REGISTRY.items() if info.can(ability))
 
 
 def model_path_options() -> list[tuple[str, str, ModelPath]]:
     """(engine, keyword, ModelPath) of every engine that declared its paths, in order."""
-    return [(name, key, mp) for name, paths in _MODEL_PATHS.items() for key, mp in paths.items()]
+    return [(name, key, mp) for name, info in _REGISTRY.items() for key, mp in info.paths.items()]
 
 
 def model_path(name: str, key: str) -> ModelPath:
-    return _MODEL_PATHS[name][key]
+    return engine_info(name).paths[key]
 
 
-def segmenter_info(name: str) -> SegmenterInfo:
+def engine_info(name: str) -> EngineInfo:
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -130,8 +185,10 @@ def segmenter_info(name: str) -> SegmenterInfo:
 
 def load_segmenter(name: str, device: Optional[str] = None, **paths) -> Segmenter:
     """Build a fresh segmenter on `pick_device(device)`. Not cached; EngineService caches."""
-    info = segmenter_info(name)
-    return info.factory(device=pick_device(device), **paths)
+    info = engine_info(name)
+    obj = info.factory(device=pick_device(device), **paths)
+    info.check(obj)
+    return obj
 
 
 def pick_device(device: Optional[str] = None) -> str:
@@ -150,5 +207,5 @@ def _unknown_message(name: str) -> str:
     if not names:
         return (f"no segmentation engine is installed yet; cannot load {name!r}. "
                 "Engines become available once their module calls "
-                "engine.register_segmenter(...)")
+                "engine.register_engine(...)")
     return f"unknown segmentation engine {name!r}; registered engines: {', '.join(names)}"

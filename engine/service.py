@@ -21,13 +21,14 @@ import numpy as np
 
 from .checks import check_expression, check_frames, check_image, describe
 from .registry import (
+    Ability,
     Cancelled,
     ProgressFn,
     Segmenter,
     available_segmenters,
+    engine_info,
     load_segmenter,
     pick_device,
-    segmenter_info,
 )
 from .track_masks import TrackCandidate
 
@@ -92,7 +93,7 @@ class EngineService:
         """frames uint8 [T,H,W,3] RGB -> bool [T,H,W]."""
         _check_video_call(name, frames, expression)
         out = self._locked_call(name, paths, lambda segmenter: segmenter.segment_video(
-            _frames_for(segmenter, frames), expression, progress=self._forward(progress)))
+            _frames_for(engine_info(name), frames), expression, progress=self._forward(progress)))
         return _check_output(name, out, frames.shape[:3], "segment_video")
 
     def _run_video(self, name, frames, expression, progress, paths) -> Proposal:
@@ -100,9 +101,11 @@ class EngineService:
         give their one track."""
         _check_video_call(name, frames, expression)
 
+        info = engine_info(name)
+
         def call(segmenter):
-            clip, report = _frames_for(segmenter, frames), self._forward(progress)
-            if hasattr(segmenter, "video_candidates"):
+            clip, report = _frames_for(info, frames), self._forward(progress)
+            if info.can(Ability.VIDEO_CANDIDATES):
                 return segmenter.video_candidates(clip, expression, progress=report)
             return segmenter.segment_video(clip, expression, progress=report)
         out = self._locked_call(name, paths, call)
@@ -132,12 +135,11 @@ class EngineService:
         check_image(image)
         check_expression(expression)
         _check_kind(name, "image")
+        if not engine_info(name).can(Ability.CANDIDATES):
+            return None
         with self._lock:
             self._cancel.clear()
-            segmenter = self._load(name, paths)
-            if not hasattr(segmenter, "candidates"):
-                return None
-            out = segmenter.candidates(image, expression, k=k)
+            out = self._load(name, paths).candidates(image, expression, k=k)
         masks = np.asarray(getattr(out, "masks", out[0] if isinstance(out, tuple) else None))
         scores = np.asarray(getattr(out, "scores", out[1] if isinstance(out, tuple) else None), np.float32)
         if masks.dtype != bool or masks.ndim != 3 or masks.shape[1:] != image.shape[:2] or len(scores) != len(masks):
@@ -145,9 +147,9 @@ class EngineService:
                                f"and k scores, got {describe(masks)} and {describe(scores)}")
         return masks, scores
 
-    # -- interactive correction and tracking (SAM 2) --
-    # Not segmenters (no expression goes in), so not in the segmenter registry: the studio's
-    # box/click tools and propagation call these verbs. Paths come from paths={"sam2": {"model": ...}}.
+    # -- interactive correction and tracking (the "sam2" engine: Ability.INTERACTIVE, TRACKING) --
+    # No expression goes in: the studio's box/click tools and propagation call these verbs.
+    # Paths come from paths={"sam2": {"model": ...}}.
 
     def paths(self) -> dict:
         """The default model paths per engine (a copy), e.g. {"sam2": {"model": ...}}."""
@@ -220,12 +222,7 @@ class EngineService:
             self._sam_last.pop(next(iter(self._sam_last)))
 
     def _sam(self):
-        from . import sam2
-        paths = self._default_paths.get("sam2", {})
-        key = ("sam2", self.device, tuple(sorted((k, str(v)) for k, v in paths.items())))
-        if key not in self._cache:
-            self._cache[key] = sam2.load(device=self.device, **paths)
-        return self._cache[key]
+        return self._load("sam2", {})
 
     def _load(self, name: str, paths: dict) -> Segmenter:
         merged = {**self._default_paths.get(name, {}), **paths}
@@ -246,9 +243,9 @@ class EngineService:
             raise Cancelled("segmentation cancelled")
 
 
-def _frames_for(segmenter, frames):
-    """A Clip for engines that read frame by frame (streams_frames), else the whole array."""
-    return frames if getattr(segmenter, "streams_frames", False) else np.asarray(frames)
+def _frames_for(info, frames):
+    """A Clip for engines that read frame by frame (Ability.STREAMS_FRAMES), else the whole array."""
+    return frames if info.can(Ability.STREAMS_FRAMES) else np.asarray(frames)
 
 
 def _check_video_call(name: str, frames: np.ndarray, expression: str) -> None:
@@ -258,7 +255,7 @@ def _check_video_call(name: str, frames: np.ndarray, expression: str) -> None:
 
 
 def _check_kind(name: str, kind: str) -> None:
-    if kind not in segmenter_info(name).kinds:  # raises UnknownEngineError first
+    if kind not in engine_info(name).kinds:  # raises UnknownEngineError first
         others = available_segmenters(kind)
         raise ValueError(f"engine {name!r} does not segment {kind}s; engines that do: "
                          f"{', '.join(others) or 'none'}")

@@ -85,7 +85,7 @@ def _has_masks(store: ProjectStore, expression_id: int) -> bool:
 
 def pending_expressions(store: ProjectStore, engine_name: str) -> tuple[list[dict], dict]:
     """Expressions to annotate, in media order, and {reason: count} of those skipped."""
-    info = engine.segmenter_info(engine_name)  # UnknownEngineError names the registered ones
+    info = engine.engine_info(engine_name)  # UnknownEngineError names the registered ones
     media = {m["id"]: m for m in store.list_media()}
     todo, skipped = [], collections.Counter()
     for expr in store.list_expressions():

@@ -4,7 +4,7 @@
 `models list|download` shows and fetches engines' weights.
 
 Plugin engines: `--engine-module M` (repeatable) or FLOWLABEL_ENGINE_MODULES=M1,M2 imports each
-module before anything else runs; a module registers its engines with engine.register_segmenter.
+module before anything else runs; a module registers its engines with engine.register_engine.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from engine.plugins import (
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 ENGINE_MODULE_HELP = (f"import this Python module (dotted name, or a .py file) before starting; it registers "
-                      f"its own engines with engine.register_segmenter. Repeatable; also env {ENGINE_MODULES_ENV} "
+                      f"its own engines with engine.register_engine. Repeatable; also env {ENGINE_MODULES_ENV} "
                       "(comma-separated)")
 # The names of app.formats.FORMATS, kept here so that --help does not load the format readers.
 FORMAT_NAMES = ("coco", "coco-polygons", "refcoco", "ytvos", "mevis")

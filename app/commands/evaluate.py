@@ -88,7 +88,7 @@ def ground_truth(store: ProjectStore, target: Target) -> np.ndarray:
 def select(store: ProjectStore, engine_name: str) -> tuple[list[Target], list[dict]]:
     """The expressions to score (ordered by media, so each media is decoded once) and the
     skipped ones with the reason."""
-    info = engine.segmenter_info(engine_name)  # UnknownEngineError names the registered ones
+    info = engine.engine_info(engine_name)  # UnknownEngineError names the registered ones
     media = {m["id"]: m for m in store.list_media()}
     targets, skipped = [], []
     for expr in store.list_expressions():

@@ -233,7 +233,7 @@ class Studio:
         expr = self.store.get_expression(expression_id)
         media = self.store.get_media(expr["media_id"])
         # Check the engine before decoding anything: a long video is many GB of frames.
-        info = engine.segmenter_info(str(engine_name))
+        info = engine.engine_info(str(engine_name))
         if media["kind"] not in info.kinds:
             raise StoreError(f"engine {info.name!r} segments {' and '.join(info.kinds)}s, but {media['name']} "
                              f"is a {media['kind']}; choose an engine for {media['kind']}s")

@@ -7,6 +7,7 @@ import engine
 from app.masks.overlay import render_overlay
 from app.ui import views
 from app.ui.wiring import EDITS, on, show, shown
+from engine import models
 
 THUMB_COLOR = (255, 0, 255)
 
@@ -36,12 +37,13 @@ def weights_markdown(statuses: list[dict]) -> str:
     is missing and what to do; `launch.py models list` says the same at length."""
     lines = ["- **flowrvs-demo, flowseg-demo**: ready (shipped in `assets/`)"]
     for s in statuses:
-        use = {"sam2": " (clicks, boxes, tracking; without it: GrabCut and DIS)"}.get(s["engine"], "")
+        use = f" ({models.abilities_text(s['engine'])})"
         if s["ready"]:
             lines.append(f"- **{s['engine']}** `{s['setting']}`{use}: ready")
         else:
             lines.append(f"- **{s['engine']}** `{s['setting']}`{use}: {s['hint'] or 'missing'}")
-    return "\n".join(lines + ["", "Nothing downloads by itself: `launch.py models download NAME`."])
+    return "\n".join(lines + ["", "Without an interactive engine, clicks and boxes use GrabCut and propagation "
+                               "uses optical flow (DIS).", "Nothing downloads by itself: `launch.py models download NAME`."])
 
 
 def _label(engine_name: str | None) -> str:

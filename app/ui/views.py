@@ -130,7 +130,7 @@ def history(session: Session) -> list[list]:
 def engine_for_kind(kind: str | None, current: str | None, engines: list[str]) -> str | None:
     """Keep the annotator's choice when it can segment this kind of media; otherwise (or when
     it is the other kind's default) switch to this kind's default engine."""
-    fits = [e for e in engines if kind is None or kind in engine.segmenter_info(e).kinds]
+    fits = [e for e in engines if kind is None or kind in engine.engine_info(e).kinds]
     if current in fits and current not in DEFAULT_ENGINES.values():
         return current
     preferred = DEFAULT_ENGINES.get(kind)

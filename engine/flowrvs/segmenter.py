@@ -85,7 +85,7 @@ def _where(name: str) -> str:
 def load(device=None, wan_dir=None, dit_checkpoint=None, vae_checkpoint=None, model_dir=None,
          *, num_steps: int = 1, schedule: str = "official", window: Optional[int] = None,
          dtype=None) -> FlowRVSSegmenter:
-    """Factory for engine.register_segmenter: a FlowRVSSegmenter on `device`.
+    """Factory for engine.register_engine: a FlowRVSSegmenter on `device`.
 
     Either model_dir (a FlowRVSPipeline.save_pretrained folder) or wan_dir + dit_checkpoint
     (+ vae_checkpoint, strongly recommended: the release decodes with it). Unset arguments

@@ -44,7 +44,7 @@ def _where(name: str) -> str:
 
 
 def load(device=None, model_dir=None, *, dtype=None, k: int = 5) -> FlowSegSegmenter:
-    """Factory for engine.register_segmenter: a FlowSegSegmenter on `device` from a
+    """Factory for engine.register_engine: a FlowSegSegmenter on `device` from a
     save_pretrained folder (model_dir, else $FLOWLABEL_FLOWSEG_DIR)."""
     model_dir = ENV_VARS["model_dir"].value(model_dir)
     if model_dir is None:

@@ -35,5 +35,5 @@ def load(device=None, model=None, **options):
     if model is None:
         raise EngineNotConfigured(f"SAM 2 needs weights: pass {FLAG} or set {ENV_VAR} to a folder, a Hugging "
                                   "Face cache entry or a repo id (`python launch.py models download sam2.1-tiny`)")
-    from .engine import Sam2Engine
+    from .segmenter import Sam2Engine
     return Sam2Engine(model, device=device or "cpu", **options)

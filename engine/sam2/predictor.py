@@ -1,6 +1,6 @@
 """Interactive SAM 2 on images and frames: NumPy in, NumPy out.
 
-    predictor = SamPredictor(model)                  # engine.sam2.weights.load_model(..., video=False)
+    predictor = SamPredictor(model)                  # engine.sam2.checkpoints.load_model(..., video=False)
     predictor.prepare(("clip", 12), frame)           # embed now, so the next click answers fast
     result = predictor.click(("clip", 12), frame, obj, x, y, positive=True, current=mask)
     result.masks[0], result.masks[1:]                # the mask, then the multimask alternatives

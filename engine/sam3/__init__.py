@@ -29,5 +29,5 @@ def load(device=None, model=None, tracker=None, **options):
         raise EngineNotConfigured(f"SAM 3 needs weights: pass {FLAG} or set {ENV_VAR} to a folder, a Hugging Face "
                                   "cache entry or a repo id (`python launch.py models download sam3`; facebook/sam3 "
                                   "is gated: accept its licence on the hub first)")
-    from .concept import Sam3ConceptSegmenter
+    from .segmenter import Sam3ConceptSegmenter
     return Sam3ConceptSegmenter(model, device=device or "cpu", tracker=ENV_VARS["tracker"].value(tracker), **options)

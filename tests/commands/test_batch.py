@@ -89,11 +89,11 @@ def test_a_frame_corrected_during_the_run_is_kept(project):
                 studio.store.save_mask(ids["a1"], 1, fix)  # the annotator, mid-run
             return super().segment_video(frames, expression, progress)
 
-    engine.register_segmenter("test-meanwhile", Meanwhile)
+    engine.register_engine("test-meanwhile", Meanwhile)
     try:
         batch.annotate(studio, "test-meanwhile", limit=1, show_progress=False)
     finally:
-        engine.unregister_segmenter("test-meanwhile")
+        engine.unregister_engine("test-meanwhile")
     sources = studio.store.mask_sources(ids["a1"])
     assert sources[1] == "manual" and np.array_equal(studio.store.get_mask(ids["a1"], 1), fix)
     assert set(sources.values()) == {"manual", "test-meanwhile"}

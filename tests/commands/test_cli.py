@@ -58,7 +58,7 @@ def test_every_engine_path_is_a_flag_and_reaches_its_engine(monkeypatch):
         monkeypatch.delenv(where.env, raising=False)
         args = cli.parser().parse_args([where.flag, f"/models/{eng}/{key}"])
         assert cli.engine_paths(args) == {eng: {key: f"/models/{eng}/{key}"}}
-        factory = engine.segmenter_info(eng).factory if eng in engine.available_segmenters() else \
+        factory = engine.engine_info(eng).factory if eng in engine.available_segmenters() else \
             importlib.import_module(f"engine.{eng}").load      # sam2: a correction engine, no segmenter
         assert key in inspect.signature(factory).parameters
         monkeypatch.setenv(where.env, "/from/env")

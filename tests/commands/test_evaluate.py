@@ -177,7 +177,7 @@ def test_engine_modules_load_before_the_command_runs(tmp_path, monkeypatch):
     from app.commands import cli
     plugin = tmp_path / "my_plugin.py"
     plugin.write_text("import engine\nfrom tests.helpers.fake_engines import Bright\n"
-                      "engine.register_segmenter('tmp-plugin', Bright)\n")
+                      "engine.register_engine('tmp-plugin', Bright)\n")
     seen = {}
 
     def serve(project, args):  # what the app would offer in its engine menu
@@ -188,7 +188,7 @@ def test_engine_modules_load_before_the_command_runs(tmp_path, monkeypatch):
     try:
         assert cli.main(["--engine-module", str(plugin), "--project", str(tmp_path / "p.sqlite")]) == 0
     finally:
-        engine.unregister_segmenter("tmp-plugin")
+        engine.unregister_engine("tmp-plugin")
     assert {"tmp-plugin", "fake-bright"} <= set(seen["engines"])
     args = cli.parser().parse_args(["--engine-module", "a", "evaluate", "--engine", "x", "--engine-module", "b"])
     assert cli.engine_modules(args) == ["tests.helpers.fake_engines", "json", "a", "b"]

@@ -34,12 +34,12 @@ def register():
     names = []
 
     def _register(name, factory=Bright, **kw):
-        engine.register_segmenter(name, factory, **kw)
+        engine.register_engine(name, factory, **kw)
         names.append(name)
 
     yield _register
     for name in names:
-        engine.unregister_segmenter(name)
+        engine.unregister_engine(name)
 
 
 def video(t=2, h=4, w=5):
@@ -70,16 +70,40 @@ def test_registry_round_trip(register):
     assert "test-bright" in engine.available_segmenters()
     assert "test-bright" in engine.available_segmenters("image")
     assert "test-bright" not in engine.available_segmenters("video")
-    assert engine.segmenter_info("test-bright").description == "threshold"
+    assert engine.engine_info("test-bright").description == "threshold"
     seg = engine.load_segmenter("test-bright", device="cpu", ckpt="/m/a.pth")
     assert isinstance(seg, Bright) and seg.device == "cpu" and seg.paths == {"ckpt": "/m/a.pth"}
     assert engine.load_segmenter("test-bright", device="cpu") is not seg  # registry never caches
     with pytest.raises(ValueError, match="already registered"):
-        engine.register_segmenter("test-bright", Bright)
+        engine.register_engine("test-bright", Bright)
     with pytest.raises(ValueError, match="subset of"):
-        engine.register_segmenter("test-bad", Bright, kinds=("audio",))
-    engine.unregister_segmenter("test-bright")
+        engine.register_engine("test-bad", Bright, kinds=("audio",))
+    engine.unregister_engine("test-bright")
     assert "test-bright" not in engine.available_segmenters()
+
+
+def test_abilities_are_declared_read_without_loading_and_checked_at_load(register):
+    register("test-offers-decl", kinds=("image",), abilities=[engine.Ability.CANDIDATES])
+    info = engine.engine_info("test-offers-decl")
+    assert info.abilities == {engine.Ability.SEGMENT_IMAGE, engine.Ability.CANDIDATES}
+    assert info.kinds == ("image",) and "test-offers-decl" in engine.engines_with(engine.Ability.CANDIDATES)
+    # Bright has no candidates(): the declaration is refused when the engine loads, naming the method
+    with pytest.raises(engine.EngineContractError, match=r"has no candidates\(\)"):
+        engine.load_segmenter("test-offers-decl", device="cpu")
+    with pytest.raises(ValueError, match="must be among"):
+        engine.register_engine("test-bad-ability", Bright, abilities=["telepathy"])
+    with pytest.raises(ValueError, match="declare an ability"):
+        engine.register_engine("test-nothing", Bright, kinds=())
+
+
+def test_the_built_in_engines_declare_what_they_do():
+    A = engine.Ability
+    assert engine.engine_info("sam2").abilities == {A.INTERACTIVE, A.TRACKING}
+    assert "sam2" not in engine.available_segmenters()  # it segments no expression
+    assert engine.engine_info("sam3").abilities == {A.SEGMENT_IMAGE, A.SEGMENT_VIDEO, A.CANDIDATES,
+                                                   A.VIDEO_CANDIDATES, A.STREAMS_FRAMES}
+    assert engine.engines_with(A.CANDIDATES) == ["flowseg", "flowseg-demo", "sam3"]
+    assert engine.engine_info("flowrvs").kinds == ("video", "image")
 
 
 def test_service_segments_and_caches_instances(register):
@@ -257,7 +281,7 @@ def test_run_is_the_one_route_for_videos_images_and_candidates(register):
             return masks, np.array([0.9, 0.5, 0.1], np.float32)
 
     register("test-bright")
-    register("test-offers", Offers, kinds=("image",))
+    register("test-offers", Offers, kinds=("image",), abilities=[engine.Ability.CANDIDATES])
     service = engine.EngineService(device="cpu")
     frames = video()
     plain = service.run("test-bright", "video", frames, "x")

@@ -319,7 +319,7 @@ def test_segmenter_adapter_and_engine_service():
     assert image.shape == (40, 60) and image.dtype == np.bool_
     assert np.array_equal(image, seg.pipeline(frames[:1], "the dog")[0])
 
-    engine.register_segmenter("flowrvs-test", lambda device=None, **paths: seg)
+    engine.register_engine("flowrvs-test", lambda device=None, **paths: seg)
     try:
         service = engine.EngineService(device="cpu")
         out = service.segment_video("flowrvs-test", frames, "the dog")
@@ -327,7 +327,7 @@ def test_segmenter_adapter_and_engine_service():
         service.cancel()   # a cancel before the call is cleared by the call itself
         assert service.segment_image("flowrvs-test", frames[0], "the dog").shape == (40, 60)
     finally:
-        engine.unregister_segmenter("flowrvs-test")
+        engine.unregister_engine("flowrvs-test")
 
 
 def test_load_without_paths_names_flags_and_env_vars(monkeypatch, tmp_path):

@@ -33,7 +33,7 @@ def test_demo_weights_are_shipped_small_and_registered():
     sizes = sum(f.stat().st_size for d in ("flowseg-demo", "flowrvs-demo")
                 for f in (ASSETS / d).rglob("*") if f.is_file())
     assert sizes <= BUDGET, f"demo weights take {sizes / 2**20:.1f} MiB, over 25 MiB"
-    assert engine.segmenter_info("flowseg-demo").kinds == ("image",)
+    assert engine.engine_info("flowseg-demo").kinds == ("image",)
     seg = engine.load_segmenter("flowseg-demo", device="cpu")
     image = np.zeros((64, 64, 3), np.uint8)
     assert seg.candidates(image, "the red circle").masks.shape == (5, 64, 64)

@@ -208,11 +208,11 @@ def test_factory_without_a_folder_is_not_configured(monkeypatch):
 def test_factory_through_the_registry(saved, monkeypatch):
     from engine.flowseg import load
     monkeypatch.setenv("FLOWLABEL_FLOWSEG_DIR", str(saved))
-    engine.register_segmenter("flowseg-test", load, kinds=("image",))
+    engine.register_engine("flowseg-test", load, kinds=("image",))
     try:
         seg = engine.load_segmenter("flowseg-test", device="cpu")
     finally:
-        engine.unregister_segmenter("flowseg-test")
+        engine.unregister_engine("flowseg-test")
     img = image(14)
     mask = seg.segment_image(img, EXPRESSION)
     assert mask.dtype == np.bool_ and mask.shape == img.shape[:2]

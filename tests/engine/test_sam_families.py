@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from engine.sam2.checkpoints import load_model, normalization
 from engine.sam2.predictor import SamPredictor
 from engine.sam2.tracker import track
-from engine.sam2.weights import load_model, normalization
 from tests.helpers import sam_fixtures as fx
 from tests.helpers.sam_fixtures import one_thread  # noqa: F401
 

@@ -8,7 +8,7 @@ from safetensors.torch import load_file, save_file
 
 from engine import EngineNotConfigured, EngineService
 from engine.sam2 import load
-from engine.sam2.weights import WeightsError, load_model, resolve_model_dir
+from engine.sam2.checkpoints import WeightsError, load_model, resolve_model_dir
 from tests.helpers import sam_fixtures as fx
 from tests.helpers.sam_fixtures import one_thread  # noqa: F401
 

@@ -20,7 +20,7 @@ def family(request):
 
 @pytest.fixture(scope="module")
 def predictor(family):
-    from engine.sam2.weights import load_model
+    from engine.sam2.checkpoints import load_model
     model = load_model(fx.model_dir(family), video=False)
     assert type(model).__name__ == fx.FAMILIES[family][1]
     return SamPredictor(model, max_cached=2)

@@ -1,6 +1,6 @@
 """The project's own SAM input preparation against transformers' processors, built offline.
 
-FlowLabel prepares inputs itself (engine/sam2/predictor.py, tracker.py, engine/sam3/concept.py), so a
+FlowLabel prepares inputs itself (engine/sam2/predictor.py, tracker.py, engine/sam3/segmenter.py), so a
 click never pays for a processor call. Here Sam2Processor, Sam2VideoProcessor and Sam3Processor,
 constructed with the checkpoints' settings (1024 px and ImageNet for SAM 2.1 and EdgeTAM, 1008 px
 and 0.5/0.5 for SAM 3) or the tiny models' sizes, pin that preparation:
@@ -22,9 +22,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from engine.sam2.checkpoints import load_model, normalization
 from engine.sam2.predictor import MEAN, STD, preprocess, scale_points, upscale
 from engine.sam2.tracker import add_mask, add_prompts, new_session
-from engine.sam2.weights import load_model, normalization
 from tests.helpers import sam_fixtures as fx
 from tests.helpers.sam_fixtures import one_thread  # noqa: F401
 
@@ -161,7 +161,7 @@ def test_sam3_instances_match_post_process_instance_segmentation_but_on_edges():
     """Sharp synthetic outputs (the tiny model's logits are too flat to show the edge)."""
     from transformers.models.sam3.modeling_sam3 import Sam3ImageSegmentationOutput
 
-    from engine.sam3.concept import postprocess
+    from engine.sam3.segmenter import postprocess
     from tests.engine.test_sam3_concept import model_dir
     g = torch.Generator().manual_seed(3)
     blobs = F.interpolate(torch.randn(1, 5, 6, 6, generator=g), size=(32, 32), mode="bicubic", align_corners=False)

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from engine import Cancelled
+from engine.sam2.checkpoints import load_model
 from engine.sam2.tracker import track
-from engine.sam2.weights import load_model
 from tests.helpers import sam_fixtures as fx
 from tests.helpers.sam_fixtures import one_thread  # noqa: F401
 

@@ -57,4 +57,4 @@ ENGINES = {"fake-bright": (Bright, ("video", "image")), "fake-everything": (Ever
 
 for _name, (_factory, _kinds) in ENGINES.items():
     if _name not in engine.available_segmenters():  # importing twice (a test re-import) is harmless
-        engine.register_segmenter(_name, _factory, kinds=_kinds, description=f"test engine {_name}")
+        engine.register_engine(_name, _factory, kinds=_kinds, description=f"test engine {_name}")

@@ -109,12 +109,13 @@ def test_the_service_refuses_tracks_of_the_wrong_shape():
         def video_candidates(self, frames, expression, progress=None):
             return [TrackCandidate(0, 0.9, PackedTrack(len(frames), (frames.shape[1] + 1, frames.shape[2])))]
 
-    engine.register_segmenter("test-wrong-tracks", lambda device=None: WrongTracks(), kinds=("video",))
+    engine.register_engine("test-wrong-tracks", lambda device=None: WrongTracks(), kinds=("video",),
+                           abilities=[engine.Ability.VIDEO_CANDIDATES])
     try:
         with pytest.raises(RuntimeError, match="video_candidates contract"):
             engine.EngineService(device="cpu").run("test-wrong-tracks", "video", np.zeros((2, 4, 5, 3), np.uint8), "x")
     finally:
-        engine.unregister_segmenter("test-wrong-tracks")
+        engine.unregister_engine("test-wrong-tracks")
 
 
 def test_the_long_clip_bench_runs_on_a_few_frames():
@@ -133,16 +134,20 @@ def test_the_long_clip_bench_runs_on_a_few_frames():
 def test_a_video_streams_through_sam3_never_whole(tmp_path, monkeypatch):
     """The studio hands sam3 an engine.Clip: frames come from the bounded frame cache one at a time,
     so the run's peak stays under the clip's size; the same run given the stacked clip exceeds it."""
+    import dataclasses
     import tracemalloc
 
-    from engine.sam3.concept import Sam3ConceptSegmenter
+    from engine import registry
     frames, size = 30, (480, 270)
     studio, media_id, eid = studio_with_clip(tmp_path, frames, size)
     clip_bytes = frames * size[0] * size[1] * 3
     studio.frames.max_bytes = 2 * 2**20  # a few frames
 
     def peak(streams: bool) -> tuple[int, np.ndarray]:
-        monkeypatch.setattr(Sam3ConceptSegmenter, "streams_frames", streams)
+        info = registry.engine_info("sam3")
+        abilities = info.abilities | {registry.Ability.STREAMS_FRAMES} if streams \
+            else info.abilities - {registry.Ability.STREAMS_FRAMES}
+        monkeypatch.setitem(registry._REGISTRY, "sam3", dataclasses.replace(info, abilities=abilities))
         studio.frames.clear()
         tracemalloc.start()
         try:

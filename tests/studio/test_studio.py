@@ -35,9 +35,9 @@ class BrightnessSegmenter:
 
 @pytest.fixture
 def bright_engine():
-    engine.register_segmenter("test-bright", BrightnessSegmenter)
+    engine.register_engine("test-bright", BrightnessSegmenter)
     yield "test-bright"
-    engine.unregister_segmenter("test-bright")
+    engine.unregister_engine("test-bright")
 
 
 def test_folder_import_is_all_or_nothing(studio, tmp_path):
@@ -184,13 +184,13 @@ def test_page_resumes_last_expression_and_walks_next(studio, video_expr):
 
 
 def test_segment_checks_the_engine_before_decoding(studio, video_expr):
-    engine.register_segmenter("images-only", BrightnessSegmenter, kinds=("image",))
+    engine.register_engine("images-only", BrightnessSegmenter, kinds=("image",))
     try:
         with pytest.raises(Exception, match="choose an engine for videos"):
             studio.segment(video_expr["id"], "images-only")
         assert studio.frames.nbytes == 0  # nothing was decoded for a run that could not happen
     finally:
-        engine.unregister_segmenter("images-only")
+        engine.unregister_engine("images-only")
     with pytest.raises(engine.UnknownEngineError):
         studio.segment(video_expr["id"], "sam9")
     assert studio.frames.nbytes == 0

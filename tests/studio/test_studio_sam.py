@@ -9,9 +9,9 @@ import engine
 from app.masks import frame_tools
 from app.project.store import StoreError
 from app.studio.studio import Studio
+from engine.sam2.checkpoints import load_model
 from engine.sam2.predictor import SamPredictor
 from engine.sam2.tracker import track
-from engine.sam2.weights import load_model
 from tests.helpers import sam_fixtures as fx
 from tests.helpers.media_fixtures import write_image, write_video
 from tests.helpers.sam_fixtures import one_thread  # noqa: F401

@@ -8,8 +8,8 @@ from app.media.files import FrameCache
 from app.project.store import ProjectStore
 from bench.canvas_driver import add_expression, at, edit, keys, stored, upload, wait_for  # noqa: F401
 from bench.live_app import LiveApp
+from engine.sam2.checkpoints import load_model
 from engine.sam2.predictor import SamPredictor
-from engine.sam2.weights import load_model
 from tests.helpers import sam_fixtures as fx
 from tests.helpers.media_fixtures import write_image
 

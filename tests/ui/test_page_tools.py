@@ -259,7 +259,7 @@ def image_tab(tmp_path, name):
 def test_image_candidates_show_and_one_click_replaces_the_mask(tmp_path):
     import engine
     from app.ui.model_panel import candidate_items
-    engine.register_segmenter("test-topk", TopK, kinds=("image",))
+    engine.register_engine("test-topk", TopK, kinds=("image",), abilities=[engine.Ability.CANDIDATES])
     try:
         tab = image_tab(tmp_path, "c")
         eid = tab.expression_id
@@ -274,7 +274,7 @@ def test_image_candidates_show_and_one_click_replaces_the_mask(tmp_path):
             user_errors(tab.choose_candidate)(7)
         tab.studio.close()
     finally:
-        engine.unregister_segmenter("test-topk")
+        engine.unregister_engine("test-topk")
 
 
 def test_engine_choice_follows_the_media_kind(page, tmp_path):
@@ -292,7 +292,7 @@ def test_engine_choice_follows_the_media_kind(page, tmp_path):
 
 def test_accept_keeps_a_proposal_as_manual_and_segment_needs_an_engine(tmp_path):
     import engine
-    engine.register_segmenter("test-topk", TopK, kinds=("image",))
+    engine.register_engine("test-topk", TopK, kinds=("image",), abilities=[engine.Ability.CANDIDATES])
     try:
         tab = image_tab(tmp_path, "r")
         with pytest.raises(gr.Error, match="Choose an engine"):
@@ -304,7 +304,7 @@ def test_accept_keeps_a_proposal_as_manual_and_segment_needs_an_engine(tmp_path)
         assert tab.store.get_mask(tab.expression_id, 0).sum() == 64
         tab.studio.close()
     finally:
-        engine.unregister_segmenter("test-topk")
+        engine.unregister_engine("test-topk")
 
 
 class TopKWithEmpty(TopK):
@@ -318,7 +318,7 @@ class TopKWithEmpty(TopK):
 def test_empty_alternatives_are_not_offered(tmp_path):
     import engine
     from tests.helpers.media_fixtures import write_image
-    engine.register_segmenter("test-topk-empty", TopKWithEmpty, kinds=("image",))
+    engine.register_engine("test-topk-empty", TopKWithEmpty, kinds=("image",), abilities=[engine.Ability.CANDIDATES])
     try:
         studio = Studio(tmp_path / "e.sqlite")
         write_image(tmp_path / "still.png", size=(40, 30))
@@ -329,7 +329,7 @@ def test_empty_alternatives_are_not_offered(tmp_path):
         assert scores.tolist() == pytest.approx([0.9, 0.5, 0.1])       # candidates 1, 3, 5 stay in order
         studio.close()
     finally:
-        engine.unregister_segmenter("test-topk-empty")
+        engine.unregister_engine("test-topk-empty")
 
 
 def test_a_bad_upload_is_a_user_error(tmp_path):
@@ -362,10 +362,10 @@ def test_the_page_says_which_engines_can_run_and_what_to_set(tmp_path, monkeypat
     bare = weights_markdown(studio.weights_status())
     studio.close()
     assert "flowrvs-demo, flowseg-demo**: ready" in bare
-    assert "**flowseg** `model_dir`: not configured: set --flowseg-dir" in bare
-    assert "**sam2** `model` (clicks, boxes, tracking; without it: GrabCut and DIS): " in bare
-    assert "**sam2** `model` (clicks, boxes, tracking; without it: GrabCut and DIS): ready" not in bare
+    assert "**flowseg** `model_dir` (segment image, candidates): not configured: set --flowseg-dir" in bare
+    assert "**sam2** `model` (interactive, tracking): " in bare
+    assert "**sam2** `model` (interactive, tracking): ready" not in bare
     configured = Studio(tmp_path / "b.sqlite", engine_paths={"sam2": {"model": str(fx.model_dir())}})
-    assert "**sam2** `model` (clicks, boxes, tracking; without it: GrabCut and DIS): ready" in \
+    assert "**sam2** `model` (interactive, tracking): ready" in \
         weights_markdown(configured.weights_status())
     configured.close()

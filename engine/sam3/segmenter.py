@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from engine import hub
 from engine.checks import check_expression, check_image
 from engine.registry import EngineNotConfigured
+from engine.sam2.checkpoints import WeightsError, load_strict
 from engine.sam2.predictor import preprocess
-from engine.sam2.weights import WeightsError, load_strict
 from engine.torch_utils import as_dtype
 
 NEED = "config.json (a SAM 3 config), model.safetensors and the tokenizer files (tokenizer.json)"
@@ -65,13 +65,11 @@ def postprocess(out, height: int, width: int) -> Instances:
 
 
 class Sam3ConceptSegmenter:
-    streams_frames = True  # a video is read frame by frame (engine.Clip), never whole
-
     def __init__(self, model, device: str = "cpu", dtype=None, threshold: float = 0.3, k: int = 5, tracker=None,
                  video_k: int = 3):
         from transformers import AutoTokenizer
 
-        from engine.sam2.weights import normalization
+        from engine.sam2.checkpoints import normalization
         self.folder = hub.resolve(model, "SAM 3 weights", looks_like_sam3, NEED)
         self.model = load_strict(self.folder, "Sam3Model", device, as_dtype(dtype or "float32", device))
         if self.model.config.model_type != "sam3":
@@ -115,7 +113,7 @@ class Sam3ConceptSegmenter:
                          k: int | None = None) -> list:
         """Up to k instances (engine.track_masks.TrackCandidate), each tracked through the clip with
         re-detection, best first: the first is the proposal, the others the annotator's candidates."""
-        from engine.sam2.weights import normalization
+        from engine.sam2.checkpoints import normalization
 
         from .video import video_instances
         check_expression(expression)
@@ -129,7 +127,7 @@ class Sam3ConceptSegmenter:
         return found[0].track.array() if found else np.zeros(frames.shape[:3], bool)
 
     def _tracker(self):
-        from engine.sam2.weights import config_type, load_model, resolve_model_dir
+        from engine.sam2.checkpoints import config_type, load_model, resolve_model_dir
         if self._tracker_model is None:
             if self.tracker is not None:
                 self._tracker_folder = resolve_model_dir(self.tracker)

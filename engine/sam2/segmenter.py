@@ -6,9 +6,9 @@ from typing import Callable, Hashable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from engine.sam2.checkpoints import load_model, normalization, resolve_model_dir
 from engine.sam2.predictor import Prediction, SamPredictor
 from engine.sam2.tracker import TrackStep, track
-from engine.sam2.weights import load_model, normalization, resolve_model_dir
 from engine.torch_utils import as_dtype
 
 
