@@ -146,3 +146,13 @@ def test_tests_follow_the_code_folders_and_keep_helpers_apart():
         if not ok:
             misplaced.append(f)
     assert not misplaced, f"{misplaced}: tests go in tests/<code folder>/, shared code in tests/helpers/"
+
+
+def test_engine_packages_share_file_names_for_the_same_roles():
+    """segmenter.py: the object the registry's factory returns; presets.py: seeded tiny models;
+    README.md: what the package does and what was verified."""
+    packages = [p for p in (ROOT / "engine").iterdir() if (p / "__init__.py").exists() and p.name != "demo_world"]
+    assert {p.name for p in packages} >= {"flowrvs", "flowseg", "sam2", "sam3"}
+    missing = [f"{p.name}/{f}" for p in packages for f in ("README.md", "segmenter.py", "presets.py")
+               if not (p / f).exists()]
+    assert not missing, f"engine packages lack {missing}"
