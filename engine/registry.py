@@ -208,4 +208,5 @@ def _unknown_message(name: str) -> str:
         return (f"no segmentation engine is installed yet; cannot load {name!r}. "
                 "Engines become available once their module calls "
                 "engine.register_engine(...)")
-    return f"unknown segmentation engine {name!r}; registered engines: {', '.join(names)}"
+    return (f"unknown segmentation engine {name!r}; registered engines: {', '.join(names)} "
+            "(load a plugin's engines with --engine-module)")

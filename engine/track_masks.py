@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from pycocotools import mask as coco_mask
+
+from . import rle
 
 
 class PackedTrack(Mapping):
@@ -28,7 +29,7 @@ class PackedTrack(Mapping):
         if mask.dtype != bool or mask.shape != self.shape:
             raise ValueError(f"a track's masks are bool {list(self.shape)}, not {mask.dtype} {list(mask.shape)}")
         if mask.any():
-            self._rle[frame] = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+            self._rle[frame] = rle.encode(mask)
         else:
             self._rle.pop(frame, None)
 
@@ -36,8 +37,8 @@ class PackedTrack(Mapping):
         frame = int(frame)
         if not 0 <= frame < self.num_frames:
             raise KeyError(frame)
-        rle = self._rle.get(frame)
-        return np.zeros(self.shape, bool) if rle is None else coco_mask.decode(rle).astype(bool)
+        found = self._rle.get(frame)
+        return np.zeros(self.shape, bool) if found is None else rle.decode(found)
 
     def __iter__(self):
         return iter(range(self.num_frames))
@@ -47,7 +48,7 @@ class PackedTrack(Mapping):
 
     @property
     def nbytes(self) -> int:
-        return sum(len(rle["counts"]) for rle in self._rle.values())
+        return sum(len(found["counts"]) for found in self._rle.values())
 
     def array(self) -> np.ndarray:
         """bool [T, H, W] (the whole clip, unpacked: for short clips and tests)."""
@@ -56,6 +57,30 @@ class PackedTrack(Mapping):
             out[frame] = self[frame]
         return out
 
+
+
+class ReachedFrames(PackedTrack):
+    """The frames a run reached (a propagation that stops early), empty ones included: it maps
+    only the frames set, so saving it writes those and leaves the rest of the clip alone."""
+
+    def __init__(self, num_frames: int, shape: tuple[int, int]):
+        super().__init__(num_frames, shape)
+        self._reached: set[int] = set()
+
+    def __setitem__(self, frame: int, mask: np.ndarray) -> None:
+        super().__setitem__(frame, mask)
+        self._reached.add(int(frame))
+
+    def __getitem__(self, frame: int) -> np.ndarray:
+        if int(frame) not in self._reached:
+            raise KeyError(frame)
+        return super().__getitem__(frame)
+
+    def __iter__(self):
+        return iter(sorted(self._reached))
+
+    def __len__(self) -> int:
+        return len(self._reached)
 
 @dataclass
 class TrackCandidate:

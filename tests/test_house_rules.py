@@ -156,3 +156,19 @@ def test_engine_packages_share_file_names_for_the_same_roles():
     missing = [f"{p.name}/{f}" for p in packages for f in ("README.md", "segmenter.py", "presets.py")
                if not (p / f).exists()]
     assert not missing, f"engine packages lack {missing}"
+
+
+def test_every_error_the_app_raises_for_users_shares_one_base():
+    """Each surface translates app.errors.UserError once; an error class outside it would reach
+    the user as a traceback (or be caught by a second, private route)."""
+    import importlib
+    import inspect
+
+    from app.errors import UserError
+    outside = []
+    for path in python_files("app"):
+        module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ == module.__name__ and issubclass(cls, Exception) and not issubclass(cls, UserError):
+                outside.append(f"{module.__name__}.{name}")
+    assert not outside, f"{outside} do not derive from app.errors.UserError"

@@ -35,6 +35,7 @@ import numpy as np
 
 import engine
 from app.commands.console import progress_bar
+from app.errors import UserError
 from app.project.store import FINISHED, ProjectStore
 from app.studio.studio import Studio
 from engine.plugins import import_engine_modules
@@ -45,7 +46,7 @@ IN_FLIGHT_PER_ACTOR = 2
 RAY_EXCLUDES = [".venv", ".git", "**/__pycache__", "*.sqlite", "*.sqlite-*", "*_media", "docs", ".pytest_cache"]
 
 
-class BatchError(Exception):
+class BatchError(UserError):
     """The run stopped; the message says why and that running again resumes."""
 
 

@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import engine
+from app.errors import USER_ERRORS, UsageError, exit_code
 from engine.plugins import (
     ENGINE_MODULES_ENV,
-    EngineModuleError,
     import_engine_modules,
     requested_modules,
 )
@@ -195,53 +195,33 @@ def entry() -> None:
 
 
 def main(argv=None) -> int:
+    """The CLI's one translation of user errors: "error: <message>" and the error's exit status."""
     args = parser().parse_args(argv)
     project = args.project or default_project()
     try:
         import_engine_modules(engine_modules(args))
-    except EngineModuleError as e:
+        if args.command == "models":
+            return models(args)
+        return COMMANDS.get(args.command, serve)(project, args)
+    except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
-    if args.command == "evaluate":
-        return evaluate(project, args)
-    if args.command == "annotate":
-        return annotate(project, args)
-    if args.command == "export":
-        return export(project, args)
-    if args.command == "import":
-        return import_(project, args)
-    if args.command == "render":
-        return render(project, args)
-    if args.command == "models":
-        return models(args)
-    return serve(project, args)
+        return exit_code(e)
 
 
 def _locked(project: Path, purpose: str):
-    """The project's writer lock, or None after printing who holds it."""
-    from app.project.lock import ProjectLock, ProjectLockedError
-    try:
-        return ProjectLock(project, purpose).acquire()
-    except ProjectLockedError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return None
+    """The project's writer lock; ProjectLockedError (exit status 3) names who holds it."""
+    from app.project.lock import ProjectLock
+    return ProjectLock(project, purpose).acquire()
 
 
 def export(project: Path, args) -> int:
     from app.formats.coco_build import write_coco
     from app.project.store import ProjectStore
-    if not Path(project).exists():
-        print(f"error: no project at {project}; pass --project with the path of an existing project file",
-              file=sys.stderr)
-        return 2
+    _require_project(project)
     if args.format != "coco":
         from app import formats
         with ProjectStore(project) as store:
-            try:
-                report = formats.get(args.format).export(store, args.out)
-            except formats.FormatError as e:
-                print(f"error: {e}", file=sys.stderr)
-                return 1
+            report = formats.get(args.format).export(store, args.out)
         print(report.summary())
         return 0
     with ProjectStore(project) as store:
@@ -255,45 +235,31 @@ def import_(project: Path, args) -> int:
     from app import formats
     from app.project.store import ProjectStore
     if not args.src.exists():
-        print(f"error: {args.src} does not exist; pass the dataset's JSON file or folder", file=sys.stderr)
-        return 2
+        raise UsageError(f"{args.src} does not exist; pass the dataset's JSON file or folder")
     new = not Path(project).exists()
     lock = _locked(project, "import")
-    if lock is None:
-        return 3
-    with lock, ProjectStore(project) as store:
-        try:
+    try:
+        with lock, ProjectStore(project) as store:
             report = formats.get(args.format).import_(store, args.src, media_root=args.media_root)
-        except formats.FormatError as e:
-            print(f"error: {e}", file=sys.stderr)
-            failed = True
-        else:
-            failed = False
-    if failed:
+    except formats.FormatError:
         if new:  # a failed import leaves no empty project behind either
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{store.path}{suffix}").unlink(missing_ok=True)
             if store.media_dir.is_dir() and not any(store.media_dir.iterdir()):
                 store.media_dir.rmdir()
             lock.path.unlink(missing_ok=True)
-        return 1
+        raise
     print(f"project: {store.path}")
     print(report.summary())
     return 0
 
 
 def serve(project: Path, args) -> int:
-    from app.studio.exposure import Exposure, ExposureError
-    try:
-        exposure = Exposure.decide(args.host, args.port, project, auth_file=args.auth_file,
-                                   allow_paths=args.allow_path, allow_hosts=args.allow_host,
-                                   insecure_no_auth=args.insecure_no_auth)
-    except ExposureError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    from app.studio.exposure import Exposure
+    exposure = Exposure.decide(args.host, args.port, project, auth_file=args.auth_file,
+                               allow_paths=args.allow_path, allow_hosts=args.allow_host,
+                               insecure_no_auth=args.insecure_no_auth)
     lock = _locked(project, "studio")  # held until this process ends
-    if lock is None:
-        return 3
     from app import ui  # Gradio takes seconds to import: refuse before that
     from app.serve import tempfiles
     from app.studio.studio import Studio
@@ -316,12 +282,7 @@ def models(args) -> int:
     if args.models_command == "list":
         print(catalog.format_report(catalog.report(engine_paths(args))))
         return 0
-    try:
-        folder = catalog.download(args.name)
-    except catalog.DownloadError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(f"ready: {folder}")
+    print(f"ready: {catalog.download(args.name)}")
     return 0
 
 
@@ -329,38 +290,28 @@ def _stop_serving(signum, frame):
     raise KeyboardInterrupt  # Gradio closes its server on it; then atexit runs
 
 
-def _existing_project(project: Path) -> bool:
-    if Path(project).exists():
-        return True
-    print(f"error: no project at {project}; pass --project with the path of an existing project file",
-          file=sys.stderr)
-    return False
+def _require_project(project: Path) -> None:
+    if not Path(project).exists():
+        raise UsageError(f"no project at {project}; pass --project with the path of an existing project file")
 
 
 def evaluate(project: Path, args) -> int:
     from app.commands import evaluate as ev
     from app.studio.studio import Studio
-    if not _existing_project(project):
-        return 2
+    _require_project(project)
     names = [n.strip() for n in args.engine.split(",") if n.strip()]
     if len(names) > 1 and args.json:
-        print("error: --json names one report; with several engines each report goes to its default path",
-              file=sys.stderr)
-        return 2
+        raise UsageError("--json names one report; with several engines each report goes to its default path")
     reports, failed = [], {}
     studio = Studio(project, device=args.device, engine_paths=engine_paths(args))
     try:
         for name in names:
             try:
                 reports.append(ev.evaluate(studio, name))
-            except engine.UnknownEngineError as e:
-                print(f"error: {e}; load plugin engines with --engine-module", file=sys.stderr)
-                return 2
             except (ev.EvaluationError, engine.EngineNotConfigured) as e:
                 if len(names) == 1:
-                    print(f"error: {e}", file=sys.stderr)
-                    return 1
-                failed[name] = str(e)
+                    raise
+                failed[name] = str(e)  # the comparison goes on without it, and says why
     finally:
         studio.close()
     for report in reports:
@@ -388,22 +339,13 @@ def compare_table(reports: list[dict], failed: dict) -> str:
 def annotate(project: Path, args) -> int:
     from app.commands import batch
     from app.studio.studio import Studio
-    if not _existing_project(project):
-        return 2
+    _require_project(project)
     lock = _locked(project, "annotate")
-    if lock is None:
-        return 3
     studio = Studio(project, device=args.device, engine_paths=engine_paths(args))
     try:
         summary = batch.annotate(studio, args.engine, ray_address=args.ray, cpu_actors=args.cpu_actors,
                                  engine_modules=engine_modules(args), engine_paths=engine_paths(args),
                                  device=args.device, limit=args.limit)
-    except engine.UnknownEngineError as e:
-        print(f"error: {e}; load plugin engines with --engine-module", file=sys.stderr)
-        return 2
-    except batch.BatchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("interrupted: what was saved stays saved; run the same command again to resume", file=sys.stderr)
         return 130
@@ -416,12 +358,8 @@ def annotate(project: Path, args) -> int:
 
 def render(project: Path, args) -> int:
     import engine
-    from app.media.files import MediaError
-    from app.project.store import StoreError
-    from app.render.clip import RenderError
     from app.studio.studio import Studio
-    if not _existing_project(project):
-        return 2
+    _require_project(project)
     studio = Studio(project)
     shown = [-1]
 
@@ -434,9 +372,10 @@ def render(project: Path, args) -> int:
         result = studio.render_clip(args.out, expression_id=args.expression, media_id=args.media, fmt=args.format,
                                     frames=args.frames, scale=args.scale, fps=args.fps, layers=args.layers,
                                     compare=args.compare, progress=progress)
-    except (StoreError, MediaError, RenderError) as e:
-        print(f"\nerror: {e}" if shown[0] >= 0 else f"error: {e}", file=sys.stderr)
-        return 1
+    except USER_ERRORS:
+        if shown[0] >= 0:
+            print(file=sys.stderr)  # end the progress line before main prints the error
+        raise
     except (KeyboardInterrupt, engine.Cancelled):
         print("\ninterrupted: no file was written", file=sys.stderr)
         return 130
@@ -445,3 +384,6 @@ def render(project: Path, args) -> int:
     print(("\n" if shown[0] >= 0 else "") + f"wrote {result['path']} ({result['format']}, {result['frames']} frames, "
           f"{result['width']}x{result['height']}, {result['fps']:g} fps)")
     return 0
+
+
+COMMANDS = {"evaluate": evaluate, "annotate": annotate, "export": export, "import": import_, "render": render}

@@ -29,6 +29,7 @@ import numpy as np
 
 import engine
 from app.commands.console import progress_bar
+from app.errors import UserError
 from app.media import files as media_io
 from app.project.store import FINISHED, ProjectStore
 from app.studio.studio import Studio
@@ -39,7 +40,7 @@ RULE = ("ground truth: every frame of expressions marked done/reviewed or whose 
         "imported dataset; otherwise only frames with manual or imported masks")
 
 
-class EvaluationError(Exception):
+class EvaluationError(UserError):
     """Nothing to evaluate, or the engine cannot run on the project; the message says why."""
 
 

@@ -21,15 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from app.formats import _limits
-from app.project import rle
+from app.errors import UserError
+from app.media import limits
 from app.project.store import ProjectStore
+from engine import rle
 
 SHOWN_PROBLEMS = 20  # a FormatError lists this many; the rest are counted
 MARKER = "flowlabel_export.json"  # written into every exported folder; marks it replaceable
 
 
-class FormatError(ValueError):
+class FormatError(UserError, ValueError):
     """A dataset that cannot be imported (or a project that cannot be exported) as asked.
 
     `problems` holds every (file, entry, why) found; str() shows the first SHOWN_PROBLEMS.
@@ -223,7 +224,7 @@ def decode_rle(value, height: int | None, width: int | None, problems: Problems,
         problems.add(file, entry, f"RLE size {size!r} must be [height, width] with positive integers")
         return None
     h, w = size
-    too_big = _limits.size_problem(w, h)
+    too_big = limits.size_problem(w, h)
     if too_big:
         problems.add(file, entry, f"RLE size {w}x{h}: {too_big}")
         return None

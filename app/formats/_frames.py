@@ -23,9 +23,9 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from app.formats import _limits
 from app.formats._base import Problems
 from app.media import files as media_io
+from app.media import limits
 
 LOSSLESS_FOURCC, LOSSLESS_EXT = "FFV1", ".avi"
 FRAME_NOTE = ("frame folders were stored as lossless FFV1 .avi videos (frames decode exactly as "
@@ -98,10 +98,10 @@ def header_problem(path: Path) -> str | None:
             width, height = image.size
     except Image.DecompressionBombError as e:
         return (f"its header declares more pixels than Pillow will open ({e}); the limit here is "
-                f"{_limits.PIXELS.value:,} pixels ({_limits.PIXELS.env})")
+                f"{limits.PIXELS.value:,} pixels ({limits.PIXELS.env})")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return None  # not an image Pillow knows: the decoder says what is wrong with it
-    problem = _limits.size_problem(width, height)
+    problem = limits.size_problem(width, height)
     return f"it is {width}x{height}: {problem}" if problem else None
 
 

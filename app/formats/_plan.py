@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.errors import UserError
 from app.formats import _frames
 from app.formats._base import FormatError, ImportReport, Problems
 from app.formats.coco_build import CATEGORY_IDS
@@ -82,7 +83,7 @@ def _prepare_media(plan: Plan, tmp: Path, problems: Problems) -> dict[str, Path]
             continue
         try:
             info = media_io.probe(mp.file)
-        except media_io.MediaError as e:
+        except UserError as e:  # unreadable, or over a size limit
             problems.add(mp.file, mp.entry, str(e))
             continue
         if mp.size is not None and (info.width, info.height) != tuple(mp.size):

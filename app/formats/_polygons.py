@@ -15,7 +15,7 @@ refer.py's getMask (decodes each polygon and sums them; parts never overlap, so 
 0 or 1).
 
 checked_polygons() refuses coordinates off the image, too few points, and outlines so long
-that the rasteriser would allocate without bound (see _limits).
+that the rasteriser would allocate without bound (see app/media/limits.py).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from app.formats import _limits
+from app.media import limits
 
 
 def polygons_to_mask(polygons: list[list[float]], height: int, width: int) -> np.ndarray:
@@ -111,8 +111,8 @@ def exact_polygons(mask: np.ndarray) -> list[list[float]]:
 def checked_polygons(seg: list, height: int, width: int) -> tuple[list[list[float]] | None, str | None]:
     """A dataset's polygons -> (polygons, None), or (None, why) before pycocotools is called."""
     polygons, outline = [], 0.0
-    low_x, low_y = -_limits.POLYGON_MARGIN, -_limits.POLYGON_MARGIN
-    high_x, high_y = width + _limits.POLYGON_MARGIN, height + _limits.POLYGON_MARGIN
+    low_x, low_y = -limits.POLYGON_MARGIN, -limits.POLYGON_MARGIN
+    high_x, high_y = width + limits.POLYGON_MARGIN, height + limits.POLYGON_MARGIN
     for j, poly in enumerate(seg):
         if not (isinstance(poly, list) and len(poly) >= 6 and len(poly) % 2 == 0
                 and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -127,5 +127,5 @@ def checked_polygons(seg: list, height: int, width: int) -> tuple[list[list[floa
         steps = np.abs(np.diff(np.vstack([xy, xy[:1]]), axis=0)).max(axis=1)
         outline += float(steps.sum())
         polygons.append([float(v) for v in poly])
-    problem = _limits.POLYGON_OUTLINE.exceeded(math.ceil(outline / (2 * (width + height))))
+    problem = limits.POLYGON_OUTLINE.exceeded(math.ceil(outline / (2 * (width + height))))
     return (None, f"the polygons' outline is too long: {problem}") if problem else (polygons, None)

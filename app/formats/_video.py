@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.formats import _frames, _limits
+from app.formats import _frames
 from app.formats._base import (
     ExportReport,
     FormatError,
@@ -20,6 +20,7 @@ from app.formats._base import (
     read_json,
     safe_name,
 )
+from app.media import limits
 from app.project.store import ProjectStore
 
 
@@ -76,7 +77,7 @@ def read_videos(path: Path, problems: Problems) -> dict:
         if len(set(frames)) != len(frames):
             problems.add(path, entry, "frames lists a frame twice")
             continue
-        too_many = _limits.FRAMES.exceeded(len(frames))
+        too_many = limits.FRAMES.exceeded(len(frames))
         if too_many:
             problems.add(path, entry, too_many)
             continue

@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from app.formats import _frames, _limits
+from app.formats import _frames
 from app.formats._base import (
     ExportReport,
     FormatError,
@@ -50,6 +50,7 @@ from app.formats._plan import ExpressionPlan, MediaPlan, ObjectPlan, Plan, apply
 from app.formats._polygons import checked_polygons, polygons_to_mask
 from app.formats._polygons import outer_polygons as mask_to_polygons
 from app.formats.coco_build import build_coco, write_coco
+from app.media import limits
 from app.project.store import ProjectStore
 
 POLYGON_WARNING = ("polygons are lossy: holes inside a mask are filled (a polygon outline cannot "
@@ -218,7 +219,7 @@ def read_instances(data, file: Path, media_root: Path, problems: Problems, plan:
         path = _file_under(media_root, image.get("file_name"), problems, file, entry)
         if None in (iid, w, h, path):
             continue
-        too_big = _limits.size_problem(w, h)
+        too_big = limits.size_problem(w, h)
         if too_big:
             problems.add(file, entry, f"image of {w}x{h}: {too_big}")
             continue
@@ -234,7 +235,7 @@ def read_instances(data, file: Path, media_root: Path, problems: Problems, plan:
         vid = as_int(image["video_id"], problems, file, entry, "video_id")
         # A video has no more frames than the file has images (nor than the limit).
         frame = as_int(image.get("frame_index"), problems, file, entry, "frame_index", 0,
-                       min(len(data["images"]), _limits.FRAMES.value) - 1)
+                       min(len(data["images"]), limits.FRAMES.value) - 1)
         if vid is None or frame is None:
             continue
         key = f"video:{vid}"
@@ -324,7 +325,7 @@ def check_object_counts(plan: Plan, file, problems: Problems) -> None:
     for op in plan.objects.values():
         per_media[op.media] = per_media.get(op.media, 0) + 1
     for key, n in per_media.items():
-        too_many = _limits.OBJECTS.exceeded(n)
+        too_many = limits.OBJECTS.exceeded(n)
         if too_many:
             problems.add(file, plan.media[key].entry, too_many)
 

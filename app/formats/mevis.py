@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.formats import _frames, _limits, _video
+from app.formats import _frames, _video
 from app.formats._base import (
     ExportReport,
     ImportReport,
@@ -31,6 +31,7 @@ from app.formats._base import (
     write_json_atomic,
 )
 from app.formats._plan import ExpressionPlan, MediaPlan, ObjectPlan, Plan, apply_plan
+from app.media import limits
 from app.project.store import ProjectStore
 
 # --- export ----------------------------------------------------------------------------------
@@ -141,7 +142,7 @@ def _read_video(vid, video, path, dict_path, mask_dict, root, fps, owner, proble
                 keys = [("exp", vid, key)]
                 plan.objects[keys[0]] = ObjectPlan(vid)
             plan.expressions.append(ExpressionPlan(vid, text, keys))
-    too_many = _limits.OBJECTS.exceeded(len(obj_of))
+    too_many = limits.OBJECTS.exceeded(len(obj_of))
     if too_many:
         problems.add(path, entry, too_many)
         return

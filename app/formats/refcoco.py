@@ -46,8 +46,8 @@ from app.formats._base import (
 from app.formats._plan import Plan, apply_plan
 from app.formats._polygons import exact_polygons
 from app.formats.coco_build import build_coco
-from app.project import rle
 from app.project.store import ProjectStore
+from engine import rle
 
 REFER_DATASETS = ("refcoco", "refcoco+", "refcocog", "refclef")  # the names REFER(data_root, dataset) accepts
 

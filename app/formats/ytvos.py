@@ -46,8 +46,8 @@ from app.formats._base import (
     write_json_atomic,
 )
 from app.formats._plan import ExpressionPlan, MediaPlan, ObjectPlan, Plan, apply_plan
-from app.project import rle
 from app.project.store import ProjectStore
+from engine import rle
 
 MAX_ID = 255
 

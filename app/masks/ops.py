@@ -34,6 +34,11 @@ def remove_specks(mask: np.ndarray, min_area: int = 64) -> np.ndarray:
     return keep[labels]
 
 
+# The largest brush the page offers; the server holds every caller to it (a radius is a
+# padded canvas's margin: unbounded, it would allocate without limit).
+MAX_BRUSH_RADIUS = 200
+
+
 def paint(mask: np.ndarray, points: Iterable, radius: int, value: bool) -> np.ndarray:
     """Brush (value=True) or eraser (value=False) along the polyline `points` of (x, y).
 
@@ -43,8 +48,8 @@ def paint(mask: np.ndarray, points: Iterable, radius: int, value: bool) -> np.nd
     the image (the stroke is clipped).
     """
     m = _check(mask)
-    if not isinstance(radius, (int, np.integer)) or radius < 1:
-        raise ValueError(f"radius must be an integer >= 1 (pixels), got {radius!r}")
+    if not isinstance(radius, (int, np.integer)) or not 1 <= radius <= MAX_BRUSH_RADIUS:
+        raise ValueError(f"radius must be a whole number of pixels in 1..{MAX_BRUSH_RADIUS}, got {radius!r}")
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) == 0:
         raise ValueError(f"points must be a non-empty sequence of (x, y) pairs, got shape "

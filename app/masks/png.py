@@ -8,13 +8,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from app.errors import UserError
 from app.media import limits
-from app.project.store import StoreError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-class MaskFileError(StoreError, ValueError):
+class MaskFileError(UserError, ValueError):
     pass
 
 
@@ -37,7 +37,7 @@ def read_mask_png(path: str | Path, size: tuple[int, int] | None = None) -> np.n
     if head[12:16] != b"IHDR":
         raise MaskFileError(f"{path.name} is a damaged PNG (no IHDR header); export the mask again")
     width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-    limits.check_pixels(path.name, width, height, "a mask", error=MaskFileError)
+    limits.check_pixels(path.name, width, height, "a mask")
     if size is not None and (width, height) != tuple(size):
         raise MaskFileError(f"{path.name} is {width}x{height} but the frame is {size[0]}x{size[1]}; send a "
                             "mask of the frame's size; nothing was decoded or saved")

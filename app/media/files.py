@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 from PIL import BmpImagePlugin, JpegImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugin
 
+from app.errors import UserError
 from app.media import limits
 from app.media.frame_index import FrameIndex, checksum
 
@@ -55,7 +56,7 @@ _FORMATS = {
 _EXT_FORMAT = {ext: fmt for fmt, (_, exts) in _FORMATS.items() for ext in exts}
 
 
-class MediaError(ValueError):
+class MediaError(UserError, ValueError):
     """Bad input. str(e) names the file, the problem, and what to do."""
 
 
@@ -183,7 +184,7 @@ def check_image_size(path) -> None:
     except (OSError, EOFError, ValueError, SyntaxError, KeyError, IndexError, TypeError, struct.error) as e:
         raise MediaError(f"{path.name} could not be read as an image ({e}); it is corrupt or truncated; "
                          "export or copy it again") from None
-    limits.check_pixels(path.name, width, height, "an image", error=MediaError)
+    limits.check_pixels(path.name, width, height, "an image")
 
 
 def _decode_image(path: Path) -> np.ndarray:
@@ -234,7 +235,7 @@ def _declared_frames(cap) -> int | None:
 def _check_declared_size(path: Path, cap) -> None:
     width, height = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
     if math.isfinite(width) and math.isfinite(height) and width >= 1 and height >= 1:
-        limits.check_pixels(path.name, width, height, "a video frame", error=MediaError)
+        limits.check_pixels(path.name, width, height, "a video frame")
 
 
 def _scan_video(path: Path, check: bool = True) -> tuple[tuple, float | None, FrameIndex, int | None]:
@@ -246,19 +247,19 @@ def _scan_video(path: Path, check: bool = True) -> tuple[tuple, float | None, Fr
         if check:
             _check_declared_size(path, cap)
             if declared is not None:
-                limits.check_frame_count(path.name, declared, error=MediaError)
+                limits.check_frame_count(path.name, declared)
         max_frames = limits.max_frames() if check else math.inf
         pts, crcs, shape, buf = [], [], None, None
         # Count frames that decode; container frame counts are often wrong.
         while cap.grab():
             if len(pts) >= max_frames:
-                limits.check_frame_count(path.name, len(pts) + 1, decoded=True, error=MediaError)
+                limits.check_frame_count(path.name, len(pts) + 1, decoded=True)
             ok, buf = cap.retrieve(buf)
             if not ok:
                 break
             if shape is None:
                 if check:
-                    limits.check_pixels(path.name, buf.shape[1], buf.shape[0], "a video frame", error=MediaError)
+                    limits.check_pixels(path.name, buf.shape[1], buf.shape[0], "a video frame")
                 shape = buf.shape
             elif buf.shape != shape:
                 raise _size_changed(path, len(pts), shape, buf.shape)

@@ -20,6 +20,7 @@ from app.project.store import StoreError
 
 class ProjectLockedError(StoreError):
     """Another process is writing this project."""
+    exit_code = 3
 
 
 def lock_path(project: str | Path) -> Path:

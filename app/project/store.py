@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 from sqlite_utils import Database
 
+from app.errors import UserError
 from app.media import files as media_io
 from app.media.frame_index import FrameIndex
-from app.project import rle
 from app.project.schema import migrations
+from engine import rle
 
 STATUSES = ("todo", "in_progress", "done", "reviewed")
 FINISHED = ("done", "reviewed")   # a person vouched for every frame of the expression
@@ -54,7 +55,7 @@ class BaselineResult:
     masks: int
 
 
-class StoreError(Exception):
+class StoreError(UserError):
     """Base class of the store's errors; messages say what to do."""
 
 

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from app.errors import UserError
 from app.masks.overlay import render_overlay
 from engine import Cancelled
 
@@ -34,7 +35,7 @@ MAX_SOURCES = 9
 SHORT_CLIP_PIXELS = 100_000_000
 
 
-class RenderError(ValueError):
+class RenderError(UserError, ValueError):
     """A render request that cannot be met; the message says what to change."""
 
 

@@ -11,25 +11,17 @@ from pathlib import Path
 import gradio as gr
 from gradio.data_classes import FileData
 
-import engine
-from app.formats import FormatError
+from app.errors import USER_ERRORS
 from app.masks.png import read_mask_png, write_mask_png, write_png
-from app.media.files import MediaError
-from app.project.store import StoreError
 from app.render import job as render_job
-from app.render.clip import RenderError
 from app.serve import api_args as arg
 from app.serve.tempfiles import Spool
-from app.studio.exposure import ExposureError
 from app.studio.studio import Studio
-
-# Mistakes a user can fix; anything else is a bug and keeps its traceback in the log.
-USER_ERRORS = (StoreError, MediaError, FormatError, engine.UnknownEngineError, engine.EngineNotConfigured,
-               engine.Cancelled, FileNotFoundError, arg.ApiArgumentError, ExposureError, RenderError)
 
 
 def user_errors(fn):
-    """Turn the project's own errors into gr.Error at the UI edge, messages intact."""
+    """The page's and the API's one translation: a UserError becomes gr.Error, message intact;
+    anything else is a bug and keeps its traceback in the log."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:

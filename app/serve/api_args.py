@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import math
 
+from app.errors import UsageError
 
-class ApiArgumentError(ValueError):
+
+class ApiArgumentError(UsageError, ValueError):
     """An argument of the wrong type or range; the message names it and what to send."""
 
 

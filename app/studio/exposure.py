@@ -15,13 +15,15 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.errors import UsageError
+
 ALLOW_PATHS_ENV = "FLOWLABEL_ALLOW_PATHS"  # os.pathsep-separated folders
 AUTH_ENV = "FLOWLABEL_AUTH"  # "user:password"
 AUTH_FILE_ENV = "FLOWLABEL_AUTH_FILE"
 ALLOW_HOSTS_ENV = "FLOWLABEL_ALLOW_HOSTS"  # comma-separated host names
 
 
-class ExposureError(Exception):
+class ExposureError(UsageError):
     """A setting or request that would expose more than the user chose; the message says what to do."""
 
 

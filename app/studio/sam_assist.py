@@ -1,17 +1,14 @@
 """Helpers for SAM 2 corrections in the studio (no torch here: the engine service runs the model).
 
 FramePreparer embeds the frame last shown in the background, so the click after it answers
-fast; RleFrames holds a tracking run's masks compressed until the run is saved in one step.
+fast.
 """
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
 
 import numpy as np
-
-from app.project import rle
 
 log = logging.getLogger(__name__)
 
@@ -55,24 +52,3 @@ class FramePreparer:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
-
-
-class RleFrames(Mapping):
-    """frame -> bool mask, kept as COCO RLE: a 900-frame run holds kilobytes, not gigabytes."""
-
-    def __init__(self, shape: tuple[int, int]):
-        self.shape = tuple(shape)
-        self._rle: dict[int, dict | None] = {}
-
-    def __setitem__(self, frame: int, mask: np.ndarray) -> None:
-        self._rle[int(frame)] = rle.encode(mask) if mask.any() else None
-
-    def __getitem__(self, frame: int) -> np.ndarray:
-        found = self._rle[frame]
-        return np.zeros(self.shape, bool) if found is None else rle.decode(found)
-
-    def __iter__(self):
-        return iter(self._rle)
-
-    def __len__(self) -> int:
-        return len(self._rle)

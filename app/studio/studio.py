@@ -15,17 +15,19 @@ import numpy as np
 
 import engine
 from app import formats
+from app.errors import UsageError
 from app.formats import coco_build
 from app.masks import frame_tools
 from app.masks import ops as mask_ops
 from app.masks.propagate import propagate, review_scores
 from app.media import files as media_io
 from app.media import limits
-from app.project.store import ProjectStore, StoreError
+from app.project.store import ProjectStore
 from app.render import job as render_job
 from app.studio.candidates import Offer, image_offer, track_offer
 from app.studio.exposure import allowed_roots, check_readable
-from app.studio.sam_assist import FramePreparer, RleFrames
+from app.studio.sam_assist import FramePreparer
+from engine.track_masks import ReachedFrames
 
 
 class Studio:
@@ -71,7 +73,7 @@ class Studio:
     def frame(self, media_id: int, index: int) -> np.ndarray:
         """Exactly the frame sequential decoding gives at `index` (RGB uint8), however it is reached."""
         media = self.store.get_media(media_id)
-        index = limits.frame_number(index, media["frames"], media["name"], error=StoreError)
+        index = limits.frame_number(index, media["frames"], media["name"])
         return self.frames.frame(self.store.media_file(media_id), media["kind"], index, frames=media["frames"],
                                  frame_index=lambda: self.store.frame_index(media_id))
 
@@ -105,7 +107,7 @@ class Studio:
                "remove_specks": lambda m: mask_ops.remove_specks(m, min_area=min_area),
                "smooth": lambda m: frame_tools.smooth_edges(m, radius=radius)}
         if op not in ops:
-            raise StoreError(f"unknown correction {op!r}; use one of {', '.join(ops)}")
+            raise UsageError(f"unknown correction {op!r}; use one of {', '.join(ops)}")
         new = ops[op](mask)
         revision = self.store.save_mask(expression_id, frame, new, object_id=object_id, base_revision=base_revision)
         return new, revision
@@ -133,14 +135,14 @@ class Studio:
         elif tool == "polygon":
             new = mask | frame_tools.polygon_to_mask(mask.shape, pts)
         else:
-            raise StoreError(f"unknown tool {tool!r}; use box, click or polygon")
+            raise UsageError(f"unknown tool {tool!r}; use box, click or polygon")
         revision = self.store.save_mask(expression_id, frame, new, object_id=object_id, base_revision=base_revision)
         return new, revision
 
     def _sam_tool(self, expr, frame, image, tool, points, mask, object_id) -> np.ndarray:
         key, obj = (expr["media_id"], frame), (expr["id"], object_id, frame)
         if len(points) < (2 if tool == "box" else 1) or any(len(p) < 3 for p in points):
-            raise StoreError(f"the {tool} tool needs {'two corners' if tool == 'box' else 'a click'} as [x, y, +1/-1]")
+            raise UsageError(f"the {tool} tool needs {'two corners' if tool == 'box' else 'a click'} as [x, y, +1/-1]")
         try:
             if tool == "box":
                 (x0, y0), (x1, y1) = [(float(x), float(y)) for x, y, *_ in points[:2]]
@@ -151,7 +153,7 @@ class Studio:
                     masks, scores = self.engines.sam_click(key, image, obj, float(x), float(y), label > 0, current)
                     current = masks[0]
         except ValueError as e:  # a prompt outside the frame, a box too small: the user's to fix
-            raise StoreError(str(e)) from e
+            raise UsageError(str(e)) from e
         if len(masks) > 1:  # SAM's alternatives: one click away, as a model's candidates are
             self._remember_candidates(expr["id"], object_id, image_offer(masks, scores, frame, obj))
         else:
@@ -166,15 +168,15 @@ class Studio:
         when its weights are configured) or "dis" (optical flow). Manual frames are anchors: never
         overwritten (unless asked); DIS re-seeds from them, SAM 2 conditions on them. One undo step."""
         if direction not in ("forward", "backward"):
-            raise StoreError(f"direction must be 'forward' or 'backward', not {direction!r}")
+            raise UsageError(f"direction must be 'forward' or 'backward', not {direction!r}")
         method = method or ("sam2" if self.engines.sam_configured() else "dis")
         if method not in ("sam2", "dis"):
-            raise StoreError(f"method must be 'sam2' or 'dis', not {method!r}")
+            raise UsageError(f"method must be 'sam2' or 'dis', not {method!r}")
         expr = self.store.get_expression(expression_id)
         media = self.store.get_media(expr["media_id"])
         start = self.store.get_mask(expression_id, frame, object_id)
         if not start.any():
-            raise StoreError(f"frame {frame} has no mask to propagate; draw one there first")
+            raise UsageError(f"frame {frame} has no mask to propagate; draw one there first")
         sources = self.store.mask_sources(expression_id, object_id)
         anchors = {} if overwrite_manual else {
             f: self.store.get_mask(expression_id, f, object_id) for f, src in sources.items()
@@ -204,8 +206,8 @@ class Studio:
     def _propagate_sam(self, expr, media, frame, start, direction, count, object_id, anchors, progress,
                        overwrite_manual) -> dict:
         if count is not None and (int(count) != count or count < 1):
-            raise StoreError(f"count must be a whole number of frames >= 1 (or empty: to the end), not {count!r}")
-        masks, absent = RleFrames(start.shape), []
+            raise UsageError(f"count must be a whole number of frames >= 1 (or empty: to the end), not {count!r}")
+        masks, absent = ReachedFrames(media["frames"], start.shape), []
 
         def keep(step) -> None:
             masks[step.frame] = step.mask
@@ -235,7 +237,7 @@ class Studio:
         # Check the engine before decoding anything: a long video is many GB of frames.
         info = engine.engine_info(str(engine_name))
         if media["kind"] not in info.kinds:
-            raise StoreError(f"engine {info.name!r} segments {' and '.join(info.kinds)}s, but {media['name']} "
+            raise UsageError(f"engine {info.name!r} segments {' and '.join(info.kinds)}s, but {media['name']} "
                              f"is a {media['kind']}; choose an engine for {media['kind']}s")
         self.engines.load(engine_name)
         return self.engines.run(engine_name, media["kind"], self.media_clip(media["id"]), expr["text"],
@@ -303,10 +305,10 @@ class Studio:
         saved as one revision, manual frames kept unless overwrite_manual (as a model run)."""
         offer = self._offers.get((expression_id, object_id))
         if offer is None:
-            raise StoreError("no candidates for this expression: run an engine that offers them (FlowSeg, SAM 3), "
+            raise UsageError("no candidates for this expression: run an engine that offers them (FlowSeg, SAM 3), "
                              "or click with SAM 2, first")
         if not 0 <= index < len(offer.masks):
-            raise StoreError(f"there are {len(offer.masks)} candidates; choose 1 to {len(offer.masks)}")
+            raise UsageError(f"there are {len(offer.masks)} candidates; choose 1 to {len(offer.masks)}")
         if offer.tracks is not None:
             return self.store.save_masks(expression_id, offer.tracks[index], object_id=object_id,
                                          source=offer.source, base_revision=base_revision,
@@ -391,7 +393,10 @@ class Studio:
         """One brush or eraser stroke (a polyline of (x, y) pixels and a radius) applied to the
         stored mask and saved as one revision."""
         mask = self.store.get_mask(expression_id, frame, object_id)
-        new = mask_ops.paint(mask, points, int(radius), not erase)
+        try:
+            new = mask_ops.paint(mask, points, radius, not erase)
+        except ValueError as e:  # a radius or points from a caller: theirs to fix
+            raise UsageError(f"stroke not saved: {e}") from e
         revision = self.store.save_mask(expression_id, frame, new, object_id=object_id, base_revision=base_revision)
         return new, revision
 

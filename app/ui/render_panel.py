@@ -15,6 +15,7 @@ from app.render import job as render_job
 from app.serve.api import user_errors
 from app.serve.tempfiles import Spool
 from app.studio.studio import Studio
+from app.ui.session import PageError
 
 
 @dataclass
@@ -38,7 +39,7 @@ def render_for_page(studio: Studio, out_dir: Path, state: dict | None, progress=
     """(video, image, download) updates for the tab's current expression."""
     expression_id = (state or {}).get("expression_id")
     if expression_id is None:
-        raise gr.Error("Pick or add an expression first; its masks are what the clip shows.")
+        raise PageError("Pick or add an expression first; its masks are what the clip shows.")
     out = out_dir / render_job.default_name(studio.store, expression_id, None, None)
     report = (lambda done, total: progress(done / total, desc=f"frame {done}/{total}")) if progress else None
     result = studio.render_clip(out, expression_id=expression_id, progress=report)

@@ -2,7 +2,7 @@
 
 A Session holds ids and a revision number, nothing heavy: frames, masks and history stay in
 the Studio, and every write goes through a Studio verb. gr.State keeps one Session per tab;
-copies share the Studio. Mistakes a user can fix raise PageError (a StoreError), which the
+copies share the Studio. Mistakes a user can fix raise PageError (an app.errors.UsageError), which the
 page turns into gr.Error where its events are wired.
 """
 from __future__ import annotations
@@ -10,14 +10,13 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field, fields
 
-from app.project.store import StoreError
+from app.errors import UsageError
 from app.studio.studio import Studio
 
-STATUSES = ("todo", "in_progress", "done", "reviewed")
 TOOLS = ("box", "click", "polygon")
 
 
-class PageError(StoreError):
+class PageError(UsageError):
     """Something the annotator can fix (pick an expression first, ...)."""
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import threading
 
-from app.serve.api import USER_ERRORS, user_errors
+from app.errors import USER_ERRORS
+from app.serve.api import user_errors
 from app.ui import views
 from app.ui.session import Session
 
@@ -37,7 +38,7 @@ def server_function(fn):
         try:
             with EDIT_LOCK:
                 return fn(*args, **kwargs)
-        except USER_ERRORS as e:
+        except USER_ERRORS as e:  # the canvas's one translation: it shows the message
             return {"error": str(e)}
     return wrapper
 

@@ -24,17 +24,12 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from engine import rle
 from engine.demo_world.language import vocabulary
 from engine.demo_world.scenes import images, video_clips
 from engine.demo_world.world import IMAGE_CONFIG, VIDEO_CONFIG, WorldConfig
 
 FORMAT = "flowlabel-demo-world"
-
-
-def rle(mask: np.ndarray) -> dict:
-    """COCO RLE {size: [h, w], counts: str} of a bool [H, W] mask."""
-    enc = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(v) for v in enc["size"]], "counts": enc["counts"].decode("ascii")}
 
 
 def _jpeg(path: Path, rgb: np.ndarray, quality: int) -> None:
@@ -95,7 +90,7 @@ def write_video_dataset(out, seed: int, count: int, frames: int = 9, size: int =
             anno = {}
             for obj in named:
                 anno[obj] = str(len(mask_dict))
-                mask_dict[anno[obj]] = [rle(m) if m.any() else None for m in clip.visible[obj]]
+                mask_dict[anno[obj]] = [rle.encode(m) if m.any() else None for m in clip.visible[obj]]
             expressions = {}
             for n, e in enumerate(clip.expressions):
                 expressions[str(n)] = {"exp": e.text, "obj_id": list(e.targets),
@@ -147,7 +142,7 @@ def write_image_dataset(out, seed: int, count: int, size: int = 64, config: Worl
                 o = scene.objects[obj]
                 coco["annotations"].append({
                     "id": ann_of[obj], "image_id": image_id, "category_id": category_id[o.shape],
-                    "segmentation": rle(mask), "area": int(mask_utils.area(enc)),
+                    "segmentation": rle.encode(mask), "area": int(mask_utils.area(enc)),
                     "bbox": [int(v) for v in mask_utils.toBbox(enc)], "iscrowd": 0,
                     "attributes": {"colour": o.colour, "size": o.size}})
             for obj, exprs in sentences.items():

@@ -37,3 +37,15 @@ def test_a_frame_that_does_not_fit_the_clip_is_refused():
         np.asarray(clip)
     with pytest.raises(ValueError, match="a clip needs frames"):
         Clip(frames.__getitem__, 0, 4, 5)
+
+
+def test_reached_frames_maps_only_the_frames_a_run_set():
+    from engine.track_masks import ReachedFrames
+    track = ReachedFrames(10, (4, 5))
+    mask = np.zeros((4, 5), bool)
+    mask[1:3, 2:4] = True
+    track[7], track[3] = mask, np.zeros((4, 5), bool)
+    assert list(track) == [3, 7] and len(track) == 2
+    assert (track[7] == mask).all() and not track[3].any()
+    with pytest.raises(KeyError):
+        track[5]  # never reached: not part of the run

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.project import rle
 from app.project.store import ProjectStore
+from engine import rle
 from tests.helpers.media_fixtures import write_image, write_video
 
 ROOT = Path(__file__).resolve().parents[2]

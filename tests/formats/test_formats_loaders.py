@@ -13,7 +13,7 @@ import pytest
 
 from app import formats
 from app.formats._polygons import polygons_to_mask
-from app.project import rle
+from engine import rle
 from tests.formats.test_formats_common import canon, fresh, load, source  # noqa: F401 (fixtures)
 from tests.helpers.field_loaders import pycocotools_masks, refer_get_masks, referformer_samples
 from tests.helpers.media_fixtures import write_image

@@ -10,8 +10,8 @@ import sqlite_utils
 from app import formats
 from app.formats import FormatError
 from app.formats.ytvos import write_palette_png
-from app.project import rle
 from app.project.store import ProjectStore
+from engine import rle
 from tests.formats.test_formats_common import box, dump, load, py2_pickle, source, state  # noqa: F401 (fixture)
 
 
@@ -163,15 +163,15 @@ CASES = {
         ("polygon outline too long", lambda d: edit_json(d / "coco.json", set_polygons(0, ZIGZAG)),
          ["coco.json", "annotations[0] (id 1)", "over the limit of 64", "FLOWLABEL_MAX_POLYGON_OUTLINE"]),
         ("image declared huge", lambda d: edit_json(d / "coco.json", set_image(10, width=100000, height=100000)),
-         ["coco.json", "images[10]", "10,000,000,000 pixels", "FLOWLABEL_MAX_IMAGE_PIXELS"]),
+         ["coco.json", "images[10]", "10,000,000,000 pixels", "FLOWLABEL_MAX_PIXELS"]),
         ("RLE declared huge", lambda d: edit_json(d / "coco.json", set_segmentation(0, size=[90000, 90000])),
-         ["coco.json", "annotations[0] (id 1)", "RLE size 90000x90000", "FLOWLABEL_MAX_IMAGE_PIXELS"]),
+         ["coco.json", "annotations[0] (id 1)", "RLE size 90000x90000", "FLOWLABEL_MAX_PIXELS"]),
         ("frame_index 1e9", lambda d: edit_json(d / "coco.json", set_image(2, frame_index=10**9)),
          ["coco.json", "images[2]", "frame_index must be an integer in 0..11"]),
         ("digits past int()", lambda d: edit_json(d / "coco.json", set_image(2, frame_index="9" * 5000)),
          ["coco.json", "images[2]", "frame_index must be an integer"]),
         ("image file declaring a huge size", lambda d: png_declaring(d / "images" / "still.png", 30000, 30000),
-         ["still.png", "image refused", "more pixels than Pillow will open", "FLOWLABEL_MAX_IMAGE_PIXELS"]),
+         ["still.png", "image refused", "more pixels than Pillow will open", "FLOWLABEL_MAX_PIXELS"]),
         ("null", lambda d: (d / "coco.json").write_text("null"), ["coco.json", "holds only null"]),
         ("nothing in it", lambda d: (d / "coco.json").write_text('{"images": [], "annotations": []}'),
          ["coco.json", "holds nothing to import"]),
@@ -194,7 +194,7 @@ CASES = {
         ("polygon at 1e9", lambda d: edit_json(d / "instances.json", set_polygons(0, [[-1e9, 0, 1, 0, 1, 1]])),
          ["instances.json", "annotations[0]", "(-1e+09, 0) outside the 40x30 image"]),
         ("RLE in a list declared huge", lambda d: edit_json(d / "instances.json", set_rle_list(0, size=[90000, 90000])),
-         ["instances.json", "annotations[0]", "RLE size 90000x90000", "FLOWLABEL_MAX_IMAGE_PIXELS"]),
+         ["instances.json", "annotations[0]", "RLE size 90000x90000", "FLOWLABEL_MAX_PIXELS"]),
         ("refs null", lambda d: (d / "refs.json").write_text("null"), ["refs.json", "holds only null"]),
         ("no refs", lambda d: (d / "refs.json").write_text("[]"), ["holds nothing to import"]),
     ],
@@ -221,10 +221,10 @@ CASES = {
          ["meta_expressions.json", "byte ", "not UTF-8"]),
         ("mask PNG declaring a huge size", lambda d: png_declaring(d / "Annotations" / "clip" / "00001.png",
                                                                    9000, 9000),
-         ["Annotations/clip/00001.png", "mask refused: it is 9000x9000: 81,000,000 pixels", "FLOWLABEL_MAX_IMAGE_PIXELS"]),
+         ["Annotations/clip/00001.png", "mask refused: it is 9000x9000: 81,000,000 pixels", "FLOWLABEL_MAX_PIXELS"]),
         ("frame declaring a huge size", lambda d: png_declaring(d / "JPEGImages" / "walk" / "00002.jpg",
                                                                 40000, 20000),
-         ["JPEGImages/walk/00002.jpg", "frame refused", "FLOWLABEL_MAX_IMAGE_PIXELS"]),
+         ["JPEGImages/walk/00002.jpg", "frame refused", "FLOWLABEL_MAX_PIXELS"]),
         ("null", lambda d: (d / "meta_expressions.json").write_text("null"),
          ["meta_expressions.json", "holds only null"]),
     ],
@@ -245,7 +245,7 @@ CASES = {
         ("non-UTF-8", lambda d: replace_bytes(d / "meta_expressions.json", b"shadow", b"sh\xc3\x28dow"),
          ["meta_expressions.json", "byte ", "not UTF-8"]),
         ("RLE declared huge", lambda d: edit_json(d / "mask_dict.json", lambda x: x[mevis_anno(d)][1].update(
-            size=[100000, 100000])), ["mask_dict.json", "RLE size 100000x100000", "FLOWLABEL_MAX_IMAGE_PIXELS"]),
+            size=[100000, 100000])), ["mask_dict.json", "RLE size 100000x100000", "FLOWLABEL_MAX_PIXELS"]),
         ("null", lambda d: (d / "meta_expressions.json").write_text("null"),
          ["meta_expressions.json", "holds only null"]),
         ("no videos", lambda d: (d / "meta_expressions.json").write_text('{"videos": {}}'),
@@ -343,13 +343,13 @@ def test_too_many_objects_for_a_palette_png(source, tmp_path):
 
 
 @pytest.mark.parametrize("fmt, env, value, words", [
-    ("coco", "FLOWLABEL_MAX_VIDEO_FRAMES", 5, ["frame_index must be an integer in 0..4"]),
-    ("ytvos", "FLOWLABEL_MAX_VIDEO_FRAMES", 5, ["videos['clip']", "6 frames in one video is over the limit of 5",
-                                                "FLOWLABEL_MAX_VIDEO_FRAMES"]),
+    ("coco", "FLOWLABEL_MAX_FRAMES", 5, ["frame_index must be an integer in 0..4"]),
+    ("ytvos", "FLOWLABEL_MAX_FRAMES", 5, ["videos['clip']", "6 frames in one video is over the limit of 5",
+                                                "FLOWLABEL_MAX_FRAMES"]),
     ("mevis", "FLOWLABEL_MAX_OBJECTS", 1, ["videos['clip']", "4 objects in one image or video is over the limit of 1",
                                            "FLOWLABEL_MAX_OBJECTS"]),
     ("refcoco", "FLOWLABEL_MAX_OBJECTS", 1, ["images[0]", "3 objects", "over the limit of 1", "FLOWLABEL_MAX_OBJECTS"]),
-    ("refcoco", "FLOWLABEL_MAX_IMAGE_PIXELS", 1000, ["images[0]", "1,200 pixels", "limit of 1,000"]),
+    ("refcoco", "FLOWLABEL_MAX_PIXELS", 1000, ["images[0]", "1,200 pixels", "limit of 1,000"]),
 ])
 def test_limits_are_named_and_can_be_raised(fmt, env, value, words, source, target, tmp_path, monkeypatch):
     src, _ = exported(fmt, source, tmp_path)

@@ -9,7 +9,7 @@ import pytest
 from app.masks.png import MaskFileError, read_mask_png
 from app.media import files as media
 from app.media.files import MediaError, probe
-from app.project.store import StoreError
+from app.media.limits import LimitError
 from app.studio.studio import Studio
 from tests.helpers.media_fixtures import GRADIO_VIDEOS, write_image, write_png_bomb, write_video
 
@@ -55,7 +55,7 @@ def grabs(monkeypatch):
 def test_an_image_declaring_30000x30000_is_refused_from_its_header(bomb, studio):
     assert bomb.stat().st_size < 200_000
     start = time.perf_counter()
-    with pytest.raises(MediaError) as info:
+    with pytest.raises(LimitError) as info:
         studio.add_media(bomb)
     assert time.perf_counter() - start < 1.0  # the header only: decoding would take GBs and seconds
     message = str(info.value)
@@ -67,7 +67,7 @@ def test_an_image_declaring_30000x30000_is_refused_from_its_header(bomb, studio)
 def test_the_pixel_limit_is_set_by_environment(tmp_path, studio, monkeypatch):
     write_image(tmp_path / "small.png", size=(80, 60))
     monkeypatch.setenv("FLOWLABEL_MAX_PIXELS", "4000")
-    with pytest.raises(MediaError, match=r"80x60 = 4,800 pixels, over the limit of 4,000 pixels"):
+    with pytest.raises(LimitError, match=r"80x60 = 4,800 pixels, over the limit of 4,000 pixels"):
         studio.add_media(tmp_path / "small.png")
     assert nothing_imported(studio)
     monkeypatch.setenv("FLOWLABEL_MAX_PIXELS", "4800")
@@ -80,7 +80,7 @@ def test_the_pixel_limit_is_set_by_environment(tmp_path, studio, monkeypatch):
 def test_a_mask_declaring_30000x30000_is_refused_before_decoding(bomb, monkeypatch):
     decoded = []
     monkeypatch.setattr(cv2, "imdecode", lambda *a: decoded.append(a))
-    with pytest.raises(MaskFileError, match=r"declares a mask of 30000x30000 .* FLOWLABEL_MAX_PIXELS"):
+    with pytest.raises(LimitError, match=r"declares a mask of 30000x30000 .* FLOWLABEL_MAX_PIXELS"):
         read_mask_png(bomb)
     with pytest.raises(MaskFileError, match=r"bomb.png is 30000x30000 but the frame is 48x32"):
         monkeypatch.setenv("FLOWLABEL_MAX_PIXELS", str(10**9))
@@ -91,7 +91,7 @@ def test_a_mask_declaring_30000x30000_is_refused_before_decoding(bomb, monkeypat
 def test_a_video_declaring_too_many_pixels_is_refused_before_decoding(tmp_path, studio, monkeypatch, grabs):
     write_video(tmp_path / "v.avi", frames=5, size=(96, 64))
     monkeypatch.setenv("FLOWLABEL_MAX_PIXELS", "5000")
-    with pytest.raises(MediaError, match=r"v.avi declares a video frame of 96x64 = 6,144 pixels.*"
+    with pytest.raises(LimitError, match=r"v.avi declares a video frame of 96x64 = 6,144 pixels.*"
                                          r"FLOWLABEL_MAX_PIXELS=6144"):
         studio.add_media(tmp_path / "v.avi")
     assert grabs == [] and nothing_imported(studio)
@@ -104,7 +104,7 @@ def test_a_video_declaring_a_billion_frames_is_refused_before_decoding(tmp_path,
     data[strh + 40:strh + 44] = (10**9).to_bytes(4, "little")  # the stream header's dwLength
     data[48:52] = (10**9).to_bytes(4, "little")  # the main header's dwTotalFrames
     (tmp_path / "liar.avi").write_bytes(data)
-    with pytest.raises(MediaError, match=r"liar.avi declares 1,000,000,000 frames, over the limit of "
+    with pytest.raises(LimitError, match=r"liar.avi declares 1,000,000,000 frames, over the limit of "
                                          r"200,000 frames \(FLOWLABEL_MAX_FRAMES\)"):
         studio.add_media(tmp_path / "liar.avi")
     assert grabs == [] and nothing_imported(studio)
@@ -116,11 +116,11 @@ def test_decoding_stops_at_the_frame_limit(tmp_path, monkeypatch, grabs):
     monkeypatch.setenv("FLOWLABEL_MAX_FRAMES", "8")
     real_declared = media._declared_frames
     monkeypatch.setattr(media, "_declared_frames", lambda cap: None)
-    with pytest.raises(MediaError, match="v.avi decodes to more than 8 frames"):
+    with pytest.raises(LimitError, match="v.avi decodes to more than 8 frames"):
         probe(tmp_path / "v.avi")
     assert len(grabs) == 9
     monkeypatch.setattr(media, "_declared_frames", real_declared)
-    with pytest.raises(MediaError, match="v.avi declares 12 frames, over the limit of 8"):
+    with pytest.raises(LimitError, match="v.avi declares 12 frames, over the limit of 8"):
         probe(tmp_path / "v.avi")
 
 
@@ -132,7 +132,7 @@ def test_frame_indices_are_checked_before_decoding(tmp_path, studio, frame, phra
     write_video(tmp_path / "v.avi", frames=6)
     media_id = studio.add_media(tmp_path / "v.avi")[0]["id"]
     grabs.clear()
-    with pytest.raises(StoreError, match=phrase):
+    with pytest.raises(LimitError, match=phrase):
         studio.frame(media_id, frame)
     assert grabs == []
     assert studio.frame(media_id, 5.0).shape == (64, 96, 3)  # a whole float is a frame number
@@ -166,7 +166,7 @@ def test_keep_partial_keeps_what_decodes_exactly(half_world, studio):
     sequential = {i: reader.read(i) for i in (0, 5, last // 2, last)}  # in order: no seeks
     for i in (last, 0, last // 2, 5):
         assert np.array_equal(studio.frame(row["id"], i), sequential[i]), f"frame {i}"
-    with pytest.raises(StoreError, match=f"frame {last + 1} is outside"):
+    with pytest.raises(LimitError, match=f"frame {last + 1} is outside"):
         studio.frame(row["id"], last + 1)
 
 

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from app.project import rle
 from app.project.schema import migrations
 from app.project.store import (
     NotFoundError,
@@ -13,6 +12,7 @@ from app.project.store import (
     StaleRevisionError,
     StoreError,
 )
+from engine import rle
 
 
 def box(h, w, y0, y1, x0, x1):

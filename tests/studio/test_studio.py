@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 import engine
+from app.errors import UsageError
 from app.media.files import MediaError
-from app.project.store import StoreError
 from app.studio.studio import Studio
 from tests.helpers.media_fixtures import write_image, write_video
 
@@ -70,7 +70,7 @@ def test_frames_are_decoded_on_demand_and_bounded(tmp_path):
 def test_segment_with_unknown_or_unconfigured_engine_says_so(studio, video_expr, monkeypatch):
     with pytest.raises(engine.UnknownEngineError, match="registered engines: .*flowrvs, flowrvs-demo, flowseg"):
         studio.segment(video_expr["id"], "sam9")
-    with pytest.raises(StoreError, match="choose an engine for videos"):
+    with pytest.raises(UsageError, match="choose an engine for videos"):
         studio.segment(video_expr["id"], "flowseg")  # an image engine
     for var in ("FLOWLABEL_FLOWRVS_WAN_DIR", "FLOWLABEL_FLOWRVS_CHECKPOINT", "FLOWLABEL_FLOWRVS_MODEL_DIR"):
         monkeypatch.delenv(var, raising=False)
@@ -207,3 +207,17 @@ def test_the_demo_engine_runs_through_the_studio(studio, video_expr):
     assert studio.store.mask_sources(eid).get(1) == "manual"
     assert np.array_equal(studio.store.get_mask(eid, 1), manual)
     assert set(studio.store.proposal_frames(eid).values()) <= {"flowrvs-demo"}
+
+
+def test_the_server_bounds_the_brush_as_the_page_does(studio, video_expr):
+    """A script or a tampered page cannot send a radius the canvas would never offer (it sets
+    the size of a padded canvas): refused with the bound, nothing saved."""
+    from app.masks.ops import MAX_BRUSH_RADIUS
+    eid = video_expr["id"]
+    before = studio.store.get_expression(eid)["revision"]
+    for radius in (MAX_BRUSH_RADIUS + 1, 10**9, 0, 2.5):
+        with pytest.raises(UsageError, match=rf"stroke not saved: .*1\.\.{MAX_BRUSH_RADIUS}"):
+            studio.paint(eid, 0, [(5, 5), (9, 9)], radius)
+    assert studio.store.get_expression(eid)["revision"] == before and not studio.store.get_mask(eid, 0).any()
+    _, revision = studio.paint(eid, 0, [(5, 5)], MAX_BRUSH_RADIUS)
+    assert revision == before + 1 and studio.store.get_mask(eid, 0).all()

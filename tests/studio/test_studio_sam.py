@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import engine
+from app.errors import UsageError
 from app.masks import frame_tools
-from app.project.store import StoreError
 from app.studio.studio import Studio
 from engine.sam2.checkpoints import load_model
 from engine.sam2.predictor import SamPredictor
@@ -73,9 +73,9 @@ def test_box_restarts_from_sams_box_answer(studio, image_expr):
     studio.apply_tool(eid, 0, "click", [[30, 20, 1]])
     mask, _ = studio.apply_tool(eid, 0, "box", [[10, 5, 1], [50, 40, 1]])
     np.testing.assert_array_equal(mask, direct().box("k", image, "o", (10, 5, 50, 40)).masks[0])
-    with pytest.raises(StoreError, match="outside the 80x60 frame"):
+    with pytest.raises(UsageError, match="outside the 80x60 frame"):
         studio.apply_tool(eid, 0, "click", [[95, 20, 1]])
-    with pytest.raises(StoreError, match="two corners"):
+    with pytest.raises(UsageError, match="two corners"):
         studio.apply_tool(eid, 0, "box", [[10, 5, 1]])
 
 

@@ -1,6 +1,7 @@
 """Masks <-> COCO compressed RLE, through pycocotools.
 
-The store keeps every mask as COCO RLE so that export is a copy, not a re-encoding.
+The one codec: the store keeps every mask as COCO RLE (so that export is a copy, not a
+re-encoding), tracks keep their frames in it (engine/track_masks.py), and the demo datasets write it.
 """
 from __future__ import annotations
 
