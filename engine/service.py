@@ -19,6 +19,7 @@ from typing import Optional
 
 import numpy as np
 
+from .bounds import BOUNDS, Recent
 from .checks import check_expression, check_frames, check_image, describe
 from .registry import (
     Ability,
@@ -54,7 +55,7 @@ class EngineService:
         self._cache: dict[tuple, Segmenter] = {}
         self._lock = threading.Lock()
         self._cancel = threading.Event()
-        self._sam_last: dict = {}  # object key -> SAM's last answer, for sam_choose
+        self._sam_last = Recent(BOUNDS.answers)  # object key -> SAM's last answer, for sam_choose
 
     @property
     def device(self) -> str:
@@ -172,7 +173,7 @@ class EngineService:
         check_image(image)
         with self._lock:
             found = self._sam().click(key, image, obj, x, y, positive, current=current)
-            self._remember(obj, found)
+            self._sam_last[obj] = found
         return found.masks, found.scores
 
     def sam_box(self, key, image: np.ndarray, obj, box) -> tuple[np.ndarray, np.ndarray]:
@@ -180,7 +181,7 @@ class EngineService:
         check_image(image)
         with self._lock:
             found = self._sam().box(key, image, obj, box)
-            self._remember(obj, found)
+            self._sam_last[obj] = found
         return found.masks, found.scores
 
     def sam_choose(self, obj, index: int) -> None:
@@ -214,12 +215,6 @@ class EngineService:
         return out
 
     # (call these with the lock held)
-
-    def _remember(self, obj, found) -> None:
-        self._sam_last.pop(obj, None)
-        self._sam_last[obj] = found
-        while len(self._sam_last) > 16:  # a few objects' alternatives, not every click's
-            self._sam_last.pop(next(iter(self._sam_last)))
 
     def _sam(self):
         return self._load("sam2", {})

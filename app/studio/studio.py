@@ -27,6 +27,7 @@ from app.render import job as render_job
 from app.studio.candidates import Offer, image_offer, track_offer
 from app.studio.exposure import allowed_roots, check_readable
 from app.studio.sam_assist import FramePreparer
+from engine.bounds import BOUNDS, Recent
 from engine.track_masks import ReachedFrames
 
 
@@ -39,8 +40,8 @@ class Studio:
         self.frames = media_io.FrameCache(max_bytes=cache_bytes)
         self.engines = engine.EngineService(device=device, paths=engine_paths)
         self.cancel_event = threading.Event()  # stops a running propagation
-        self._offers: dict[tuple, Offer] = {}  # (expression, object) -> what the annotator can pick from
-        self._to_check: dict[tuple, list[int]] = {}  # (expression, object) -> frames to check
+        self._offers: Recent = Recent(BOUNDS.offers)  # (expression, object) -> what the annotator can pick from
+        self._to_check: Recent = Recent(BOUNDS.checks)  # (expression, object) -> frames to check
         self.preparer = FramePreparer(self.engines.sam_prepare)
 
     def cancel(self) -> None:
@@ -266,11 +267,7 @@ class Studio:
         return {"frames": int(len(proposal.masks)), "revision": revision}
 
     def _remember_candidates(self, expression_id, object_id, offer: Offer) -> Offer:
-        key = (expression_id, object_id)
-        self._offers.pop(key, None)
-        self._offers[key] = offer
-        while len(self._offers) > 32:
-            self._offers.pop(next(iter(self._offers)))
+        self._offers[(expression_id, object_id)] = offer
         return offer
 
     def weights_status(self) -> list[dict]:
@@ -434,8 +431,6 @@ class Studio:
         key = (expression_id, object_id)
         if refresh or key not in self._to_check:
             self._to_check[key] = self._flagged_frames(expression_id, object_id, 0.3)
-            while len(self._to_check) > 32:
-                self._to_check.pop(next(iter(self._to_check)))
         return self._to_check[key]
 
 

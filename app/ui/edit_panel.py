@@ -10,6 +10,7 @@ import gradio as gr
 from app.ui import views
 from app.ui.session import PageError, Session
 from app.ui.wiring import EDITS, on, server_function, show, shown
+from engine.bounds import BOUNDS
 
 CORRECTIONS = [("fill_holes", "Fill holes", "fill-holes"), ("smooth", "Smooth edges", "smooth"),
                ("remove_specks", "Remove specks", "remove-specks")]
@@ -61,7 +62,7 @@ class Tabs:
     """Sessions by the token their canvas holds (server functions get no gr.State): the newest
     `keep` tabs."""
 
-    def __init__(self, keep: int = 256):
+    def __init__(self, keep: int = BOUNDS.tabs):
         self.keep, self._tabs = keep, OrderedDict()
 
     def register(self, session: Session) -> None:

@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
+from engine.bounds import BOUNDS
+
 JPEG_QUALITY = 92
 
 
@@ -28,7 +30,7 @@ def jpeg_data_url(rgb: np.ndarray) -> str:
 
 
 class FrameImages:
-    def __init__(self, keep: int = 48):
+    def __init__(self, keep: int = BOUNDS.frame_images):
         self.keep = keep
         self._urls: OrderedDict[tuple, str] = OrderedDict()
         self._lock = threading.Lock()

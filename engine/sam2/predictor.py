@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.bounds import BOUNDS
 from engine.checks import check_image
 
 MEAN = (0.485, 0.456, 0.406)  # ImageNet, as Sam2ImageProcessor normalises (weights.normalization reads
@@ -80,7 +81,8 @@ def upscale(logits: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
 
 
 class SamPredictor:
-    def __init__(self, model, max_cached: int = 8, max_objects: int = 64, normalization=(MEAN, STD)):
+    def __init__(self, model, max_cached: int = BOUNDS.embeddings, max_objects: int = BOUNDS.prompts,
+                 normalization=(MEAN, STD)):
         self.model = model
         self.normalization = normalization
         # The image-wide positional embedding depends on the weights only, yet the model recomputes it

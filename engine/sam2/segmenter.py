@@ -6,6 +6,7 @@ from typing import Callable, Hashable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from engine.bounds import BOUNDS
 from engine.sam2.checkpoints import load_model, normalization, resolve_model_dir
 from engine.sam2.predictor import Prediction, SamPredictor
 from engine.sam2.tracker import TrackStep, track
@@ -13,7 +14,7 @@ from engine.torch_utils import as_dtype
 
 
 class Sam2Engine:
-    def __init__(self, model, device: str = "cpu", dtype=None, max_cached: int = 8):
+    def __init__(self, model, device: str = "cpu", dtype=None, max_cached: int = BOUNDS.embeddings):
         self.folder = resolve_model_dir(model)  # fails now, before any frame is decoded
         self.device = str(device)
         # fp32 unless asked: SAM 2's masks are thresholded logits, bf16 flips edge pixels

@@ -49,3 +49,14 @@ def test_reached_frames_maps_only_the_frames_a_run_set():
     assert (track[7] == mask).all() and not track[3].any()
     with pytest.raises(KeyError):
         track[5]  # never reached: not part of the run
+
+
+def test_recent_keeps_its_bound_and_a_key_set_again_is_newest():
+    from engine.bounds import Recent
+    cache = Recent(3)
+    for key in "abcd":
+        cache[key] = key.upper()
+    assert list(cache) == ["b", "c", "d"]
+    cache["b"] = "B2"  # set again: newest, so "c" goes next
+    cache["e"] = "E"
+    assert list(cache) == ["d", "b", "e"] and cache["b"] == "B2"
