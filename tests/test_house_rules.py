@@ -172,3 +172,14 @@ def test_every_error_the_app_raises_for_users_shares_one_base():
             if cls.__module__ == module.__name__ and issubclass(cls, Exception) and not issubclass(cls, UserError):
                 outside.append(f"{module.__name__}.{name}")
     assert not outside, f"{outside} do not derive from app.errors.UserError"
+
+
+def test_the_readme_layout_names_every_folder_of_the_tree():
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):]
+    top = {Path(f).parts[0] for f in tracked("*") if len(Path(f).parts) > 1 and not f.startswith(".")}
+    app = {p.name for p in (ROOT / "app").iterdir() if (p / "__init__.py").exists()}
+    missing = [f"{d}/" for d in sorted(top) if f"\n{d}/" not in layout] + \
+              [f"app/{d}/" for d in sorted(app) if f"\n  {d}/" not in layout]
+    assert not missing, f"README's Layout lacks {missing}"
+    assert len(readme.splitlines()) <= 250, "keep the README a README: guides go in docs/"

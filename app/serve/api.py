@@ -1,4 +1,4 @@
-"""Scripting API: Gradio named endpoints for gradio_client (see the README's example).
+"""Scripting API: Gradio named endpoints for gradio_client (see docs/scripting.md).
 
 Each endpoint is a thin, typed wrapper over a Studio verb; errors reach the client as
 gr.Error with the store's or importer's own message.

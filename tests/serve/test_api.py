@@ -327,7 +327,7 @@ def test_segment_with_unconfigured_flowrvs_says_which_paths(client, video, expre
         assert flag in message
 
 
-# -- the README's example ------------------------------------------------------------------
+# -- docs/scripting.md's example -----------------------------------------------------------
 
 @pytest.mark.parametrize("media, summary", [("shapes.png", "image, 1 frame(s), 320x240"),
                                             ("shapes.mp4", "video, 24 frame(s), 320x240")])
