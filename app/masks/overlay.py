@@ -13,6 +13,19 @@ import numpy as np
 Color = tuple[int, int, int]
 
 
+# Each object's colour, by its place in the expression (RGB): the page's masks, the legend, the
+# candidate thumbnails and rendered clips all read this one table (the page gets it as hex).
+OBJECT_COLOURS = ((255, 0, 255), (255, 212, 0), (0, 229, 255), (255, 107, 0), (124, 255, 0), (155, 92, 255),
+                  (255, 45, 85), (0, 255, 156))
+
+
+def object_colour(k: int) -> tuple[int, int, int]:
+    return OBJECT_COLOURS[k % len(OBJECT_COLOURS)]
+
+
+def hex_colour(rgb) -> str:
+    return "#" + "".join(f"{int(v):02x}" for v in rgb)
+
 def render_overlay(frame: np.ndarray, mask: Optional[np.ndarray] = None, *,
                    opacity: float = 0.5, color: Color = (255, 64, 64),
                    outline_only: bool = False, contour_color: Color = (255, 255, 0),

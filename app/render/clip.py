@@ -26,9 +26,6 @@ from engine import Cancelled
 
 FORMATS = ("mp4", "gif", "webp", "png")
 LAYERS = ("image+mask", "mask", "image")
-# Distinct, saturated colours (RGB); the first is the page's mask magenta.
-PALETTE = ((255, 0, 255), (0, 200, 255), (255, 220, 0), (0, 220, 90), (255, 110, 0), (150, 90, 255),
-           (255, 40, 40), (180, 255, 60))
 GAP_PX, GAP_RGB = 4, (32, 32, 32)
 MAX_SOURCES = 9
 # GIF and WebP are for short clips: frames x width x height at most this many pixels.
@@ -44,10 +41,6 @@ class MaskSource:
     """One panel of the clip: a label and, per frame index, one bool mask per object."""
     label: str
     masks: Callable[[int], Sequence[np.ndarray]]
-
-
-def colour(k: int) -> tuple[int, int, int]:
-    return PALETTE[k % len(PALETTE)]
 
 
 # -- arguments ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.masks.overlay import object_colour
 from app.media import files as media_io
 from app.project.store import ProjectStore
 from app.render import clip as render
@@ -87,7 +88,7 @@ def render_clip(store: ProjectStore, out: str | Path, *, expression_id: int | No
     for expr in expressions:
         for obj in store.list_objects(expr["id"]):
             if obj["id"] not in colour_of:
-                colour_of[obj["id"]] = render.colour(len(colour_of))
+                colour_of[obj["id"]] = object_colour(len(colour_of))
                 pairs.append((expr["id"], obj["id"]))
     lines = [(e["text"], [colour_of[o["id"]] for o in store.list_objects(e["id"])]) for e in expressions]
     shape = (media["height"], media["width"])

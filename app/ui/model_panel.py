@@ -4,12 +4,10 @@ from __future__ import annotations
 import gradio as gr
 
 import engine
-from app.masks.overlay import render_overlay
+from app.masks.overlay import object_colour, render_overlay
 from app.ui import views
 from app.ui.wiring import EDITS, on, show, shown
 from engine import models
-
-THUMB_COLOR = (255, 0, 255)
 
 
 def build(page) -> None:
@@ -65,7 +63,7 @@ def candidate_items(session) -> list | None:
     for i, (mask, score, frame) in enumerate(zip(*found, frames)):
         image = session.studio.frame(session.media_id, frame)
         label = f"{i + 1}: {score:.2f}" + (f" (frame {frame})" if video else "")
-        items.append((render_overlay(image, mask, opacity=0.5, color=THUMB_COLOR), label))
+        items.append((render_overlay(image, mask, opacity=0.5, color=object_colour(0)), label))
     return items
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import numpy as np
 
 import engine
+from app.masks.overlay import hex_colour, object_colour
 from app.ui.frame_images import FRAME_IMAGES
 from app.ui.session import Session
 
 STATUS_LABELS = {"todo": "to do", "in_progress": "in progress", "done": "done", "reviewed": "reviewed"}
 STATUS_ICONS = {"todo": "○", "in_progress": "◐", "done": "●", "reviewed": "✔"}
 # Object colours, in label order: distinct on natural images; the first is the old magenta.
-OBJECT_COLORS = ["#ff00ff", "#ffd400", "#00e5ff", "#ff6b00", "#7cff00", "#9b5cff", "#ff2d55", "#00ff9c"]
 PROPOSAL_COLOR = "#00c8ff"
 # Timeline letters: manual, model, propagated, empty (flagged frames come as a list).
 TIMELINE = {"manual": "m", "model": "a", "propagated": "p", "empty": "e"}
@@ -66,7 +66,7 @@ def canvas_value(session: Session, refresh_checks: bool = True) -> dict:
     for i, obj in enumerate(store.list_objects(eid)):
         mask = store.get_mask(eid, session.frame, obj["id"])
         value["objects"].append({"id": obj["id"], "label": obj["label"],
-                                 "color": OBJECT_COLORS[i % len(OBJECT_COLORS)], "runs": runs(mask)})
+                                 "color": hex_colour(object_colour(i)), "runs": runs(mask)})
     value["active"] = session.object_id
     proposal = store.get_proposal(eid, session.frame, session.object_id)
     if proposal is not None:

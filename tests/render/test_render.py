@@ -7,13 +7,14 @@ from PIL import Image
 
 import engine
 from app.commands import cli
+from app.masks.overlay import OBJECT_COLOURS
 from app.media.files import FrameReader
 from app.render import clip as render
-from app.render.clip import GAP_RGB, PALETTE, RenderError
+from app.render.clip import GAP_RGB, RenderError
 from tests.helpers.media_fixtures import decode_sequentially, write_video
 
 SIZE = (128, 96)
-MAGENTA, CYAN = PALETTE[0], PALETTE[1]
+MAGENTA, YELLOW = OBJECT_COLOURS[0], OBJECT_COLOURS[1]
 
 
 def box(y0, y1, x0, x1, shape=(SIZE[1], SIZE[0])) -> np.ndarray:
@@ -64,7 +65,7 @@ def test_mp4_has_every_frame_at_the_right_size_with_coloured_masks_boundaries_an
         inside_off = np.median(np.abs(shown[inside] - MAGENTA).mean(axis=-1))
         assert ring_off < 40 and ring_off < 0.5 * inside_off
         second = erode(box(25, 55, 85, 120), 4)
-        assert np.abs(shown[second] - np.round(source * 0.5 + np.array(CYAN) * 0.5)[second]).mean() < 6
+        assert np.abs(shown[second] - np.round(source * 0.5 + np.array(YELLOW) * 0.5)[second]).mean() < 6
         outside = erode(~(mask | box(25, 55, 85, 120)), 3)
         outside[70:] = False  # the caption lives at the bottom
         assert np.abs(shown[outside] - source[outside]).mean() < 4
@@ -78,7 +79,7 @@ def test_mask_layer_carries_each_objects_exact_colour_on_black(studio, clip, tmp
     shown = decode(tmp_path / "mask.mp4")[3].astype(int)
     first, second = erode(clip["masks"][3], 3), erode(box(25, 55, 85, 120), 3)
     assert np.abs(shown[first] - MAGENTA).max(axis=-1).mean() < 12
-    assert np.abs(shown[second] - CYAN).max(axis=-1).mean() < 12
+    assert np.abs(shown[second] - YELLOW).max(axis=-1).mean() < 12
     background = erode(~(clip["masks"][3] | box(25, 55, 85, 120)), 3)
     background[70:] = False  # the caption
     assert shown[background].mean() < 6
@@ -175,7 +176,7 @@ def test_all_expressions_of_a_media_get_their_own_colours(studio, clip, tmp_path
     studio.store.save_mask(other, 1, box(0, 96, 0, 6))
     result = studio.render_clip(tmp_path / "media.png", media_id=clip["media"]["id"], frames="1", layers="mask")
     shown = np.asarray(Image.open(result["path"])).astype(int)
-    assert (shown[20:40, 2] == PALETTE[2]).all()  # third object overall
+    assert (shown[20:40, 2] == OBJECT_COLOURS[2]).all()  # third object overall
     assert (shown[erode(clip["masks"][1], 2)] == MAGENTA).all()
 
 
@@ -263,9 +264,9 @@ def test_cli_render_writes_the_file_and_explains_mistakes(studio, clip, tmp_path
 
 
 def test_page_handler_shows_a_video_or_a_picture_and_offers_the_download(studio, clip, tmp_path, image_path):
-    import gradio as gr
 
     from app.ui.render_panel import render_for_page
+    from app.ui.session import PageError
     steps = []
     video, picture, download = render_for_page(studio, tmp_path, {"expression_id": clip["expression"]},
                                                lambda f, desc="": steps.append(f))
@@ -277,5 +278,5 @@ def test_page_handler_shows_a_video_or_a_picture_and_offers_the_download(studio,
     video, picture, download = render_for_page(studio, tmp_path, {"expression_id": expr})
     assert not video["visible"] and picture["visible"] and picture["value"].endswith(f"expression-{expr}.png")
     assert Image.open(picture["value"]).size == (40, 30)
-    with pytest.raises(gr.Error, match="Pick or add an expression"):
+    with pytest.raises(PageError, match="Pick or add an expression"):
         render_for_page(studio, tmp_path, {"expression_id": None})

@@ -39,7 +39,7 @@ def test_canvas_value_carries_exact_masks_and_the_timeline(page):
     assert value["width"] == 128 and value["frames"] == 12 and value["active"] == tab.object_id
     assert np.array_equal(views.from_runs(value["objects"][0]["runs"], (96, 128)), truth[0])
     assert value["timeline"] == "pma" + "e" * 9
-    assert value["objects"][0]["color"] == views.OBJECT_COLORS[0]
+    assert value["objects"][0]["color"] == "#ff00ff"
     tab.seek(1)
     proposal = views.canvas_value(tab)["proposal"]
     assert proposal["source"] == "propagated" and np.array_equal(views.from_runs(proposal["runs"], (96, 128)), truth[1])
