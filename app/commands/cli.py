@@ -123,6 +123,9 @@ def parser() -> argparse.ArgumentParser:
     dl = mod_sub.add_parser("download", help="fetch weights into the Hugging Face cache (resumable, with progress)")
     dl.add_argument("name", help="a known name (sam2.1-tiny, sam2.1-small, sam2.1-base-plus, sam2.1-large, edgetam, "
                                  "wan2.1-t2v-1.3b, flowrvs, sam3) or a repo id")
+    chk = sub.add_parser("check", help="is the project file sound? SQLite's integrity and foreign-key checks "
+                                       "(read-only), and the backups there are to restore")
+    chk.add_argument("--project", type=Path, default=argparse.SUPPRESS, help=project_help)
     return p
 
 
@@ -220,11 +223,11 @@ def export(project: Path, args) -> int:
     _require_project(project)
     if args.format != "coco":
         from app import formats
-        with ProjectStore(project) as store:
+        with ProjectStore(project, readonly=True) as store:
             report = formats.get(args.format).export(store, args.out)
         print(report.summary())
         return 0
-    with ProjectStore(project) as store:
+    with ProjectStore(project, readonly=True) as store:
         out = write_coco(store, args.out)
         data_count = sum(1 for _ in store.iter_masks())
     print(f"wrote {out} ({data_count} masks)")
@@ -267,12 +270,15 @@ def serve(project: Path, args) -> int:
     studio = Studio(project, device=args.device, engine_paths=engine_paths(args), import_roots=exposure.roots)
     if not args.no_demo:
         seed_demo(studio)
+    from app.project import backups
+    rolling = backups.Rolling(studio.store)  # one now, then every 10 minutes, the last 5 kept
     demo = ui.build(studio)
     print(f"FlowLabel project: {studio.store.path}\n{exposure.summary()}", flush=True)
     signal.signal(signal.SIGTERM, _stop_serving)  # a clean stop: temp folders go, as on Ctrl+C
     demo.queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, show_error=True, **ui.launch_kwargs(),
         **exposure.launch_kwargs())
+    rolling.stop()
     lock.release()
     return 0
 
@@ -288,6 +294,21 @@ def models(args) -> int:
 
 def _stop_serving(signum, frame):
     raise KeyboardInterrupt  # Gradio closes its server on it; then atexit runs
+
+
+def check(project: Path, args) -> int:
+    from app.project import backups, opening
+    from app.project.store import ProjectStore
+    _require_project(project)
+    ProjectStore(project, readonly=True).close()  # recognised as a project, this version can read it
+    problems = opening.integrity_problems(Path(project))
+    for problem in problems:
+        print(f"problem: {problem}")
+    kept = backups.listed(Path(project))
+    print(f"{project}: " + ("ok" if not problems else f"{len(problems)} problem(s); restore a backup"))
+    print(f"backups ({len(kept)}): " + (", ".join(p.name for p in kept[-3:]) if kept else "none yet") +
+          (f" in {kept[0].parent}" if kept else ""))
+    return 1 if problems else 0
 
 
 def _require_project(project: Path) -> None:
@@ -360,7 +381,7 @@ def render(project: Path, args) -> int:
     import engine
     from app.studio.studio import Studio
     _require_project(project)
-    studio = Studio(project)
+    studio = Studio(project, readonly=True)
     shown = [-1]
 
     def progress(done: int, total: int) -> None:
@@ -386,4 +407,5 @@ def render(project: Path, args) -> int:
     return 0
 
 
-COMMANDS = {"evaluate": evaluate, "annotate": annotate, "export": export, "import": import_, "render": render}
+COMMANDS = {"evaluate": evaluate, "annotate": annotate, "export": export, "import": import_, "render": render,
+            "check": check}

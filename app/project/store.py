@@ -22,6 +22,7 @@ from sqlite_utils import Database
 from app.errors import UserError
 from app.media import files as media_io
 from app.media.frame_index import FrameIndex
+from app.project import opening
 from app.project.schema import migrations
 from engine import rle
 
@@ -91,19 +92,34 @@ def _mask_json(counts: str | None, source: str | None) -> str | None:
 class ProjectStore:
     """A project: `path` is the SQLite file; imported media are copied next to it."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, readonly: bool = False):
+        """`readonly`: for readers (export, render, check); works on a read-only mount too, and
+        never migrates or writes. Either way the file is recognised (opening.check) first."""
         self.path = Path(path).expanduser().resolve()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.media_dir = self.path.with_name(self.path.stem + "_media")
+        self.readonly = readonly
+        known = [m.name for m in migrations._migrations]
+        opening.check(self.path, known)
+        self._lock = threading.RLock()
+        if readonly:
+            if opening.is_new(self.path):
+                raise StoreError(f"no project at {self.path}; pass --project with the path of an existing project")
+            self.db = Database(opening.connect_readonly(self.path))
+            if migrations.pending(self.db):
+                self.db.close()
+                raise StoreError(f"{self.path} is from an older FlowLabel; open it once with the studio "
+                                 "(which upgrades it) before reading it read-only")
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         # One connection shared by the app's worker threads, serialised by one lock.
         conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=10)
         self.db = Database(conn)
-        self._lock = threading.RLock()
         self.db.enable_wal()
         # FULL: an acknowledged commit is on disk, not only in the OS cache.
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
         migrations.apply(self.db)
+        opening.stamp(self.db)
 
     @property
     def lock(self) -> threading.RLock:
@@ -214,6 +230,8 @@ class ProjectStore:
             raise media_io.MediaError(
                 f"{media['name']} now decodes to {len(index)} frames, not the {media['frames']} it had when "
                 "imported; its file in the project's media folder changed; import it again")
+        if self.readonly:  # a reader uses it and leaves the file as it found it
+            return index
         with self._lock, self.db.atomic():
             if self._one("SELECT 1 AS x FROM frame_index WHERE media_id = ?", [media_id]) is None:
                 self._write_frame_index(media_id, index)

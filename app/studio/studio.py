@@ -33,8 +33,9 @@ from engine.track_masks import ReachedFrames
 
 class Studio:
     def __init__(self, project: str | Path, device: str | None = None, engine_paths: dict | None = None,
-                 cache_bytes: int = 512 * 2**20, import_roots: list[Path] | None = None):
-        self.store = ProjectStore(project)
+                 cache_bytes: int = 512 * 2**20, import_roots: list[Path] | None = None, readonly: bool = False):
+        """`readonly`: for readers such as `launch.py render` (no write, also on a read-only mount)."""
+        self.store = ProjectStore(project, readonly=readonly)
         # Server folders the page may import datasets from (the CLI passes its own paths directly).
         self.import_roots = import_roots or allowed_roots(self.store.path)
         self.frames = media_io.FrameCache(max_bytes=cache_bytes)
