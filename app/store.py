@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from sqlite_utils import Database
 
-from app import media as media_io
 from app import fill_rule, rle
+from app import media as media_io
 from app.frame_index import FrameIndex
 from app.schema import migrations
 
