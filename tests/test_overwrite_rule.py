@@ -1,13 +1,12 @@
 """The overwrite rule (app/fill_rule.py) on a real clip cut from gradio's world.mp4, with the
 demo engine and DIS propagation: the annotator's frames survive a model run; status moves."""
-import cv2
 import numpy as np
 import pytest
 
 from app import fill_rule
 from app.store import StoreError
 from app.studio import EmptyFramesError, Studio
-from tests.media_fixtures import GRADIO_VIDEOS
+from tests.media_fixtures import write_world_clip
 
 FRAMES = 16
 
@@ -15,14 +14,7 @@ FRAMES = 16
 @pytest.fixture
 def world(tmp_path):
     """A studio holding the first 16 frames of world.mp4 and one expression."""
-    cap = cv2.VideoCapture(str(GRADIO_VIDEOS / "world.mp4"))
-    path = tmp_path / "world16.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (480, 270))
-    for _ in range(FRAMES):
-        ok, frame = cap.read()
-        assert ok
-        writer.write(frame)
-    writer.release()
+    path = write_world_clip(tmp_path / "world16.avi", FRAMES)
     studio = Studio(tmp_path / "p.sqlite")
     media = studio.add_media(path)[0]
     eid = studio.store.add_expression(media["id"], "the globe")["id"]
