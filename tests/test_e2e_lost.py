@@ -52,7 +52,7 @@ def test_segment_on_a_done_expression_asks_and_keeps_the_annotators_frames(page,
         assert masks_of(project)[0][5].sum() == before[5].sum()  # nothing ran yet
         page.locator("#confirm-run").click()
         expect(page.get_by_text(re.compile("kept 2 manual, 11 propagated"))).to_be_visible(timeout=120_000)
-        expect(page.locator("#confirm")).to_be_hidden()
+        expect(page.locator("#confirm-text")).to_be_hidden()
         after, kinds_after, status = masks_of(project)
         for f in range(13):  # pixel for pixel, every frame the annotator made or propagated
             assert np.array_equal(before[f], after[f]), f
@@ -78,7 +78,7 @@ def test_first_stroke_sets_in_progress_and_done_asks_about_empty_frames(live_app
     expect(page.locator("#expressions")).to_contain_text("[in progress]")  # not yet
     page.locator("#confirm-done").click()
     expect(page.locator("#expressions")).to_contain_text("[done]")
-    expect(page.locator("#confirm")).to_be_hidden()
+    expect(page.locator("#confirm-text")).to_be_hidden()
     from app.store import ProjectStore
     with ProjectStore(live_app.project) as store:
         eid = store.list_expressions()[0]["id"]
@@ -125,9 +125,10 @@ def test_rename_delete_restore_and_empty_the_trash(live_app, page, tmp_path, ima
     page.locator("#empty-trash").click()
     expect(page.locator("#confirm-text")).to_contain_text("1 item(s) in the trash")
     page.locator("#confirm-empty").click()
-    expect(page.locator("#confirm")).to_be_hidden()
+    expect(page.locator("#confirm-text")).to_be_hidden()
     expect(page.get_by_text(re.compile("Emptied the trash"))).to_be_visible()
     assert not video_file.exists()
+    page.get_by_text("Export, datasets in and out").click()
     page.locator("#export").click()
     with ProjectStore(live_app.project) as store:
         assert store._rows("SELECT id FROM media") == [{"id": store.list_media()[0]["id"]}]
