@@ -162,8 +162,9 @@ class ProjectStore:
             known = self._one("SELECT * FROM media WHERE sha256 = ?", [info.sha256])
             if known:
                 if known["deleted_at"]:  # the same file again: it comes back from the trash
-                    self.db.execute("UPDATE media SET deleted_at = NULL, deleted_by = NULL WHERE id = ?",
-                                    [known["id"]])
+                    with self.db.atomic():
+                        self.db.execute("UPDATE media SET deleted_at = NULL, deleted_by = NULL WHERE id = ?",
+                                        [known["id"]])
                 return {**self.get_media(known["id"]), "existing": True}
             self.media_dir.mkdir(parents=True, exist_ok=True)
             stored = f"{info.sha256[:16]}{src.suffix.lower()}"

@@ -112,3 +112,33 @@ def test_first_edit_moves_to_do_once_and_undo_takes_it_back(studio, video_path):
     assert studio.store.get_expression(eid)["status"] == "todo"
     studio.store.save_masks(eid, {0: mask}, source="some-engine")
     assert studio.store.get_expression(eid)["status"] == "todo"  # model runs leave it to do
+
+
+def test_m005_counts_earlier_propagations_as_the_annotators(tmp_path):
+    """Masks stored before masks had an origin: propagated ones are kept, an engine's replaced."""
+    import sqlite3
+
+    from sqlite_utils import Database
+
+    from app.schema import migrations
+    from app.store import ProjectStore
+    path = tmp_path / "old.sqlite"
+    db = Database(path)
+    migrations.apply(db, stop_before="m005_trash_and_origin")
+    db.close()
+    con = sqlite3.connect(path)
+    con.execute("INSERT INTO media VALUES (1,'video','c.avi','x.avi','abc',4,2,4,5.0,'t')")
+    con.execute("INSERT INTO expressions VALUES (1,1,'x','done',0,'t','t')")
+    con.execute("INSERT INTO objects VALUES (1,1,1,'object','t')")
+    con.execute("INSERT INTO expression_objects VALUES (1,1)")
+    for frame, source in enumerate(["manual", "propagated", "sam2", "flowrvs-demo"]):
+        con.execute("INSERT INTO masks VALUES (1,?,'11',2,4,?,'t')", [frame, source])
+    con.commit()
+    con.close()
+    with ProjectStore(path) as store:
+        assert store.mask_kinds(1) == {0: "manual", 1: "propagated", 2: "propagated", 3: "model"}
+        full = np.ones((2, 4), bool)
+        report = store.fill_masks(1, {f: full for f in range(4)}, source="flowrvs-demo", keep_manual=True)
+        assert report.kept == {"manual": 1, "propagated": 2} and report.replaced == {"model": 1}
+        store.undo(1)
+        assert store.mask_kinds(1)[3] == "model" and store.list_media()[0]["name"] == "c.avi"

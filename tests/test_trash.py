@@ -10,7 +10,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from app import cli, trash
-from app.store import NotFoundError, StoreError
+from app.store import NotFoundError, ProjectStore, StoreError
 from app.studio import Studio
 from tests.live_app import ROOT, LiveApp
 
@@ -116,7 +116,8 @@ def test_adding_a_trashed_file_again_brings_it_back(project, video_path):
     trash.delete(studio.store, "media", ids["video"], by="ann")
     again = studio.add_media(video_path)[0]
     assert again["id"] == ids["video"] and again["existing"]
-    assert len(studio.store.list_expressions(ids["video"])) == 2
+    with ProjectStore(studio.store.path) as other:  # committed: another connection sees it
+        assert len(other.list_expressions(ids["video"])) == 2
 
 
 def test_demo_media_can_be_deleted_and_stay_deleted(tmp_path):
