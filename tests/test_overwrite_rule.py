@@ -116,25 +116,15 @@ def test_first_edit_moves_to_do_once_and_undo_takes_it_back(studio, video_path):
 
 def test_m005_counts_earlier_propagations_as_the_annotators(tmp_path):
     """Masks stored before masks had an origin: propagated ones are kept, an engine's replaced."""
-    import sqlite3
-
-    from sqlite_utils import Database
-
-    from app.schema import migrations
     from app.store import ProjectStore
-    path = tmp_path / "old.sqlite"
-    db = Database(path)
-    migrations.apply(db, stop_before="m005_trash_and_origin")
-    db.close()
-    con = sqlite3.connect(path)
-    con.execute("INSERT INTO media VALUES (1,'video','c.avi','x.avi','abc',4,2,4,5.0,'t')")
-    con.execute("INSERT INTO expressions VALUES (1,1,'x','done',0,'t','t')")
-    con.execute("INSERT INTO objects VALUES (1,1,1,'object','t')")
-    con.execute("INSERT INTO expression_objects VALUES (1,1)")
-    for frame, source in enumerate(["manual", "propagated", "sam2", "flowrvs-demo"]):
-        con.execute("INSERT INTO masks VALUES (1,?,'11',2,4,?,'t')", [frame, source])
-    con.commit()
-    con.close()
+    from tests.old_projects import old_project
+    masks = [("INSERT INTO masks VALUES (1,?,'11',2,4,?,'t')", [frame, source])
+             for frame, source in enumerate(["manual", "propagated", "sam2", "flowrvs-demo"])]
+    path = old_project(tmp_path / "old.sqlite", "m005_trash_and_origin", [
+        ("INSERT INTO media VALUES (1,'video','c.avi','x.avi','abc',4,2,4,5.0,'t')", []),
+        ("INSERT INTO expressions VALUES (1,1,'x','done',0,'t','t')", []),
+        ("INSERT INTO objects VALUES (1,1,1,'object','t')", []),
+        ("INSERT INTO expression_objects VALUES (1,1)", []), *masks])
     with ProjectStore(path) as store:
         assert store.mask_kinds(1) == {0: "manual", 1: "propagated", 2: "propagated", 3: "model"}
         full = np.ones((2, 4), bool)
