@@ -88,7 +88,7 @@ def wire(page) -> None:
         found = session.studio.candidates(session.expression_id, session.object_id)
         count = len(found[0]) if found is not None else 0
         others = f"; {count - 1} other pick(s) under Candidates (keys 1-{count})" if count > 1 else ""
-        gr.Info(f"{engine_name}: {result['report'].text()}" + others)
+        gr.Info(f"{engine_name} segmented {result['frames']} frame(s): {result['report'].text()}" + others)
         return {**show(page, session), **offered(session), **confirm_panel.hide(page)}
 
     def segment_confirmed(session, engine_name, overwrite, progress=gr.Progress()):
