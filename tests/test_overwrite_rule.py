@@ -132,3 +132,22 @@ def test_m005_counts_earlier_propagations_as_the_annotators(tmp_path):
         assert report.kept == {"manual": 1, "propagated": 2} and report.replaced == {"model": 1}
         store.undo(1)
         assert store.mask_kinds(1)[3] == "model" and store.list_media()[0]["name"] == "c.avi"
+
+
+def test_a_confirmation_applies_only_to_what_it_asked_about(studio, video_path):
+    """The page's "Mark done anyway" / "Run anyway" answer the question shown: after the tab
+    moves to another expression, the old answer is refused, not applied there."""
+    from app.ui import confirm_panel
+    from app.ui.session import PageError, Session
+    media = studio.add_media(video_path)[0]["id"]
+    first, second = (studio.store.add_expression(media, t)["id"] for t in ("one", "two"))
+    tab = Session(studio)
+    tab.pick_expression(first)
+    pending = {"action": "done", "expression": first, "status": "done"}
+    assert confirm_panel.confirmed(pending, tab, "done")["status"] == "done"
+    with pytest.raises(PageError, match="Nothing is waiting"):
+        confirm_panel.confirmed(pending, tab, "run")
+    tab.pick_expression(second)
+    with pytest.raises(PageError, match="another expression"):
+        confirm_panel.confirmed(pending, tab, "done")
+    assert confirm_panel.confirmed({"action": "empty", "expression": None}, tab, "empty")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app.store import FINISHED
+from app.ui.session import PageError
 from app.ui.wiring import on
 
 ACTIONS = ("run", "done", "empty")   # segment anyway, mark done anyway, empty the trash
@@ -21,20 +22,30 @@ def build(page) -> None:
                 "empty": gr.Button("Empty the trash for good", size="sm", variant="stop", elem_id="confirm-empty"),
             }
             page.confirm_cancel = gr.Button("Cancel", size="sm", elem_id="confirm-cancel")
-    page.pending = gr.State(None)  # the status waiting for "Mark done anyway"
+    page.pending = gr.State(None)  # what the shown question is about: action, expression, status
 
 
 def outputs(page) -> list:
-    return [page.confirm_row, page.confirm_text, *page.confirm_btns.values()]
+    return [page.confirm_row, page.confirm_text, *page.confirm_btns.values(), page.pending]
 
 
-def ask(page, action: str, text: str) -> dict:
-    return {page.confirm_row: gr.update(visible=True), page.confirm_text: text,
+def ask(page, action: str, text: str, session=None, **details) -> dict:
+    pending = {"action": action, "expression": getattr(session, "expression_id", None), **details}
+    return {page.confirm_row: gr.update(visible=True), page.confirm_text: text, page.pending: pending,
             **{btn: gr.update(visible=name == action) for name, btn in page.confirm_btns.items()}}
 
 
+def confirmed(pending: dict | None, session, action: str) -> dict:
+    """The question's details, when the answer still applies to what the tab shows."""
+    if not pending or pending.get("action") != action:
+        raise PageError("Nothing is waiting for this confirmation; do it again.")
+    if pending.get("expression") not in (None, session.expression_id):
+        raise PageError("That question was about another expression; click the button again on this one.")
+    return pending
+
+
 def hide(page) -> dict:
-    return {page.confirm_row: gr.update(visible=False), page.confirm_text: ""}
+    return {page.confirm_row: gr.update(visible=False), page.confirm_text: "", page.pending: None}
 
 
 def rerun_question(session, engine_name: str, overwrite: bool) -> str | None:

@@ -93,7 +93,8 @@ def wire(page) -> None:
             return refreshed(session, delete(kind, session, getattr(request, "username", None) or "page"))
         return handler
 
-    def empty(session):
+    def empty(session, pending):
+        confirm_panel.confirmed(pending, session, "empty")
         gone = trash.empty(session.store)
         return {**refreshed(session, "Emptied the trash: " + ", ".join(f"{n} {k}" for k, n in gone.items()) + "."),
                 **confirm_panel.hide(page)}
@@ -115,4 +116,5 @@ def wire(page) -> None:
     on(page.restore.click, lambda session, choice: refreshed(session, restore(session, choice)),
        [page.state, page.trash], everything, **EDITS)
     on(page.empty_trash.click, ask_empty, [page.state], confirm_panel.outputs(page))
-    on(page.confirm_btns["empty"].click, empty, [page.state], [*everything, *confirm_panel.outputs(page)], **EDITS)
+    on(page.confirm_btns["empty"].click, empty, [page.state, page.pending], [*everything, *confirm_panel.outputs(page)],
+       **EDITS)

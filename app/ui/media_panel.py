@@ -78,9 +78,9 @@ def wire(page) -> None:
             session.set_status(status, force=force)
         except EmptyFramesError as e:  # say how many and where, and ask
             total = session.media["frames"]
-            return {**confirm_panel.ask(page, "done", f"**{len(e.frames)} of {total} frame(s) have no mask** (for at "
-                                        f"least one object): frames {frame_ranges(e.frames)}, grey on the timeline. "
-                                        f"Mark it {STATUS_LABELS[status]} anyway?"), page.pending: status}
+            return confirm_panel.ask(page, "done", f"**{len(e.frames)} of {total} frame(s) have no mask** (for at "
+                                     f"least one object): frames {frame_ranges(e.frames)}, grey on the timeline. "
+                                     f"Mark it {STATUS_LABELS[status]} anyway?", session, status=status)
         return {**show(page, session), **lists(page, session, show_status), **confirm_panel.hide(page)}
 
     def reject(session, comment, show_status):
@@ -101,11 +101,13 @@ def wire(page) -> None:
     on(page.show_status.input, filter_expressions, [page.state, page.show_status], [page.expressions])
     on(page.expressions.input, pick_expression, [page.state, page.expressions], shown(page))
     on(page.next_expr.click, next_expression, [page.state, page.review_mode], everything)
-    asked = [*everything, *confirm_panel.outputs(page), page.pending]
+    asked = [*everything, *confirm_panel.outputs(page)]
     for status, btn in page.status_btns.items():
         on(btn.click, lambda *a, status=status: set_status(status, *a), [page.state, page.show_status],
            asked, **EDITS)
-    on(page.confirm_btns["done"].click, lambda pending, *a: set_status(pending, *a, force=True),
+    on(page.confirm_btns["done"].click,
+       lambda pending, session, shown_status: set_status(confirm_panel.confirmed(pending, session, "done")["status"],
+                                                         session, shown_status, force=True),
        [page.pending, page.state, page.show_status], asked, **EDITS)
     on(page.reject.click, reject, [page.state, page.comment, page.show_status], [*everything, page.comment], **EDITS)
     on(page.upload.upload, add_media, [page.state, page.upload, page.keep_partial], [*everything, page.upload])

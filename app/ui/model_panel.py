@@ -82,7 +82,7 @@ def wire(page) -> None:
     def segment(session, engine_name, overwrite, progress=gr.Progress(), confirmed=False):
         question = None if confirmed else confirm_panel.rerun_question(session, engine_name, overwrite)
         if question:  # a finished expression: ask first (confirm_panel), run on "Run anyway"
-            return confirm_panel.ask(page, "run", question)
+            return confirm_panel.ask(page, "run", question, session)
         result = session.segment(engine_name, overwrite, progress=lambda f, msg="": progress(f, desc=msg),
                                  confirmed=confirmed)
         found = session.studio.candidates(session.expression_id, session.object_id)
@@ -91,7 +91,8 @@ def wire(page) -> None:
         gr.Info(f"{engine_name} segmented {result['frames']} frame(s): {result['report'].text()}" + others)
         return {**show(page, session), **offered(session), **confirm_panel.hide(page)}
 
-    def segment_confirmed(session, engine_name, overwrite, progress=gr.Progress()):
+    def segment_confirmed(session, engine_name, overwrite, pending, progress=gr.Progress()):
+        confirm_panel.confirmed(pending, session, "run")
         return segment(session, engine_name, overwrite, progress, confirmed=True)
 
     def choose(index, session, overwrite):
@@ -104,10 +105,11 @@ def wire(page) -> None:
     candidates_out = [page.candidates, page.candidate_row]
     on(page.media.change, engine_choice, [page.state, page.engine], [page.engine, page.segment, *candidates_out])
     on(page.engine.input, lambda name: gr.update(value=_label(name)), [page.engine], [page.segment])
-    runs = [on(trigger, fn, [page.state, page.engine, page.overwrite],
+    runs = [on(trigger, fn, [page.state, page.engine, page.overwrite, *extra],
                [*shown(page), *candidates_out, *confirm_panel.outputs(page)], concurrency_id="engine",
                concurrency_limit=1)
-            for trigger, fn in ((page.segment.click, segment), (page.confirm_btns["run"].click, segment_confirmed))]
+            for trigger, fn, extra in ((page.segment.click, segment, []),
+                                       (page.confirm_btns["run"].click, segment_confirmed, [page.pending]))]
     on(page.cancel.click, lambda: page.studio.cancel(), None, None, cancels=runs)
     on(page.candidates.select, choose_from_gallery, [page.state, page.overwrite], shown(page), **EDITS)
     for i, btn in enumerate(page.pick_btns):
