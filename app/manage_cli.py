@@ -70,8 +70,9 @@ def run(project: Path, args, locked) -> int:
     if lock is None and not reads:
         return 3
     import engine
+    from app.cli import engine_paths  # the model flags given before the command
     from app.studio import Studio
-    studio = Studio(project)
+    studio = Studio(project, device=args.device, engine_paths=engine_paths(args))
     try:
         print(_dispatch(studio, args))
         return 0

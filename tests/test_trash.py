@@ -1,6 +1,7 @@
 """Rename and delete, recoverably (app/trash.py): what every reader sees, restore, emptying;
 the demo media; the CLI (launch.py media|expressions|objects|trash) and the API."""
 import json
+import re
 import subprocess
 import sys
 
@@ -152,6 +153,8 @@ def test_cli_renames_deletes_restores_and_refuses_unsafe_runs(project):
     assert "expression" in listed and "the dark background" in listed
     refused = launch(path, "expressions", "status", str(ids["keep"]), "done")
     assert refused.returncode == 1 and "1-5" in refused.stderr and "--force" in refused.stderr
+    ran = launch(path, "expressions", "segment", str(ids["keep"]), "--engine", "flowrvs-demo")
+    assert ran.returncode == 0 and re.search(r"flowrvs-demo: .*kept 1 manual$", ran.stdout.strip()), ran.stdout
     assert launch(path, "expressions", "status", str(ids["keep"]), "done", "--force").returncode == 0
     run = launch(path, "expressions", "segment", str(ids["keep"]), "--engine", "flowrvs-demo")
     assert run.returncode == 1 and "--overwrite-manual" in run.stderr
@@ -161,6 +164,8 @@ def test_cli_renames_deletes_restores_and_refuses_unsafe_runs(project):
     again = Studio(path)
     assert again.store.get_media(ids["video"])["name"] == "street.avi"
     assert again.store.get_expression(ids["keep"])["status"] == "done"
+    assert again.store.mask_kinds(ids["keep"])[0] == "manual"
+    assert again.store.get_mask(ids["keep"], 0).sum() == 100  # the stroke, untouched by the run
     again.close()
 
 
