@@ -197,3 +197,28 @@ def test_api_renames_deletes_restores_and_refuses_unsafe_runs(tmp_path, video_pa
     studio = Studio(tmp_path / "api.sqlite")
     assert studio.store.list_media() == [] and trash.list_trash(studio.store) == []
     studio.close()
+
+
+def test_batch_evaluate_render_and_next_expression_ignore_the_trash(project):
+    from app import batch, evaluate, render_job
+    from app.ui.session import Session
+    studio, ids = project
+    store = studio.store
+    trash.delete(store, "expression", ids["gone"], by="ann")
+    studio.store.set_status(ids["keep"], "done")
+    fresh = store.add_expression(ids["video"], "the empty corner")["id"]
+    todo, _ = batch.pending_expressions(store, "flowrvs-demo")
+    assert [e["id"] for e in todo] == [fresh]
+    targets, skipped = evaluate.select(store, "flowrvs-demo")
+    assert ids["gone"] not in {t.expression["id"] for t in targets} | {s["id"] for s in skipped}
+    _, rendered = render_job.plan_expressions(store, None, ids["video"])
+    assert [e["id"] for e in rendered] == [ids["keep"], fresh]
+    with pytest.raises(NotFoundError, match="in the trash"):
+        render_job.plan_expressions(store, ids["gone"], None)
+    tab = Session(studio)
+    tab.pick_expression(ids["keep"])
+    assert tab.next_expression() and tab.expression_id == ids["pic"]  # "gone" (in progress) comes first otherwise
+    trash.delete(store, "media", ids["video"], by="ann")
+    with pytest.raises(NotFoundError, match="its media is in the trash"):
+        render_job.plan_expressions(store, fresh, None)
+    assert batch.pending_expressions(store, "flowrvs-demo")[0] == []
