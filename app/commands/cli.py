@@ -2,6 +2,7 @@
 `evaluate ...` scores an engine against the corrected masks; `annotate ...` pre-annotates in batch;
 `render ...` writes overlay clips to share.
 `models list|download` shows and fetches engines' weights.
+`media|expressions|objects|trash ...` rename, delete (to a trash) and restore (app/commands/manage.py).
 
 Plugin engines: `--engine-module M` (repeatable) or FLOWLABEL_ENGINE_MODULES=M1,M2 imports each
 module before anything else runs; a module registers its engines with engine.register_engine.
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 import engine
+from app.commands import manage
 from app.errors import USER_ERRORS, UsageError, exit_code
 from engine.plugins import (
     ENGINE_MODULES_ENV,
@@ -115,6 +117,7 @@ def parser() -> argparse.ArgumentParser:
                      help="with --ray on a cluster without GPUs: how many CPU model actors (default 1)")
     ann.add_argument("--limit", type=int, default=None, help="annotate at most this many expressions")
     _render_args(sub, project_help)
+    manage.add_parsers(sub, project_help)
     mod = sub.add_parser("models", help="each engine's weights: list what is here, download what is not",
                          description="Weights come from the model flags / variables (a folder, a Hugging Face "
                                      "cache entry or a repo id already in the cache). Nothing downloads implicitly.")
@@ -180,11 +183,20 @@ def engine_paths(args) -> dict:
     return paths
 
 
-def seed_demo(studio) -> None:
-    """A new project opens on something to try: the demo media with example expressions."""
+def seed_demo(studio, wanted: bool = True) -> None:
+    """A new project opens on something to try: the demo media with example expressions. The
+    choice is made once, when the project is new, and recorded in it: a project made with
+    --no-demo never gets them, and demo media the user deleted do not come back."""
     import json
+
+    from app.project.trash import list_trash
     manifest = ASSETS / "demo" / "demo.json"
-    if not manifest.exists() or studio.store.list_media():
+    store = studio.store
+    if store.get_setting("demo_seeded") is not None:
+        return
+    new = not store.list_media() and not any(i["kind"] == "media" for i in list_trash(store))
+    store.set_setting("demo_seeded", bool(new and wanted and manifest.exists()))
+    if not store.get_setting("demo_seeded"):
         return
     for item in json.loads(manifest.read_text()):
         media = studio.add_media(ASSETS / "demo" / item["file"])[0]
@@ -205,6 +217,8 @@ def main(argv=None) -> int:
         import_engine_modules(engine_modules(args))
         if args.command == "models":
             return models(args)
+        if args.command in manage.COMMANDS:
+            return manage.run(project, args, _locked)
         return COMMANDS.get(args.command, serve)(project, args)
     except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
@@ -268,8 +282,7 @@ def serve(project: Path, args) -> int:
     from app.studio.studio import Studio
     tempfiles.sweep()  # what crashed studios left in the temp folder
     studio = Studio(project, device=args.device, engine_paths=engine_paths(args), import_roots=exposure.roots)
-    if not args.no_demo:
-        seed_demo(studio)
+    seed_demo(studio, wanted=not args.no_demo)
     from app.project import backups
     rolling = backups.Rolling(studio.store)  # one now, then every 10 minutes, the last 5 kept
     demo = ui.build(studio)

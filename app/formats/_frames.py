@@ -106,7 +106,7 @@ def header_problem(path: Path) -> str | None:
 
 
 def decode_frame(path: Path) -> np.ndarray | None:
-    """BGR uint8, decoded as app.media decodes images (EXIF orientation applied); None if not."""
+    """BGR uint8, decoded as app.media.files decodes images (EXIF orientation applied); None if not."""
     try:
         data = np.fromfile(path, np.uint8)
         bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None

@@ -8,10 +8,10 @@ _decode_image(), so they always agree. Videos go through OpenCV's FFmpeg backend
 applies rotation metadata itself; sizes come from decoded frames, never from the container.
 
 Untrusted sizes: an image's declared size (its header, read by Pillow without decoding) and a
-video's declared frame size and frame count are checked against app.limits before decoding.
+video's declared frame size and frame count are checked against app.media.limits before decoding.
 
 Exact frames: importing a video decodes it once in sequence and records its frame index
-(app.frame_index). FrameReader seeks by timestamp, identifies where it landed by timestamp and
+(app.media.frame_index). FrameReader seeks by timestamp, identifies where it landed by timestamp and
 checks the returned pixels against the index, falling back to decoding forward from frame 0, so
 random access always returns what sequential decoding gives.
 """

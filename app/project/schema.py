@@ -148,3 +148,40 @@ def m004_frame_index(db: Database) -> None:
             crc32 BLOB NOT NULL,          -- uint32 little-endian per frame: CRC-32 of the BGR pixels
             created_at TEXT NOT NULL
         )""")
+
+
+@migrations()
+def m005_trash_and_origin(db: Database) -> None:
+    # Deleting media, expressions and objects moves them to a trash (who, when): restorable
+    # until the trash is emptied, and ignored by everything that reads the project meanwhile.
+    for table in ("media", "expressions", "objects"):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN deleted_at TEXT")
+        db.execute(f"ALTER TABLE {table} ADD COLUMN deleted_by TEXT")
+    # Whose mask a stored mask comes from: 'annotator' (drawn, accepted, imported, or propagated
+    # from such a mask) or 'model' (an engine's, or propagated from one). Model runs and
+    # propagations replace only 'model' masks (app/project/fill_rule.py). Masks propagated before this
+    # column existed count as the annotator's: kept, never silently replaced.
+    db.execute("ALTER TABLE masks ADD COLUMN origin TEXT")
+    db.execute("""UPDATE masks SET origin = CASE
+                    WHEN source IN ('manual', 'import', 'propagated', 'sam2') THEN 'annotator'
+                    ELSE 'model' END""")
+
+
+@migrations()
+def m006_live_views(db: Database) -> None:
+    # What the project holds once the trash is set aside: every reader (lists, exports, render,
+    # evaluate, batch) reads these. An object is live while its media is, it is not trashed, and
+    # a live expression refers to it (or no expression ever did: a dataset's bare annotation).
+    db.execute("CREATE VIEW live_media AS SELECT * FROM media WHERE deleted_at IS NULL")
+    db.execute("""
+        CREATE VIEW live_expressions AS
+        SELECT e.* FROM expressions e JOIN media m ON m.id = e.media_id
+        WHERE e.deleted_at IS NULL AND m.deleted_at IS NULL""")
+    db.execute("""
+        CREATE VIEW live_objects AS
+        SELECT o.* FROM objects o JOIN media m ON m.id = o.media_id
+        WHERE o.deleted_at IS NULL AND m.deleted_at IS NULL
+          AND (EXISTS (SELECT 1 FROM expression_objects l JOIN live_expressions e ON e.id = l.expression_id
+                       WHERE l.object_id = o.id)
+               OR NOT EXISTS (SELECT 1 FROM expression_objects l JOIN expressions e ON e.id = l.expression_id
+                              WHERE l.object_id = o.id AND e.deleted_at IS NOT NULL))""")

@@ -22,7 +22,7 @@ from sqlite_utils import Database
 from app.errors import UserError
 from app.media import files as media_io
 from app.media.frame_index import FrameIndex
-from app.project import opening
+from app.project import fill_rule, opening
 from app.project.schema import migrations
 from engine import rle
 
@@ -85,8 +85,18 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _mask_json(counts: str | None, source: str | None) -> str | None:
-    return None if counts is None else json.dumps({"counts": counts, "source": source})
+def _mask_json(counts: str | None, source: str | None, origin: str | None = None) -> str | None:
+    if counts is None:
+        return None
+    return json.dumps({"counts": counts, "source": source, "origin": origin or fill_rule.origin_for(source)})
+
+
+def _trashed(row: dict | None) -> str:
+    """Why a row is hidden: ' (in the trash since ..., deleted by ...)', or ''."""
+    if not row or not row.get("deleted_at"):
+        return ""
+    return (f" (it is in the trash since {row['deleted_at'][:19]}, deleted by {row['deleted_by']}; "
+            "`launch.py trash list` shows it and `trash restore` brings it back)")
 
 
 class ProjectStore:
@@ -168,7 +178,11 @@ class ProjectStore:
         with self._lock:
             known = self._one("SELECT * FROM media WHERE sha256 = ?", [info.sha256])
             if known:
-                return {**known, "existing": True}
+                if known["deleted_at"]:  # the same file again: it comes back from the trash
+                    with self.db.atomic():
+                        self.db.execute("UPDATE media SET deleted_at = NULL, deleted_by = NULL WHERE id = ?",
+                                        [known["id"]])
+                return {**self.get_media(known["id"]), "existing": True}
             self.media_dir.mkdir(parents=True, exist_ok=True)
             stored = f"{info.sha256[:16]}{src.suffix.lower()}"
             target = self.media_dir / stored
@@ -190,16 +204,27 @@ class ProjectStore:
             return {**self.get_media(media_id), "existing": False}
 
     def get_media(self, media_id: int) -> dict:
-        row = self._one("SELECT * FROM media WHERE id = ?", [media_id])
+        row = self._one("SELECT * FROM live_media WHERE id = ?", [media_id])
         if row is None:
-            raise NotFoundError(f"no media with id {media_id} in this project; list media to see the ids")
+            why = _trashed(self._one("SELECT * FROM media WHERE id = ?", [media_id]))
+            raise NotFoundError(f"no media with id {media_id} in this project{why}; list media to see the ids")
         return row
+
+    def rename_media(self, media_id: int, name: str) -> dict:
+        """The media's display name (its file in the project stays as it is)."""
+        name = " ".join(str(name).split())
+        if not name:
+            raise StoreError("the new name is empty: type the name to show for this media")
+        with self._lock, self.db.atomic():
+            self.get_media(media_id)
+            self.db.execute("UPDATE media SET name = ? WHERE id = ?", [name, media_id])
+        return self.get_media(media_id)
 
     def list_media(self) -> list[dict]:
         return self._rows("""
             SELECT m.*, COUNT(e.id) AS expressions,
                    SUM(e.status IN ('done', 'reviewed')) AS finished
-            FROM media m LEFT JOIN expressions e ON e.media_id = m.id
+            FROM live_media m LEFT JOIN live_expressions e ON e.media_id = m.id
             GROUP BY m.id ORDER BY m.id""")
 
     def remove_media(self, media_id: int) -> None:
@@ -287,20 +312,33 @@ class ProjectStore:
             return self._record(expression_id, f"remove object {object_id}", [("link", object_id, None, "true", "false")])
 
     def get_expression(self, expression_id: int) -> dict:
-        row = self._one("SELECT * FROM expressions WHERE id = ?", [expression_id])
+        row = self._one("SELECT * FROM live_expressions WHERE id = ?", [expression_id])
         if row is None:
-            raise NotFoundError(f"no expression with id {expression_id} in this project")
+            raw = self._one("SELECT * FROM expressions WHERE id = ?", [expression_id])
+            why = _trashed(raw) or (raw and _trashed(self._one("SELECT * FROM media WHERE id = ?", [raw["media_id"]]))
+                                    .replace(" (it is", " (its media is"))
+            raise NotFoundError(f"no expression with id {expression_id} in this project{why or ''}")
         return row
 
     def list_expressions(self, media_id: int | None = None) -> list[dict]:
         if media_id is None:
-            return self._rows("SELECT * FROM expressions ORDER BY id")
-        return self._rows("SELECT * FROM expressions WHERE media_id = ? ORDER BY id", [media_id])
+            return self._rows("SELECT * FROM live_expressions ORDER BY id")
+        return self._rows("SELECT * FROM live_expressions WHERE media_id = ? ORDER BY id", [media_id])
 
     def list_objects(self, expression_id: int) -> list[dict]:
         return self._rows("""
             SELECT o.* FROM objects o JOIN expression_objects eo ON eo.object_id = o.id
-            WHERE eo.expression_id = ? ORDER BY o.label""", [expression_id])
+            WHERE eo.expression_id = ? AND o.deleted_at IS NULL ORDER BY o.label""", [expression_id])
+
+    def rename_object(self, expression_id: int, object_id: int, category: str) -> dict:
+        """An object's name: its category, as exports write it."""
+        category = " ".join(str(category).split())
+        if not category:
+            raise StoreError("the object's new name is empty: type its category (person, car, ...)")
+        with self._lock, self.db.atomic():
+            self._object_for(expression_id, object_id)
+            self.db.execute("UPDATE objects SET category = ? WHERE id = ?", [category, object_id])
+        return self._one("SELECT * FROM objects WHERE id = ?", [object_id])
 
     def _object_for(self, expression_id: int, object_id: int | None) -> int:
         objects = [o["id"] for o in self.list_objects(expression_id)]
@@ -325,6 +363,21 @@ class ProjectStore:
             return np.zeros((media["height"], media["width"]), bool)
         return rle.decode({"size": [row["height"], row["width"]], "counts": row["counts"]})
 
+    def mask_kinds(self, expression_id: int, object_id: int | None = None) -> dict[int, str]:
+        """frame -> kind (manual, imported, propagated, model; see app/project/fill_rule.py) for stored frames."""
+        rows = self._rows("SELECT frame, source, origin FROM masks WHERE object_id = ? ORDER BY frame",
+                          [self._object_for(expression_id, object_id)])
+        return {r["frame"]: fill_rule.frame_kind(r["source"], r["origin"]) for r in rows}
+
+    def empty_frames(self, expression_id: int) -> list[int]:
+        """Frames where at least one of the expression's objects has no mask."""
+        frames = self.get_media(self.get_expression(expression_id)["media_id"])["frames"]
+        missing: set[int] = set()
+        for obj in self.list_objects(expression_id):
+            held = {r["frame"] for r in self._rows("SELECT frame FROM masks WHERE object_id = ?", [obj["id"]])}
+            missing.update(f for f in range(frames) if f not in held)
+        return sorted(missing)
+
     def mask_sources(self, expression_id: int, object_id: int | None = None) -> dict[int, str]:
         """frame -> source ('manual' or an engine name) for frames holding a non-empty mask."""
         rows = self._rows("SELECT frame, source FROM masks WHERE object_id = ? ORDER BY frame",
@@ -339,11 +392,24 @@ class ProjectStore:
 
     def save_masks(self, expression_id: int, masks: dict[int, np.ndarray], *, object_id: int | None = None,
                    source: str = "manual", base_revision: int | None = None, action: str | None = None,
-                   keep_manual: bool = False) -> int:
-        """Store several frames' masks in one transaction and one revision.
+                   keep_manual: bool = False, seed_origin: str | None = None) -> int:
+        """Store several frames' masks in one transaction and one revision; returns the revision.
+        keep_manual: see fill_masks."""
+        return self.fill_masks(expression_id, masks, object_id=object_id, source=source, base_revision=base_revision,
+                               action=action, keep_manual=keep_manual, seed_origin=seed_origin).revision
 
-        keep_manual=True leaves frames whose current mask is manual untouched (model runs).
+    def fill_masks(self, expression_id: int, masks: dict[int, np.ndarray], *, object_id: int | None = None,
+                   source: str = "manual", base_revision: int | None = None, action: str | None = None,
+                   keep_manual: bool = False, seed_origin: str | None = None) -> fill_rule.FillReport:
+        """save_masks, reporting what it did frame by frame (app/project/fill_rule.py).
+
+        keep_manual=True (model runs, propagations) leaves the annotator's frames untouched: drawn,
+        accepted, imported, or propagated from such a mask. seed_origin: for a propagation, the
+        origin of the mask it carried ('annotator' or 'model'). The first annotator's edit of a
+        *to do* expression sets it *in progress*, in the same revision.
         """
+        origin = fill_rule.origin_for(source, seed_origin)
+        report = fill_rule.FillReport()
         with self._lock, self.db.atomic():
             expr = self.get_expression(expression_id)
             media = self.get_media(expr["media_id"])
@@ -355,30 +421,39 @@ class ProjectStore:
                 new_counts = rle.encode(mask)["counts"] if mask.any() else None
                 if source != "manual":  # kept apart, even where a manual frame wins below
                     self._write_proposal(obj, frame, source, new_counts, media)
-                old = self._one("SELECT counts, source FROM masks WHERE object_id = ? AND frame = ?",
+                old = self._one("SELECT counts, source, origin FROM masks WHERE object_id = ? AND frame = ?",
                                 [obj, frame])
-                if keep_manual and old and old["source"] == "manual":
+                kind = fill_rule.frame_kind(*(old["source"], old["origin"]) if old else (None, None))
+                if keep_manual and kind in fill_rule.KEPT_KINDS:
+                    report.count(kind, written=False)
                     continue
-                before = _mask_json(old["counts"], old["source"]) if old else None
-                after = _mask_json(new_counts, source)
+                before = _mask_json(old["counts"], old["source"], old["origin"]) if old else None
+                after = _mask_json(new_counts, source, origin)
                 if before == after:
                     continue
+                report.count(kind, written=True)
                 changes.append(("mask", obj, frame, before, after))
             if changes:  # re-saving what is already stored overwrites nothing, stale or not
                 self._check_revision(expression_id, base_revision)
-            for _, obj, frame, _, after in changes:
-                self._write_mask(obj, frame, after, media)
-            return self._record(expression_id, action or f"{source} masks", changes)
+                if expr["status"] == "todo" and fill_rule.is_annotator_edit(source):
+                    self.db.execute("UPDATE expressions SET status = 'in_progress' WHERE id = ?", [expression_id])
+                    changes.append(("status", None, None, json.dumps("todo"), json.dumps("in_progress")))
+            for field_, obj, frame, _, after in changes:
+                if field_ == "mask":
+                    self._write_mask(obj, frame, after, media)
+            report.revision = self._record(expression_id, action or f"{source} masks", changes)
+            return report
 
     def _write_mask(self, object_id: int, frame: int, value: str | None, media: dict) -> None:
         if value is None:
             self.db.execute("DELETE FROM masks WHERE object_id = ? AND frame = ?", [object_id, frame])
             return
         data = json.loads(value)
+        origin = data.get("origin") or fill_rule.origin_for(data["source"])  # older revisions lack it
         self.db.execute(
-            "INSERT OR REPLACE INTO masks (object_id, frame, counts, height, width, source, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [object_id, frame, data["counts"], media["height"], media["width"], data["source"], _now()])
+            "INSERT OR REPLACE INTO masks (object_id, frame, counts, height, width, source, origin, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [object_id, frame, data["counts"], media["height"], media["width"], data["source"], origin, _now()])
 
     def _write_proposal(self, object_id: int, frame: int, source: str, counts: str | None, media: dict) -> None:
         if counts is None:
@@ -552,13 +627,16 @@ class ProjectStore:
     # -- export support --------------------------------------------------------------------
     def iter_masks(self):
         """Every stored mask: dicts with object_id, frame, counts, height, width, source."""
-        yield from self._rows("SELECT * FROM masks ORDER BY object_id, frame")
+        yield from self._rows("SELECT k.* FROM masks k JOIN live_objects o ON o.id = k.object_id "
+                              "ORDER BY k.object_id, k.frame")
 
     def all_objects(self) -> list[dict]:
-        return self._rows("SELECT * FROM objects ORDER BY id")
+        return self._rows("SELECT * FROM live_objects ORDER BY id")
 
     def expression_objects(self) -> list[dict]:
-        return self._rows("SELECT * FROM expression_objects ORDER BY expression_id, object_id")
+        return self._rows("""
+            SELECT l.* FROM expression_objects l JOIN live_expressions e ON e.id = l.expression_id
+            JOIN live_objects o ON o.id = l.object_id ORDER BY l.expression_id, l.object_id""")
 
     # -- settings --------------------------------------------------------------------------
     def get_setting(self, key: str, default=None):
@@ -592,7 +670,8 @@ class ProjectStore:
                 object_ids.append(oid)
                 media = self.get_media(o.media_id)
                 rows = [{"object_id": oid, "frame": f, "counts": counts, "height": media["height"],
-                         "width": media["width"], "source": o.sources.get(f, "import"), "updated_at": now}
+                         "width": media["width"], "source": o.sources.get(f, "import"),
+                         "origin": fill_rule.origin_for(o.sources.get(f, "import")), "updated_at": now}
                         for f, counts in sorted(o.masks.items())]
                 for row in rows:
                     self._check_frame(media, row["frame"])

@@ -15,6 +15,7 @@ from app.errors import USER_ERRORS
 from app.masks.png import read_mask_png, write_mask_png, write_png
 from app.render import job as render_job
 from app.serve import api_args as arg
+from app.serve import api_manage
 from app.serve.tempfiles import Spool
 from app.studio.studio import Studio
 
@@ -89,11 +90,14 @@ def register(studio: Studio) -> None:
 
     @user_errors
     def segment(expression_id: int, engine: str, overwrite_manual: bool = False) -> dict:
-        """Run a registered engine on the expression's media; frames an annotator saved are
-        kept unless overwrite_manual."""
+        """Run a registered engine on the expression's media. It fills empty frames and replaces
+        model proposals; the annotator's frames (drawn, accepted, imported, propagated from them)
+        are kept, and a done/reviewed expression is refused, unless overwrite_manual. "report":
+        frames filled, replaced and kept, by kind; "notice": the same in words."""
         done = studio.segment(arg.whole(expression_id, "expression_id"), arg.text(engine, "engine"),
                               overwrite_manual=arg.flag(overwrite_manual, "overwrite_manual"))
-        return {"frames": done["frames"]}
+        return {"frames": done["frames"], "revision": done["revision"], "report": done["report"].as_dict(),
+                "notice": done["report"].text()}
 
     @user_errors
     def propagate(expression_id: int, frame: int, direction: str = "forward", count: int | None = None,
@@ -107,7 +111,8 @@ def register(studio: Studio) -> None:
                                   overwrite_manual=arg.flag(overwrite_manual, "overwrite_manual"),
                                   method=None if method is None else arg.text(method, "method") or None)
         return {"frames": result["frames"], "flagged": result["flagged"], "revision": result["revision"],
-                "absent": result.get("absent", []), "method": result.get("method", "dis")}
+                "absent": result.get("absent", []), "method": result.get("method", "dis"),
+                "report": result["report"].as_dict(), "notice": result["report"].text()}
 
     @user_errors
     def export_coco() -> FileData:
@@ -130,3 +135,4 @@ def register(studio: Studio) -> None:
         gr.api(fn, api_name=fn.__name__)
     gr.api(render, api_name="render", concurrency_id="render", concurrency_limit=1)
     gr.api(segment, api_name="segment", concurrency_id="engine", concurrency_limit=1)
+    api_manage.register(studio, user_errors)

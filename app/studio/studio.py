@@ -22,7 +22,8 @@ from app.masks import ops as mask_ops
 from app.masks.propagate import propagate, review_scores
 from app.media import files as media_io
 from app.media import limits
-from app.project.store import ProjectStore
+from app.project import fill_rule
+from app.project.store import FINISHED, ProjectStore
 from app.render import job as render_job
 from app.studio.candidates import Offer, image_offer, track_offer
 from app.studio.exposure import allowed_roots, check_readable
@@ -167,8 +168,9 @@ class Studio:
                   object_id: int | None = None, progress=None, overwrite_manual: bool = False,
                   method: str | None = None) -> dict:
         """Carry the frame's mask through the video: method "sam2" (SAM 2's memory; the default
-        when its weights are configured) or "dis" (optical flow). Manual frames are anchors: never
-        overwritten (unless asked); DIS re-seeds from them, SAM 2 conditions on them. One undo step."""
+        when its weights are configured) or "dis" (optical flow). Manual frames are anchors: DIS
+        re-seeds from them, SAM 2 conditions on them. The annotator's frames are kept unless
+        overwrite_manual (app/project/fill_rule.py); "report" says what was filled, kept and replaced."""
         if direction not in ("forward", "backward"):
             raise UsageError(f"direction must be 'forward' or 'backward', not {direction!r}")
         method = method or ("sam2" if self.engines.sam_configured() else "dis")
@@ -180,12 +182,14 @@ class Studio:
         if not start.any():
             raise UsageError(f"frame {frame} has no mask to propagate; draw one there first")
         sources = self.store.mask_sources(expression_id, object_id)
+        seed = fill_rule.MODEL if self.store.mask_kinds(expression_id, object_id).get(frame) == "model" \
+            else fill_rule.ANNOTATOR  # whose mask is carried: what it writes is as protected as it was
         anchors = {} if overwrite_manual else {
             f: self.store.get_mask(expression_id, f, object_id) for f, src in sources.items()
             if src == "manual" and f != frame}
         if method == "sam2":
             return self._propagate_sam(expr, media, frame, start, direction, count, object_id, anchors, progress,
-                                       overwrite_manual)
+                                       overwrite_manual, seed)
         self.cancel_event.clear()
         total = count or media["frames"]
         masks, confidence, flagged = {}, {}, None
@@ -199,14 +203,14 @@ class Studio:
                 progress(min(len(masks) / total, 1.0), f"frame {step.frame}")
         if self.cancel_event.is_set():
             raise engine.Cancelled("propagation cancelled; nothing was saved")
-        revision = self.store.save_masks(expression_id, masks, object_id=object_id, source="propagated",
-                                         keep_manual=not overwrite_manual,
-                                         action=f"propagate {direction} from frame {frame}")
-        return {"frames": sorted(masks), "flagged": flagged, "revision": revision,
+        report = self.store.fill_masks(expression_id, masks, object_id=object_id, source="propagated",
+                                       keep_manual=not overwrite_manual, seed_origin=seed,
+                                       action=f"propagate {direction} from frame {frame}")
+        return {"frames": sorted(masks), "flagged": flagged, "revision": report.revision, "report": report,
                 "confidence": {f: round(c, 3) for f, c in confidence.items()}}
 
     def _propagate_sam(self, expr, media, frame, start, direction, count, object_id, anchors, progress,
-                       overwrite_manual) -> dict:
+                       overwrite_manual, seed) -> dict:
         if count is not None and (int(count) != count or count < 1):
             raise UsageError(f"count must be a whole number of frames >= 1 (or empty: to the end), not {count!r}")
         masks, absent = ReachedFrames(media["frames"], start.shape), []
@@ -222,14 +226,14 @@ class Studio:
                                    anchors=anchors)
         except engine.Cancelled:
             raise engine.Cancelled("propagation cancelled; nothing was saved") from None
-        revision = self.store.save_masks(expr["id"], masks, object_id=object_id, source="sam2",
-                                         keep_manual=not overwrite_manual,
-                                         action=f"SAM 2 track {direction} from frame {frame}")
+        report = self.store.fill_masks(expr["id"], masks, object_id=object_id, source="sam2",
+                                       keep_manual=not overwrite_manual, seed_origin=seed,
+                                       action=f"SAM 2 track {direction} from frame {frame}")
         if absent:  # recorded (no mask there) and flagged for a look, not painted
             self.store.add_note(expr["id"], f"SAM 2 found the object absent on {len(absent)} frame(s): "
                                             f"{_frame_list(absent)}; check them")
         return {"frames": sorted(masks), "flagged": absent[0] if absent else None, "absent": sorted(absent),
-                "revision": revision, "method": "sam2"}
+                "revision": report.revision, "report": report, "method": "sam2"}
 
     # -- engines ---------------------------------------------------------------------------
     def propose(self, expression_id: int, engine_name: str, progress=None) -> engine.Proposal:
@@ -246,16 +250,27 @@ class Studio:
                                 progress=progress)
 
     def save_proposal(self, expression_id: int, engine_name: str, masks: np.ndarray, object_id: int | None = None,
-                      overwrite_manual: bool = False) -> int:
-        """Store an engine's masks (frame i = masks[i]) as one revision; manual frames are kept
-        unless overwrite_manual. Returns the revision."""
-        return self.store.save_masks(expression_id, dict(enumerate(masks)), source=engine_name, object_id=object_id,
+                      overwrite_manual: bool = False) -> fill_rule.FillReport:
+        """Store an engine's masks (frame i = masks[i]) as one revision; the annotator's frames are
+        kept unless overwrite_manual (app/project/fill_rule.py). Returns what was filled, kept, replaced."""
+        return self.store.fill_masks(expression_id, dict(enumerate(masks)), source=engine_name, object_id=object_id,
                                      keep_manual=not overwrite_manual, action=f"segment with {engine_name}")
 
+    def check_rerun(self, expression_id: int, overwrite_manual: bool = False) -> None:
+        """A model run on a finished (done, reviewed) expression must be asked for explicitly."""
+        expr = self.store.get_expression(expression_id)
+        if expr["status"] in FINISHED and not overwrite_manual:
+            raise UsageError(f"expression {expression_id} is marked {expr['status']}: a model run could change "
+                             "frames a person vouched for. Pass overwrite_manual=True (CLI: --overwrite-manual) "
+                             "to run it anyway, or mark it in progress first; nothing was run")
+
     def segment(self, expression_id: int, engine_name: str, progress=None, overwrite_manual: bool = False,
-                object_id: int | None = None) -> dict:
-        """Run an engine and save its masks (never over manual frames unless overwrite_manual);
-        its candidates wait for a click. Returns {"frames": n, "revision": r}."""
+                object_id: int | None = None, rerun_finished: bool | None = None) -> dict:
+        """Run an engine and save its masks, filling only empty and model frames unless
+        overwrite_manual; its candidates wait for a click. A finished expression is refused
+        unless rerun_finished (default: overwrite_manual; the page asks first, then passes it).
+        Returns {"frames": n, "revision": r, "report": FillReport}."""
+        self.check_rerun(expression_id, overwrite_manual if rerun_finished is None else rerun_finished)
         proposal = self.propose(expression_id, engine_name, progress=progress)
         if proposal.tracks:
             self._remember_candidates(expression_id, object_id, track_offer(proposal.tracks, engine_name))
@@ -263,9 +278,9 @@ class Studio:
             self._remember_candidates(expression_id, object_id, image_offer(*proposal.candidates))
         else:  # an earlier run's candidates would no longer be alternatives to this one
             self._offers.pop((expression_id, object_id), None)
-        revision = self.save_proposal(expression_id, engine_name, proposal.masks, object_id=object_id,
-                                      overwrite_manual=overwrite_manual)
-        return {"frames": int(len(proposal.masks)), "revision": revision}
+        report = self.save_proposal(expression_id, engine_name, proposal.masks, object_id=object_id,
+                                    overwrite_manual=overwrite_manual)
+        return {"frames": int(len(proposal.masks)), "revision": report.revision, "report": report}
 
     def _remember_candidates(self, expression_id, object_id, offer: Offer) -> Offer:
         self._offers[(expression_id, object_id)] = offer
@@ -419,7 +434,11 @@ class Studio:
     def remove_object(self, expression_id: int, object_id: int, base_revision: int | None = None) -> int:
         return self.store.remove_object(expression_id, object_id, base_revision=base_revision)
 
-    def set_status(self, expression_id: int, status: str, base_revision: int | None = None) -> int:
+    def set_status(self, expression_id: int, status: str, base_revision: int | None = None, force: bool = False) -> int:
+        """Marking an expression done (or reviewed) while frames are empty is refused, saying
+        how many and where, unless force (the annotator confirmed they are meant to be empty)."""
+        if status.replace(" ", "_") in FINISHED and not force:
+            check_finishable(self.store, expression_id)
         return self.store.set_status(expression_id, status, base_revision=base_revision)
 
     def reject(self, expression_id: int, comment: str, base_revision: int | None = None) -> int:
@@ -435,12 +454,24 @@ class Studio:
         return self._to_check[key]
 
 
-def _frame_list(frames: list[int]) -> str:
-    """[3, 4, 5, 9] -> '3-5, 9'."""
-    runs, start = [], None
-    for i, f in enumerate(frames):
-        start = f if start is None else start
-        if i + 1 == len(frames) or frames[i + 1] != f + 1:
-            runs.append(f"{start}" if start == f else f"{start}-{f}")
-            start = None
-    return ", ".join(runs)
+_frame_list = fill_rule.frame_ranges
+
+
+class EmptyFramesError(UsageError):
+    """Marking done with empty frames: `frames` says which (the page asks to confirm)."""
+
+    def __init__(self, message: str, frames: list[int]):
+        super().__init__(message)
+        self.frames = frames
+
+
+def check_finishable(store: ProjectStore, expression_id: int) -> None:
+    expr = store.get_expression(expression_id)
+    if expr["status"] in FINISHED:
+        return  # done -> reviewed: the empty frames were confirmed when it was marked done
+    empty = store.empty_frames(expression_id)
+    if empty:
+        total = store.get_media(expr["media_id"])["frames"]
+        raise EmptyFramesError(f"{len(empty)} of {total} frame(s) have no mask for at least one object: frames "
+                               f"{_frame_list(empty)} (grey on the timeline). Draw them, or confirm they are meant "
+                               "to be empty (force=True; CLI: --force).", empty)

@@ -13,7 +13,7 @@ import gradio as gr
 
 from app.serve import api
 from app.studio.studio import Studio
-from app.ui import edit_panel, extras_panel, media_panel, model_panel
+from app.ui import confirm_panel, edit_panel, extras_panel, manage_panel, media_panel, model_panel
 from app.ui.canvas import build_canvas
 from app.ui.session import Session
 
@@ -36,12 +36,13 @@ def build(studio: Studio) -> gr.Blocks:
                 model_panel.build(page)
                 media_panel.build_review(page)
                 extras_panel.build_data(page)
+                manage_panel.build(page)
             with gr.Column(scale=4, min_width=600):
                 page.canvas = build_canvas(edit_panel.server_edit(page))
                 edit_panel.build(page)
                 extras_panel.build(page)
         api.register(studio)
-        for panel in (media_panel, model_panel, edit_panel, extras_panel):
+        for panel in (media_panel, model_panel, edit_panel, extras_panel, confirm_panel, manage_panel):
             panel.wire(page)
     return demo
 

@@ -91,10 +91,13 @@ def server_edit(page):
 
 
 def wire(page) -> None:
-    def edited(session, evt: gr.EventData):
-        """After a canvas edit: the line under it, and SAM 2's alternatives after a click or box."""
+    def edited(session, show_status, evt: gr.EventData):
+        """After a canvas edit: the line under it, the list (the first edit moves the expression
+        to in progress), and SAM 2's alternatives after a click or box."""
         tool_used = evt._data.get("kind") in ("click", "box")
-        return {page.info: views.info(session), **(page.show_candidates(session) if tool_used else {})}
+        return {page.info: views.info(session), **(page.show_candidates(session) if tool_used else {}),
+                page.expressions: gr.update(choices=views.expression_choices(session, show_status),
+                                            value=session.expression_id)}
 
     def pick_object(session, evt: gr.EventData):
         session.pick_object(evt._data["id"])
@@ -116,7 +119,7 @@ def wire(page) -> None:
             gr.Warning(f"Tracking confidence dropped at frame {result['flagged']}: propagation stopped there. "
                        "Check that frame and correct it.")
         elif done:
-            gr.Info(f"Propagated to frames {done[0]}–{done[-1]} ({len(done)} frames); manual frames kept.")
+            gr.Info(f"Propagated to frames {done[0]}–{done[-1]}: {result['report'].text()}.")
         return show(page, session)
 
     def next_to_check(session):
@@ -127,7 +130,8 @@ def wire(page) -> None:
     out = shown(page)
     on(page.media.change, lambda session: gr.update(visible=session.media is None or session.media["frames"] > 1),
        [page.state], [page.video_row])
-    on(page.canvas.edited, edited, [page.state], [page.info, page.candidates, page.candidate_row],
+    on(page.canvas.edited, edited, [page.state, page.show_status],
+       [page.info, page.candidates, page.candidate_row, page.expressions],
        trigger_mode="multiple", show_progress="hidden")
     on(page.canvas.pick_object, pick_object, [page.state], out, show_progress="hidden", **EDITS)
 

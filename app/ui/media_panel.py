@@ -5,7 +5,9 @@ from __future__ import annotations
 import gradio as gr
 
 from app.media.files import IMAGE_EXTS, VIDEO_EXTS
-from app.ui import views
+from app.project.fill_rule import frame_ranges
+from app.studio.studio import EmptyFramesError
+from app.ui import confirm_panel, views
 from app.ui.render_panel import build_render_panel
 from app.ui.views import STATUS_LABELS
 from app.ui.wiring import EDITS, on, show, shown
@@ -27,6 +29,7 @@ def build(page) -> None:
 
 
 def build_review(page) -> None:
+    confirm_panel.build(page)
     with gr.Row(equal_height=True):
         page.status_btns = {s: gr.Button(STATUS_LABELS[s], size="sm", min_width=50, elem_id=f"status-{s}")
                             for s in STATUS_LABELS}
@@ -70,9 +73,15 @@ def wire(page) -> None:
             gr.Info("Nothing left to review." if review_mode else "Every expression is done.")
         return {**show(page, session), **lists(page, session)}
 
-    def set_status(status, session, show_status):
-        session.set_status(status)
-        return {**show(page, session), **lists(page, session, show_status)}
+    def set_status(status, session, show_status, force=False):
+        try:
+            session.set_status(status, force=force)
+        except EmptyFramesError as e:  # say how many and where, and ask
+            total = session.media["frames"]
+            return confirm_panel.ask(page, "done", f"**{len(e.frames)} of {total} frame(s) have no mask** (for at "
+                                     f"least one object): frames {frame_ranges(e.frames)}, grey on the timeline. "
+                                     f"Mark it {STATUS_LABELS[status]} anyway?", session, status=status)
+        return {**show(page, session), **lists(page, session, show_status), **confirm_panel.hide(page)}
 
     def reject(session, comment, show_status):
         session.reject(comment)
@@ -92,9 +101,14 @@ def wire(page) -> None:
     on(page.show_status.input, filter_expressions, [page.state, page.show_status], [page.expressions])
     on(page.expressions.input, pick_expression, [page.state, page.expressions], shown(page))
     on(page.next_expr.click, next_expression, [page.state, page.review_mode], everything)
+    asked = [*everything, *confirm_panel.outputs(page)]
     for status, btn in page.status_btns.items():
         on(btn.click, lambda *a, status=status: set_status(status, *a), [page.state, page.show_status],
-           everything, **EDITS)
+           asked, **EDITS)
+    on(page.confirm_btns["done"].click,
+       lambda pending, session, shown_status: set_status(confirm_panel.confirmed(pending, session, "done")["status"],
+                                                         session, shown_status, force=True),
+       [page.pending, page.state, page.show_status], asked, **EDITS)
     on(page.reject.click, reject, [page.state, page.comment, page.show_status], [*everything, page.comment], **EDITS)
     on(page.upload.upload, add_media, [page.state, page.upload, page.keep_partial], [*everything, page.upload])
     for trigger in (page.add_expr.click, page.new_text.submit):

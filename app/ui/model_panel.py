@@ -5,7 +5,7 @@ import gradio as gr
 
 import engine
 from app.masks.overlay import object_colour, render_overlay
-from app.ui import views
+from app.ui import confirm_panel, views
 from app.ui.wiring import EDITS, on, show, shown
 from engine import models
 
@@ -79,14 +79,21 @@ def wire(page) -> None:
         return {page.engine: gr.update(value=name), page.segment: gr.update(value=_label(name)),
                 **offered(session)}
 
-    def segment(session, engine_name, overwrite, progress=gr.Progress()):
-        result = session.segment(engine_name, overwrite, progress=lambda f, msg="": progress(f, desc=msg))
+    def segment(session, engine_name, overwrite, progress=gr.Progress(), confirmed=False):
+        question = None if confirmed else confirm_panel.rerun_question(session, engine_name, overwrite)
+        if question:  # a finished expression: ask first (confirm_panel), run on "Run anyway"
+            return confirm_panel.ask(page, "run", question, session)
+        result = session.segment(engine_name, overwrite, progress=lambda f, msg="": progress(f, desc=msg),
+                                 confirmed=confirmed)
         found = session.studio.candidates(session.expression_id, session.object_id)
         count = len(found[0]) if found is not None else 0
         others = f"; {count - 1} other pick(s) under Candidates (keys 1-{count})" if count > 1 else ""
-        gr.Info(f"{engine_name} segmented {result['frames']} frame(s)"
-                + ("" if overwrite else "; manual frames kept") + others)
-        return {**show(page, session), **offered(session)}
+        gr.Info(f"{engine_name} segmented {result['frames']} frame(s): {result['report'].text()}" + others)
+        return {**show(page, session), **offered(session), **confirm_panel.hide(page)}
+
+    def segment_confirmed(session, engine_name, overwrite, pending, progress=gr.Progress()):
+        confirm_panel.confirmed(pending, session, "run")
+        return segment(session, engine_name, overwrite, progress, confirmed=True)
 
     def choose(index, session, overwrite):
         session.choose_candidate(index, overwrite)
@@ -98,9 +105,12 @@ def wire(page) -> None:
     candidates_out = [page.candidates, page.candidate_row]
     on(page.media.change, engine_choice, [page.state, page.engine], [page.engine, page.segment, *candidates_out])
     on(page.engine.input, lambda name: gr.update(value=_label(name)), [page.engine], [page.segment])
-    run = on(page.segment.click, segment, [page.state, page.engine, page.overwrite], [*shown(page), *candidates_out],
-             concurrency_id="engine", concurrency_limit=1)
-    on(page.cancel.click, lambda: page.studio.cancel(), None, None, cancels=[run])
+    runs = [on(trigger, fn, [page.state, page.engine, page.overwrite, *extra],
+               [*shown(page), *candidates_out, *confirm_panel.outputs(page)], concurrency_id="engine",
+               concurrency_limit=1)
+            for trigger, fn, extra in ((page.segment.click, segment, []),
+                                       (page.confirm_btns["run"].click, segment_confirmed, [page.pending]))]
+    on(page.cancel.click, lambda: page.studio.cancel(), None, None, cancels=runs)
     on(page.candidates.select, choose_from_gallery, [page.state, page.overwrite], shown(page), **EDITS)
     for i, btn in enumerate(page.pick_btns):
         on(btn.click, lambda session, overwrite, i=i: choose(i, session, overwrite), [page.state, page.overwrite],

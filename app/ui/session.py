@@ -176,12 +176,13 @@ class Session:
         self._saved(result["revision"])
         return result
 
-    def segment(self, engine_name: str | None, overwrite: bool, progress=None) -> dict:
+    def segment(self, engine_name: str | None, overwrite: bool, progress=None, confirmed: bool = False) -> dict:
+        """confirmed: the annotator agreed to run on a finished expression (the page asked)."""
         eid = self.require()
         if not engine_name:
             raise PageError("Choose an engine first (none is installed? paint the mask by hand).")
         result = self.studio.segment(eid, engine_name, progress=progress, object_id=self.object_id,
-                                     overwrite_manual=bool(overwrite))
+                                     overwrite_manual=bool(overwrite), rerun_finished=bool(overwrite or confirmed))
         self._saved(result["revision"])
         return result
 
@@ -190,8 +191,9 @@ class Session:
         self._saved(self.studio.choose_candidate(self.require(), int(index), self.object_id,
                                                  base_revision=self.revision, overwrite_manual=bool(overwrite)))
 
-    def set_status(self, status: str) -> None:
-        self._saved(self.studio.set_status(self.require(), status, base_revision=self.revision))
+    def set_status(self, status: str, force: bool = False) -> None:
+        """force: mark done although frames are empty (the annotator confirmed it)."""
+        self._saved(self.studio.set_status(self.require(), status, base_revision=self.revision, force=force))
 
     def reject(self, comment: str) -> None:
         self._saved(self.studio.reject(self.require(), comment, base_revision=self.revision))

@@ -132,3 +132,17 @@ def write_png_bomb(path, width: int = 30000, height: int = 30000) -> Path:
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
                      + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
     return path
+
+
+def write_world_clip(path, frames: int) -> Path:
+    """The first `frames` frames of gradio's world.mp4 (480x270), re-encoded as an MJPG avi: real
+    footage, short enough for a model run in a test."""
+    cap = cv2.VideoCapture(str(GRADIO_VIDEOS / "world.mp4"))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (480, 270))
+    for _ in range(frames):
+        ok, frame = cap.read()
+        assert ok, "world.mp4 decodes short"
+        writer.write(frame)
+    writer.release()
+    cap.release()
+    return Path(path)

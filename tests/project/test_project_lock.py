@@ -40,7 +40,7 @@ def test_a_second_lock_is_refused_with_the_holders_name_until_released(tmp_path)
 
 def test_a_lock_dies_with_its_process(tmp_path):
     project = tmp_path / "p.sqlite"
-    code = (f"from app.project_lock import ProjectLock; import os, signal; ProjectLock({str(project)!r}, 'x')"
+    code = (f"from app.project.lock import ProjectLock; import os, signal; ProjectLock({str(project)!r}, 'x')"
             ".acquire(); print('locked', flush=True); os.kill(os.getpid(), signal.SIGKILL)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.stdout == "locked\n" and done.returncode == -9

@@ -85,9 +85,9 @@ def test_undo_redo_walks_history_and_new_edit_discards_redo(store, expr):
     eid = expr["id"]
     store.save_mask(eid, 1, a)
     store.save_mask(eid, 1, b)
-    store.set_status(eid, "in progress")
+    store.set_status(eid, "done")
     store.undo(eid)
-    assert store.get_expression(eid)["status"] == "todo"
+    assert store.get_expression(eid)["status"] == "in_progress"  # the first edit moved it from to do
     store.undo(eid)
     assert np.array_equal(store.get_mask(eid, 1), a)
     store.redo(eid)
@@ -99,6 +99,7 @@ def test_undo_redo_walks_history_and_new_edit_discards_redo(store, expr):
     assert states == ["applied", "applied", "discarded", "applied"]
     store.undo(eid), store.undo(eid), store.undo(eid)
     assert not store.get_mask(eid, 1).any()
+    assert store.get_expression(eid)["status"] == "todo"  # undone with the first edit
     with pytest.raises(NothingToDoError):
         store.undo(eid)
 

@@ -1,10 +1,9 @@
 """Proposals kept apart from corrections, objects per expression, review notes, m003."""
 import numpy as np
 import pytest
-from sqlite_utils import Database
 
-from app.project.schema import migrations
 from app.project.store import ProjectStore, StoreError
+from tests.helpers.old_projects import old_project
 
 
 def box(y0, y1, x0, x1):
@@ -60,19 +59,12 @@ def test_reject_needs_a_finished_expression_and_a_comment(store, expr):
 
 
 def test_m003_keeps_existing_history(tmp_path, video_path):
-    path = tmp_path / "old.sqlite"
-    db = Database(path)
-    migrations.apply(db, stop_before="m003_proposals_notes_links")
-    db.close()
-    # Write history with the pre-m003 code path: the store at m002 would; emulate one change row.
-    import sqlite3
-    con = sqlite3.connect(path)
-    con.execute("INSERT INTO media VALUES (1,'video','c.avi','x.avi','abc',48,32,6,5.0,'t')")
-    con.execute("INSERT INTO expressions VALUES (1,1,'x','todo',1,'t','t')")
-    con.execute("INSERT INTO revisions VALUES (1,1,'status -> done','applied','t')")
-    con.execute("INSERT INTO changes VALUES (1,1,'status',NULL,NULL,'\"todo\"','\"done\"')")
-    con.commit()
-    con.close()
+    # History as the store at m002 wrote it: one change row.
+    path = old_project(tmp_path / "old.sqlite", "m003_proposals_notes_links", [
+        ("INSERT INTO media VALUES (1,'video','c.avi','x.avi','abc',48,32,6,5.0,'t')", []),
+        ("INSERT INTO expressions VALUES (1,1,'x','todo',1,'t','t')", []),
+        ("INSERT INTO revisions VALUES (1,1,'status -> done','applied','t')", []),
+        ("INSERT INTO changes VALUES (1,1,'status',NULL,NULL,'\"todo\"','\"done\"')", [])])
     with ProjectStore(path) as s:
         assert s.history(1)[0]["changes"] == 1
         s.undo(1)

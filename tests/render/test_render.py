@@ -1,4 +1,4 @@
-"""Overlay clips (app.render through Studio.render_clip): decoded back with OpenCV and PIL and
+"""Overlay clips (app.render.clip through Studio.render_clip): decoded back with OpenCV and PIL and
 checked against the source frames and the stored masks."""
 import cv2
 import numpy as np

@@ -83,7 +83,9 @@ def test_keyboard_undo_redo_and_frames(live_app, page, tmp_path):  # noqa: F811
     drive.keys(page, "ArrowLeft")
     drive.wait_shown(page, frame=0)
     expect(page.locator("#mask-info")).to_contain_text(f"frame 0 · object 1 · mask: {painted.sum()} px")
-    page.locator("#status-done").click()
+    page.locator("#status-done").click()  # frames 1-4 are empty: it asks first
+    expect(page.locator("#confirm-text")).to_contain_text("4 of 5 frame(s) have no mask")
+    page.locator("#confirm-done").click()
     expect(page.locator("#expressions")).to_contain_text("[done]")
     with ProjectStore(live_app.project) as store:
         assert store.list_expressions()[0]["status"] == "done"

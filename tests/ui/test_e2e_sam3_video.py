@@ -72,7 +72,7 @@ def test_segment_shows_video_candidates_and_a_click_saves_that_track(page, tmp_p
         page.get_by_role("option", name="sam3", exact=True).click()
         expect(page.locator("#segment")).to_have_text("Segment with sam3")
         edit(page, lambda: page.locator("#segment").click())
-        expect(page.get_by_text(re.compile(r"sam3 segmented 4 frame\(s\); manual frames kept; [1-9] other pick\(s\) "
+        expect(page.get_by_text(re.compile(r"sam3 segmented 4 frame\(s\): filled [1-4] empty; [1-9] other pick\(s\) "
                                            r"under Candidates"))).to_be_visible()
 
         with ProjectStore(app.project) as store:
