@@ -1,0 +1,187 @@
+"""Issue 19 on the canvas, in real Chromium: bursts of strokes, Ctrl+Z and button clicks all
+reach the store in order; the Points tool's clicks stay drawn; Play / Space plays and pauses;
+the timeline zooms with the wheel and its marks can be clicked. Stored masks are checked pixel
+for pixel."""
+import json
+
+import cv2
+import numpy as np
+from playwright.sync_api import expect
+
+from app.mask_ops import paint
+from tests.canvas_driver import (  # noqa: F401
+    add_expression,
+    at,
+    drag,
+    edit,
+    keys,
+    page,
+    shown,
+    stored,
+    tool,
+    upload,
+    view,
+    wait_shown,
+    zoom,
+)
+from tests.media_fixtures import GRADIO_VIDEOS
+
+WORLD = GRADIO_VIDEOS / "world.mp4"  # 901 frames, 480x270
+
+
+def strokes(n):
+    """n short vertical strokes, far enough apart not to touch (radius 6)."""
+    return [[(20 + 25 * i, 20), (20 + 25 * i, 50)] for i in range(n)]
+
+
+def test_bursts_of_strokes_undo_and_redo_all_reach_the_store(live_app, page, tmp_path):  # noqa: F811
+    image = np.random.default_rng(0).integers(0, 255, (120, 200, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "noise.png"), image)
+    page.goto(live_app.url)
+    upload(page, tmp_path / "noise.png")
+    add_expression(page, "six strokes")
+    zoom(page, 200)
+    base = int(shown(page)["revision"])
+    drawn = strokes(6)
+    expected = [np.zeros((120, 200), bool)]
+    for points in drawn:
+        expected.append(paint(expected[-1], points, 6, True))
+
+    for points in drawn:  # six strokes, no waiting between them
+        drag(page, points)
+    wait_shown(page, revision=base + 6)
+    assert np.array_equal(stored(live_app)[0], expected[6])
+
+    keys(page, *["Control+z"] * 6)  # six Ctrl+Z within a few ms: six undos
+    wait_shown(page, revision=base + 12)
+    assert not stored(live_app)[0].any()
+
+    burst = "([id, n]) => { for (let i = 0; i < n; i++) document.getElementById(id).click(); }"
+    page.evaluate(burst, ["redo", 4])  # four clicks in one task: four redos
+    wait_shown(page, revision=base + 16)
+    assert np.array_equal(stored(live_app)[0], expected[4])
+    page.evaluate(burst, ["undo", 2])
+    wait_shown(page, revision=base + 18)
+    assert np.array_equal(stored(live_app)[0], expected[2])
+    expect(page.locator("#mask-info")).to_contain_text(f"mask: {int(expected[2].sum())} px")
+    # A correction queued behind a stroke applies to the stroke's result.
+    drag(page, [(150, 80), (170, 80)])
+    page.locator("#clear").click()
+    wait_shown(page, revision=base + 20)
+    assert not stored(live_app)[0].any()
+
+
+def test_points_stay_drawn_until_the_object_changes(live_app, page, tmp_path):  # noqa: F811
+    image = np.random.default_rng(1).integers(0, 60, (120, 200, 3), dtype=np.uint8)
+    image[30:90, 50:150] += np.array((170, 80, 0), np.uint8)  # an orange block on dark noise
+    cv2.imwrite(str(tmp_path / "block.png"), image)
+    page.goto(live_app.url)
+    upload(page, tmp_path / "block.png")
+    add_expression(page, "the block")
+    tool(page, "polygon")  # the left part of the block
+    for x, y in [(55, 35), (95, 35), (95, 85), (55, 85)]:
+        page.mouse.click(*at(page, x, y))
+    edit(page, lambda: keys(page, "Enter"))
+    box_mask = stored(live_app)[0]
+    keys(page, "t")
+    edit(page, lambda: page.mouse.click(*at(page, 130, 60)))  # + on the right part: added
+    grown = stored(live_app)[0]
+    assert not (box_mask & ~grown).any() and grown[60, 130] and grown.sum() > box_mask.sum()
+    answered = int(page.locator("#canvas [data-answered]").get_attribute("data-answered"))
+    page.keyboard.down("Shift")
+    page.mouse.click(*at(page, 20, 20))  # - on the background: changes nothing
+    page.keyboard.up("Shift")
+    expect(page.locator("#canvas [data-answered]")).to_have_attribute("data-answered", str(answered + 1))
+    assert np.array_equal(stored(live_app)[0], grown)
+    clicks = json.loads(page.locator("#canvas [data-clicks]").get_attribute("data-clicks"))
+    assert [(c["x"], c["y"], c["sign"]) for c in clicks] == [(130, 60, 1), (20, 20, -1)]
+    assert ui_pixel(page, 130, 60)[1] > 150 and ui_pixel(page, 20, 20)[0] > 150  # green, red
+    page.locator("#add-object").click()
+    expect(page.locator("#canvas [data-clicks]")).to_have_attribute("data-clicks", "[]")
+    assert ui_pixel(page, 130, 60)[3] == 0
+
+
+def ui_pixel(page, x, y):
+    """RGBA of the canvas's top layer (tools, clicks) at image pixel (x, y)."""
+    sx, sy = at(page, x, y)
+    box = view(page)["box"]
+    return page.locator("#canvas .fl-ui").evaluate(
+        """(c, [x, y]) => { const d = window.devicePixelRatio || 1;
+            return Array.from(c.getContext('2d').getImageData(Math.floor(x * d), Math.floor(y * d), 1, 1).data); }""",
+        [sx - box["x"], sy - box["y"]])
+
+
+def frame_now(page) -> int:
+    return int(shown(page)["frame"])
+
+
+def test_play_pause_space_and_timeline_zoom_on_world_mp4(live_app, page):  # noqa: F811
+    page.goto(live_app.url)
+    upload(page, WORLD)
+    add_expression(page, "the globe")
+    # Play advances frames; Pause stops them and the server follows to the frame on screen.
+    page.locator("#play").click()
+    page.wait_for_function("() => +document.querySelector('#canvas [data-drawn]').dataset.frame >= 15")
+    page.locator("#play").click()
+    stopped = frame_now(page)
+    page.wait_for_timeout(600)
+    assert frame_now(page) == stopped and stopped >= 15
+    play = json.loads(page.locator("#canvas [data-play]").get_attribute("data-play"))
+    assert not play["on"] and play["fps"] == 25 and len(play["times"]) >= 15
+    keys(page, "b")
+    edit(page, lambda: drag(page, [(200, 100), (230, 110)]))
+    mask, sources = stored(live_app, stopped)
+    assert np.array_equal(mask, paint(np.zeros((270, 480), bool), [(200, 100), (230, 110)], 6, True))
+    assert sources == {stopped: "manual"}
+
+    # Space tapped plays and pauses; Space held with a drag pans and does not play.
+    keys(page, " ")
+    page.wait_for_function(f"() => +document.querySelector('#canvas [data-drawn]').dataset.frame >= {stopped + 5}")
+    keys(page, " ")
+    paused = frame_now(page)
+    page.wait_for_timeout(400)
+    assert frame_now(page) == paused
+    before = view(page)
+    page.keyboard.down(" ")
+    drag(page, [(100, 100), (140, 120)])
+    page.keyboard.up(" ")
+    assert view(page)["ox"] != before["ox"]
+    page.wait_for_timeout(400)
+    assert frame_now(page) == paused
+    # The 0.25x speed plays a quarter as fast: fewer frames in the same time.
+    page.locator("#play-speed").select_option("0.25")
+    keys(page, " ")
+    page.wait_for_timeout(1500)
+    keys(page, " ")
+    slow = frame_now(page) - paused
+    assert 2 <= slow <= 14, slow
+
+    # The wheel zooms the timeline around the pointer; a click on a zoomed frame lands on it.
+    tl = page.locator("#canvas .fl-timeline").bounding_box()
+    y = tl["y"] + tl["height"] * 0.7
+    x450 = tl["x"] + tl["width"] * 450.5 / 901
+    page.mouse.move(x450, y)
+    for _ in range(5):
+        page.mouse.wheel(0, -300)
+    zoomed = json.loads(page.locator("#canvas .fl-timeline").get_attribute("data-view"))
+    assert zoomed["span"] < 100
+    assert zoomed["start"] <= 450 < zoomed["start"] + zoomed["span"]
+    px = tl["width"] / zoomed["span"]
+    x460 = tl["x"] + (460.5 - zoomed["start"]) * px
+    page.mouse.click(x460, y)
+    wait_shown(page, frame=460)
+    edit(page, lambda: drag(page, [(50, 50), (60, 60)]))  # frame 460 becomes a manual mark
+    # Zoomed out again, a manual frame is about 1 px: a click 2 px beside it lands on it.
+    page.mouse.move(x450, y)
+    for _ in range(10):
+        page.mouse.wheel(0, 300)
+    full = json.loads(page.locator("#canvas .fl-timeline").get_attribute("data-view"))
+    assert full == {"start": 0, "span": 901}
+    page.mouse.click(tl["x"] + 5, y)
+    wait_shown(page, frame=frame_at(tl, 5))
+    page.mouse.click(tl["x"] + tl["width"] * 460.5 / 901 + 2, y)
+    wait_shown(page, frame=460)
+
+
+def frame_at(tl, dx) -> int:
+    return int(dx / tl["width"] * 901)
