@@ -9,6 +9,7 @@ import numpy as np
 from playwright.sync_api import expect
 
 from app.mask_ops import paint
+from app.store import ProjectStore
 from tests.canvas_driver import (  # noqa: F401
     add_expression,
     at,
@@ -127,7 +128,8 @@ def test_play_pause_space_and_timeline_zoom_on_world_mp4(live_app, page):  # noq
     page.wait_for_timeout(600)
     assert frame_now(page) == stopped and stopped >= 15
     play = json.loads(page.locator("#canvas [data-play]").get_attribute("data-play"))
-    assert not play["on"] and play["fps"] == 25 and len(play["times"]) >= 15
+    with ProjectStore(live_app.project) as store:
+        assert not play["on"] and play["fps"] == store.list_media()[0]["fps"] and len(play["times"]) >= 15
     keys(page, "b")
     edit(page, lambda: drag(page, [(200, 100), (230, 110)]))
     mask, sources = stored(live_app, stopped)
