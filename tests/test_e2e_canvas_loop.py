@@ -22,6 +22,7 @@ from tests.canvas_driver import (  # noqa: F401
     tool,
     upload,
     view,
+    wait_for,
     wait_shown,
     zoom,
 )
@@ -187,3 +188,36 @@ def test_play_pause_space_and_timeline_zoom_on_world_mp4(live_app, page):  # noq
 
 def frame_at(tl, dx) -> int:
     return int(dx / tl["width"] * 901)
+
+
+def test_shortcuts_panel_rebinds_refuses_conflicts_and_resets(live_app, page, tmp_path):  # noqa: F811
+    cv2.imwrite(str(tmp_path / "noise.png"), np.random.default_rng(2).integers(0, 255, (60, 80, 3), dtype=np.uint8))
+    page.goto(live_app.url)
+    upload(page, tmp_path / "noise.png")
+    add_expression(page, "anything")
+    page.get_by_role("button", name="Shortcuts").click()
+    key = lambda action: page.locator(f"#shortcuts-editor [data-action={action}] .fl-key")  # noqa: E731
+    expect(key("tool_box")).to_have_text("r")
+
+    def setting():
+        with ProjectStore(live_app.project) as store:
+            return store.get_setting("shortcuts", {})
+
+    key("tool_box").click()
+    expect(key("tool_box")).to_have_text("press a key…")
+    page.keyboard.press("x")
+    expect(key("tool_box")).to_have_text("x")
+    wait_for(lambda: setting() == {"tool_box": "x"}, timeout=20)
+    key("tool_eraser").click()  # "x" is the box's now: refused, nothing saved
+    page.keyboard.press("x")
+    expect(page.locator("#shortcuts-editor .fl-keys-msg")).to_contain_text('"x" is already the key of Box')
+    expect(key("tool_eraser")).to_have_text("e")
+    assert setting() == {"tool_box": "x"}
+    keys(page, "x")  # the new key works at once
+    expect(page.locator("#tool-box")).to_have_class("fl-on")
+    page.locator("#shortcuts-reset").click()
+    expect(key("tool_box")).to_have_text("r")
+    wait_for(lambda: setting() == {}, timeout=20)
+    keys(page, "b", "r")
+    expect(page.locator("#tool-box")).to_have_class("fl-on")
+
