@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from app.studio import Studio
+from app.ui.playback import MAX_RUN as PLAY_RUN
 from bench.page import VIDEO, probed_page, project
 from tests.live_app import LiveApp
 
@@ -58,6 +59,10 @@ def main() -> int:
           f"(aim: {fps * opts.speed:g} fps)")
     print(f"played {len(times)} frames: {rate:.1f} fps achieved; between frames median "
           f"{statistics.median(gaps):.1f} ms, p95 {np.percentile(gaps, 95):.1f} ms, max {gaps.max():.1f} ms")
+    print("where the time goes (median): a request for frames "
+          f"{statistics.median(play['fetchMs']):.0f} ms (up to {PLAY_RUN} frames), decoding a picture "
+          f"{statistics.median(play['decodeMs']):.1f} ms (off the main thread), drawing a frame "
+          f"{statistics.median(play['drawMs']):.1f} ms")
     print("load average (1, 5, 15 min): before " + " ".join(f"{v:.2f}" for v in load_before) +
           ", after " + " ".join(f"{v:.2f}" for v in load_after) + f" ({os.cpu_count()} cores)")
     return 0

@@ -316,11 +316,13 @@ function publishClicks() { element.dataset.clicks = JSON.stringify(st.clicks); }
 // waits for a frame that is not ready rather than skip it. The server's session stays on the
 // frame where play started: pause (or any edit, step or click) seeks to the frame on screen.
 const PLAY_AHEAD = 36, PLAY_RUN = 12;
-const pl = { on: false, speed: 1, fps: 25, buf: new Map(), next: 0, asked: 0, inflight: 0, last: null, times: [] };
+const pl = { on: false, speed: 1, fps: 25, buf: new Map(), next: 0, asked: 0, inflight: 0, last: null, times: [],
+  drawMs: [], fetchMs: [], decodeMs: [] };  // where the time goes (bench/playback.py prints it)
 const playing = () => pl.on;
 function play() {
   if (st.frames <= 1 || !st.W || pl.on) return;
-  Object.assign(pl, { on: true, buf: new Map(), inflight: 0, last: null, times: [], gen: (pl.gen || 0) + 1 });
+  Object.assign(pl, { on: true, buf: new Map(), inflight: 0, last: null, times: [], drawMs: [], fetchMs: [], decodeMs: [],
+    gen: (pl.gen || 0) + 1 });
   pl.next = pl.asked = wanted() + 1 >= st.frames ? 0 : wanted() + 1;
   $("#play").textContent = "Pause"; $("#play").classList.add("fl-on");
   fetchAhead(); requestAnimationFrame(tick); publishPlay();
@@ -338,14 +340,17 @@ function fetchAhead() {
   while (pl.on && pl.inflight < 2 && pl.asked < st.frames && pl.asked - pl.next < PLAY_AHEAD) {
     const start = pl.asked, count = Math.min(PLAY_RUN, st.frames - start);
     pl.asked += count; pl.inflight += 1;
-    server.canvas_frames({ tab: st.tab, start, count }).then((r) => {
+    const t0 = performance.now();
+    const width = Math.ceil(st.W * st.view.scale * dpr());  // as shown: a 1080p frame fitted needs ~1150 px
+    server.canvas_frames({ tab: st.tab, start, count, width }).then((r) => {
       if (gen !== pl.gen) return;
-      pl.inflight -= 1;
+      pl.inflight -= 1; pl.fetchMs.push(performance.now() - t0);
       if (r && r.error) { notice(r.error); pause(); return; }
       pl.fps = r.fps;
       for (const f of r.frames) {
-        const img = new Image(); img.src = f.image;
-        img.decode().then(() => { f.img = img; }, () => { f.img = img; });
+        const img = new Image(), t1 = performance.now(); img.src = f.image;
+        const ready = () => { f.img = img; pl.decodeMs.push(performance.now() - t1); };
+        img.decode().then(ready, ready);
         pl.buf.set(f.frame, f);
       }
       fetchAhead();
@@ -358,7 +363,7 @@ function tick(now) {
   if (f && f.img && (pl.last === null || now >= pl.last + period - 4)) {
     // On time, the next frame is due one period after the last; after a stall, from now.
     pl.last = pl.last === null || now - pl.last > 2 * period ? now : pl.last + period;
-    showPlayed(f); pl.times.push(now);
+    showPlayed(f); pl.times.push(now); pl.drawMs.push(performance.now() - now);
     pl.buf.delete(pl.next); pl.next += 1;
     if (pl.next >= st.frames) { pause(); return; }
     fetchAhead();
@@ -377,7 +382,8 @@ function showPlayed(f) {
   if (pl.times.length % 10 === 0) publishPlay();
 }
 function publishPlay() {  // tests and bench/playback.py read it
-  element.dataset.play = JSON.stringify({ on: pl.on, speed: pl.speed, fps: pl.fps, times: pl.times });
+  const { on, speed, fps, times, drawMs, fetchMs, decodeMs } = pl;
+  element.dataset.play = JSON.stringify({ on, speed, fps, times, drawMs, fetchMs, decodeMs });
 }
 $("#play").addEventListener("click", () => (pl.on ? pause() : play()));
 $("#play-speed").addEventListener("change", (e) => { pl.speed = +e.target.value; pl.last = null; publishPlay(); });

@@ -108,7 +108,8 @@ def server_edit(page) -> list:
 
     @server_function
     def canvas_frames_fn(data: dict) -> dict:
-        return play_frames(page.tabs.get(data.get("tab")), data.get("start", 0), data.get("count", 1))
+        return play_frames(page.tabs.get(data.get("tab")), data.get("start", 0), data.get("count", 1),
+                           data.get("width"))
     canvas_frames_fn.__name__ = "canvas_frames"
     return [canvas_edit_fn, canvas_frames_fn]
 
