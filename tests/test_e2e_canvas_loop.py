@@ -8,7 +8,9 @@ import cv2
 import numpy as np
 from playwright.sync_api import expect
 
+from app.frame_tools import box_to_mask, refine_with_clicks
 from app.mask_ops import paint
+from app.media import FrameReader
 from app.store import ProjectStore
 from tests.canvas_driver import (  # noqa: F401
     add_expression,
@@ -29,6 +31,7 @@ from tests.canvas_driver import (  # noqa: F401
 from tests.media_fixtures import GRADIO_VIDEOS
 
 WORLD = GRADIO_VIDEOS / "world.mp4"  # 901 frames, 480x270
+CHEETAH = GRADIO_VIDEOS.parent / "images" / "cheetah.jpg"  # 502x343
 
 
 def strokes(n):
@@ -73,34 +76,43 @@ def test_bursts_of_strokes_undo_and_redo_all_reach_the_store(live_app, page, tmp
     assert not stored(live_app)[0].any()
 
 
-def test_points_stay_drawn_until_the_object_changes(live_app, page, tmp_path):  # noqa: F811
-    image = np.random.default_rng(1).integers(0, 60, (120, 200, 3), dtype=np.uint8)
-    image[30:90, 50:150] += np.array((170, 80, 0), np.uint8)  # an orange block on dark noise
-    cv2.imwrite(str(tmp_path / "block.png"), image)
+def test_clicks_on_the_cheetah_grow_or_shrink_and_stay_drawn(live_app, page):  # noqa: F811
+    """Without SAM (GrabCut): + clicks near the nose only add to the head, a - click on the
+    background changes nothing; each stored mask is what frame_tools gives, pixel for pixel."""
     page.goto(live_app.url)
-    upload(page, tmp_path / "block.png")
-    add_expression(page, "the block")
-    tool(page, "polygon")  # the left part of the block
-    for x, y in [(55, 35), (95, 35), (95, 85), (55, 85)]:
-        page.mouse.click(*at(page, x, y))
-    edit(page, lambda: keys(page, "Enter"))
-    box_mask = stored(live_app)[0]
+    upload(page, CHEETAH)
+    add_expression(page, "the cheetah's head")
+    with ProjectStore(live_app.project) as store:
+        image = FrameReader(store.media_file(store.list_media()[0]["id"]), "image").read(0)
+    zoom(page, 200)
+    tool(page, "box")
+    edit(page, lambda: drag(page, [(338, 115), (379, 161)]))
+    head = box_to_mask(image, (338, 115, 380, 162))
+    assert np.array_equal(stored(live_app)[0], head)
     keys(page, "t")
-    edit(page, lambda: page.mouse.click(*at(page, 130, 60)))  # + on the right part: added
-    grown = stored(live_app)[0]
-    assert not (box_mask & ~grown).any() and grown[60, 130] and grown.sum() > box_mask.sum()
-    answered = int(page.locator("#canvas [data-answered]").get_attribute("data-answered"))
+    masks = [head]
+    for click in [(370, 148), (374, 150)]:  # the issue's collapse: a second + click near the nose
+        answer(page, lambda c=click: page.mouse.click(*at(page, *c)))
+        masks.append(refine_with_clicks(image, masks[-1], [click], []))
+        assert np.array_equal(stored(live_app)[0], masks[-1])
+        assert not (masks[-2] & ~masks[-1]).any() and masks[-1][click[1], click[0]]
     page.keyboard.down("Shift")
-    page.mouse.click(*at(page, 20, 20))  # - on the background: changes nothing
+    answer(page, lambda: page.mouse.click(*at(page, 420, 150)))  # - on the background: changes nothing
     page.keyboard.up("Shift")
-    expect(page.locator("#canvas [data-answered]")).to_have_attribute("data-answered", str(answered + 1))
-    assert np.array_equal(stored(live_app)[0], grown)
+    assert np.array_equal(stored(live_app)[0], masks[-1])
     clicks = json.loads(page.locator("#canvas [data-clicks]").get_attribute("data-clicks"))
-    assert [(c["x"], c["y"], c["sign"]) for c in clicks] == [(130, 60, 1), (20, 20, -1)]
-    assert ui_pixel(page, 130, 60)[1] > 150 and ui_pixel(page, 20, 20)[0] > 150  # green, red
-    page.locator("#add-object").click()
+    assert [(c["x"], c["y"], c["sign"]) for c in clicks] == [(370, 148, 1), (374, 150, 1), (420, 150, -1)]
+    assert ui_pixel(page, 370, 148)[1] > 150 and ui_pixel(page, 420, 150)[0] > 150  # green, red
+    page.locator("#add-object").click()  # another object: its clicks start afresh
     expect(page.locator("#canvas [data-clicks]")).to_have_attribute("data-clicks", "[]")
-    assert ui_pixel(page, 130, 60)[3] == 0
+    assert ui_pixel(page, 370, 148)[3] == 0
+
+
+def answer(page, action) -> None:
+    """Run an edit and wait for the server's answer (also when it changes nothing)."""
+    before = int(page.locator("#canvas [data-drawn]").get_attribute("data-answered") or 0)
+    action()
+    expect(page.locator("#canvas [data-drawn]")).to_have_attribute("data-answered", str(before + 1))
 
 
 def ui_pixel(page, x, y):
