@@ -399,6 +399,7 @@ function load(v) {
 async function apply(v) {
   if (!v) return;
   if (typeof v === "string") v = JSON.parse(v);
+  stopPlay();  // a value from the server (another expression, a model's masks) says what to show
   if (v.tab) st.tab = v.tab;
   $(".fl-message").textContent = v.message || "";
   $(".fl-message").style.display = v.message ? "block" : "none";

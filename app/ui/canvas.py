@@ -2,9 +2,11 @@
 the masks, zooms and pans, and turns pointer input into small edit events.
 
 Its template never mentions the value, so Gradio never re-renders it: the <canvas> elements
-keep their pixels, and the script redraws when the value changes (watch). Strokes, tools and
-frame steps reach the server through the server function canvas_edit (no queue); events it
-raises: edited (after one of those), pick_object (each carries a dict, read through gr.EventData).
+keep their pixels, and the script redraws when the value changes (watch). Strokes, tools,
+frame steps and the clicks of the buttons in edit_panel.QUEUED_BUTTONS (undo, redo, corrections)
+reach the server one after another, in order, through the server function canvas_edit (no
+queue); Play fetches frames ahead through canvas_frames. Events it raises: edited (after an
+edit), pick_object (each carries a dict, read through gr.EventData).
 """
 from __future__ import annotations
 
