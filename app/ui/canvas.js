@@ -286,6 +286,7 @@ document.flQueued = (e) => {
   if (!b || !Object.hasOwn(QUEUED, b.id) || b.disabled) return;
   e.preventDefault(); e.stopImmediatePropagation();
   const area = document.querySelector("#min-area input");
+  pause();  // the edit lands on the frame on screen
   send({ ...QUEUED[b.id], min_area: area ? +area.value : 0 });
 };
 document.addEventListener("click", document.flQueued, true);
@@ -315,7 +316,7 @@ function publishClicks() { element.dataset.clicks = JSON.stringify(st.clicks); }
 // flight), decodes each picture as it arrives and shows frame after frame at fps x speed; it
 // waits for a frame that is not ready rather than skip it. The server's session stays on the
 // frame where play started: pause (or any edit, step or click) seeks to the frame on screen.
-const PLAY_AHEAD = 36, PLAY_RUN = 12;
+const PLAY_RUN = +$(".fl-root").dataset.playRun, PLAY_AHEAD = 2 * PLAY_RUN;  // the server's run: playback.MAX_RUN
 const pl = { on: false, speed: 1, fps: 25, buf: new Map(), next: 0, asked: 0, inflight: 0, last: null, times: [],
   drawMs: [], fetchMs: [], decodeMs: [] };  // where the time goes (bench/playback.py prints it)
 const playing = () => pl.on;

@@ -16,6 +16,7 @@ from pathlib import Path
 import gradio as gr
 
 from app.ui.edit_panel import QUEUED_BUTTONS
+from app.ui.playback import MAX_RUN
 
 HERE = Path(__file__).parent
 
@@ -25,7 +26,7 @@ TOOL_BUTTONS = [("brush", "Brush", "B"), ("eraser", "Eraser", "E"), ("box", "Box
 PLAY_SPEEDS = (0.25, 0.5, 1, 1.5, 2)
 
 TEMPLATE = """
-<div class="fl-root" data-queued='QUEUED'>
+<div class="fl-root" data-queued='QUEUED' data-play-run="PLAY_RUN">
   <div class="fl-toolbar">
     <span class="fl-group">""" + "".join(
     f'<button id="tool-{t}" data-tool="{t}" title="{label} ({key})">{label}</button>'
@@ -66,7 +67,7 @@ TEMPLATE = """
 def build_canvas(server_functions: list) -> gr.HTML:
     """server_functions: those the browser calls, canvas_edit(data) -> the canvas's new value
     (strokes, tools, queued edits, frame steps) and canvas_frames(data) -> frames to play."""
-    template = TEMPLATE.replace("QUEUED", json.dumps(QUEUED_BUTTONS))
+    template = TEMPLATE.replace("QUEUED", json.dumps(QUEUED_BUTTONS)).replace("PLAY_RUN", str(MAX_RUN))
     return gr.HTML(value=None, html_template=template, css_template=(HERE / "canvas.css").read_text(),
                    js_on_load=(HERE / "canvas.js").read_text(), elem_id="canvas", apply_default_css=False,
                    server_functions=server_functions)
