@@ -191,7 +191,7 @@ function drawUI() {
 
 // -- timeline ---------------------------------------------------------------------------
 // The timeline shows the frames st.tlv.start .. start + span (wheel zooms around the pointer,
-// Shift+wheel or a sideways wheel pans); a click near a manual frame or a flagged tick lands on it.
+// Shift+wheel or a sideways wheel pans); a click near a mark (see isMark) lands on it.
 const TL_COLORS = { m: "#3cb44b", a: "#0082c8", p: "#f58230", e: "#d7d7d7" };
 const TL_KINDS = { m: "manual", a: "model", p: "propagated", e: "empty" };
 const SNAP_PX = 4;
@@ -227,13 +227,16 @@ const frameAt = (e) => {
   const r = tl.getBoundingClientRect();
   return Math.min(st.frames - 1, Math.max(0, Math.floor(st.tlv.start + (e.clientX - r.left) / r.width * st.tlv.span)));
 };
-function markAt(e) {  // the manual frame or flagged tick within SNAP_PX of the pointer, else the frame under it
+// Marks hard to hit at 1 px a frame: manual frames, flagged ticks and single frames of any kind.
+const isMark = (g) => st.timeline[g] === "m" || st.flagged.includes(g) ||
+  (st.timeline[g] !== st.timeline[g - 1] && st.timeline[g] !== st.timeline[g + 1]);
+function markAt(e) {  // the mark within SNAP_PX of the pointer, else the frame under it
   const f = frameAt(e), r = tl.getBoundingClientRect(), px = r.width / st.tlv.span;
-  if (st.timeline[f] === "m" || st.flagged.includes(f)) return f;
+  if (isMark(f)) return f;
   const reach = Math.floor(SNAP_PX / px);
   let best = f, dist = Infinity;
   for (let g = Math.max(0, f - reach); g <= Math.min(st.frames - 1, f + reach); g++) {
-    if ((st.timeline[g] === "m" || st.flagged.includes(g)) && Math.abs(g - f) < dist) { best = g; dist = Math.abs(g - f); }
+    if (isMark(g) && Math.abs(g - f) < dist) { best = g; dist = Math.abs(g - f); }
   }
   return best;
 }
