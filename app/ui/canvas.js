@@ -221,7 +221,7 @@ function drawTimeline() {
   const f = st.seeking ?? wanted();
   tctx.fillStyle = "#111"; tctx.fillRect(Math.floor(x(f + 0.5)) - dpr(), 0, 2 * dpr(), h);
   $(".fl-frame-label").textContent = `frame ${f} / ${st.frames - 1}` +
-    (span < st.frames ? ` · ${Math.round(st.frames / span * 10) / 10}x` : "");
+    (span < st.frames ? ` ×${Math.round(st.frames / span)}` : "");  // the timeline's zoom
 }
 const frameAt = (e) => {
   const r = tl.getBoundingClientRect();
