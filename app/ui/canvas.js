@@ -418,9 +418,10 @@ async function apply(v) {
   st.seekSent = 0;
   if (st.target === v.frame || st.target >= v.frames) st.target = null;
   else if (st.target !== null) setTimeout(() => seek(st.target));
-  if (v.frames !== st.tlFrames) { st.tlFrames = v.frames; tlView(0, v.frames); }
+  const media = String(v.image_key).split(":")[0];
+  if (media !== st.media) { st.media = media; tlView(0, v.frames); }  // another video: the whole timeline
   st.timeline = v.timeline || ""; st.flagged = v.flagged || [];
-  const clickKey = `${String(v.image_key).split(":")[0]}:${v.active}`;  // object ids are unique across expressions
+  const clickKey = `${media}:${v.active}`;  // object ids are unique across expressions
   if (clickKey !== st.clickKey) { st.clickKey = clickKey; st.clicks = []; }
   publishClicks();
   const before = new Map(st.objects.map((o) => [o.id, o]));
