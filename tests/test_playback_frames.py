@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 import pytest
 
-from app.studio import Studio
 from app.ui import views
 from app.ui.playback import MAX_RUN, play_frames
 from app.ui.session import PageError, Session
@@ -14,16 +13,14 @@ from tests.page_fixtures import write_moving_square
 
 
 @pytest.fixture
-def tab(tmp_path):
-    studio = Studio(tmp_path / "p.sqlite")
+def tab(studio, tmp_path):
+    """A tab on a 20-frame video whose every frame holds the square's true mask."""
     truth = write_moving_square(tmp_path / "clip.avi", frames=20)
-    media = studio.add_media(tmp_path / "clip.avi")[0]
-    expr = studio.store.add_expression(media["id"], "the textured square")
-    studio.store.save_masks(expr["id"], dict(enumerate(truth)), source="propagated")
     session = Session(studio)
-    session.pick_expression(expr["id"])
-    yield session, truth
-    studio.close()
+    session.pick_media(studio.add_media(tmp_path / "clip.avi")[0]["id"])
+    session.pick_expression(studio.store.add_expression(session.media_id, "the square")["id"])
+    studio.store.save_masks(session.expression_id, dict(enumerate(truth)), source="propagated")
+    return session, truth
 
 
 def picture(url: str) -> np.ndarray:
@@ -57,11 +54,8 @@ def test_pictures_come_at_the_width_the_canvas_shows(tab):
     assert picture(item["image"]).shape == (96, 128, 3)
 
 
-def test_play_needs_a_video(tmp_path):
-    studio = Studio(tmp_path / "p.sqlite")
-    cv2.imwrite(str(tmp_path / "still.png"), np.zeros((20, 30, 3), np.uint8))
+def test_play_needs_a_video(studio, image_path):
     session = Session(studio)
-    session.pick_media(studio.add_media(tmp_path / "still.png")[0]["id"])
+    session.pick_media(studio.add_media(image_path)[0]["id"])
     with pytest.raises(PageError, match="Play needs a video"):
         play_frames(session, 0, 4)
-    studio.close()
