@@ -367,7 +367,7 @@ function tick(now) {
   if (f && f.img && (pl.last === null || now >= pl.last + period - 4)) {
     // On time, the next frame is due one period after the last; after a stall, from now.
     pl.last = pl.last === null || now - pl.last > 2 * period ? now : pl.last + period;
-    showPlayed(f); pl.times.push(now); pl.drawMs.push(performance.now() - now);
+    showPlayed(f); pl.times.push(now); pl.drawMs.push(performance.now() - now); publishPlay();
     pl.buf.delete(pl.next); pl.next += 1;
     if (pl.next >= st.frames) { pause(); return; }
     fetchAhead();
@@ -383,7 +383,6 @@ function showPlayed(f) {
   });
   tlFollow(f.frame); draw(); drawUI(); drawTimeline();
   element.dataset.frame = f.frame;
-  if (pl.times.length % 10 === 0) publishPlay();
 }
 function publishPlay() {  // tests and bench/playback.py read it
   const { on, speed, fps, times, drawMs, fetchMs, decodeMs } = pl;
