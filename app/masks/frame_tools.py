@@ -43,13 +43,17 @@ def box_to_mask(image: np.ndarray, box: Sequence[float], iterations: int = 5) ->
 def refine_with_clicks(image: np.ndarray, mask: np.ndarray, positives: Sequence[Sequence[float]] = (),
                        negatives: Sequence[Sequence[float]] = (), radius: int | None = None,
                        iterations: int = 5) -> np.ndarray:
-    """Refine `mask` with positive clicks (must be object) and negative clicks (must not be).
+    """Refine `mask` with positive clicks (add the region around them) and negative clicks
+    (remove the region around them), as a SAM user expects: positives never remove mask pixels
+    and negatives never add any.
 
-    GrabCut in mask mode: the current mask seeds the probable object, the rest probable
-    background, and a disc of `radius` px around each click is definitely object / background.
-    Clicked discs are honoured in the result whatever GrabCut decides (a disc with both a
-    positive and a negative click goes to the later kind: negatives win). Default radius:
-    1% of the image's shorter side, at least 2 px. Clicks must lie inside the image.
+    Positives first: GrabCut (mask mode: the mask probable object, the rest probable
+    background, a disc of `radius` px around each click definitely object) proposes; only the
+    new pixels connected to a clicked disc and within reach of it are added (see _reach).
+    Then negatives, the same way round: only mask pixels GrabCut calls background, connected to
+    a negative disc, are removed. Clicked discs are honoured whatever GrabCut decides (a disc
+    with both kinds of click: negatives win). Default radius: 1% of the image's shorter side,
+    at least 2 px. Clicks must lie inside the image.
     """
     image = _check_image(image)
     mask = _check_mask(mask)
@@ -67,18 +71,33 @@ def refine_with_clicks(image: np.ndarray, mask: np.ndarray, positives: Sequence[
     pos_discs = _discs(positives, (height, width), radius)
     neg_discs = _discs(negatives, (height, width), radius)
 
-    labels = np.where(mask, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
-    labels[pos_discs] = cv2.GC_FGD
-    labels[neg_discs] = cv2.GC_BGD
-    seed = labels != cv2.GC_PR_BGD  # where the object may be: the mask and the positive discs
-    if not seed.any() or (not positives and not negatives):
-        result = mask.copy()  # nothing to refine from: no object at all, or no clicks
-    else:
-        ys, xs = np.nonzero(seed)
-        result = _grabcut(image, labels, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), iterations)
+    result = mask.copy()
+    if positives:  # grow only: the new region GrabCut finds around the clicks
+        result |= _region_at(image, result, pos_discs, radius, iterations, grow=True)
+    if negatives:  # shrink only: the part of the mask around the clicks that GrabCut calls background
+        result &= ~_region_at(image, result, neg_discs, radius, iterations, grow=False)
     result |= pos_discs
     result &= ~neg_discs
     return result
+
+
+def _region_at(image, mask, discs, radius, iterations, grow) -> np.ndarray:
+    """The pixels clicks of one kind add (grow) or remove: GrabCut's verdict on a crop around
+    the mask and the clicks, kept only where it changes the mask, near a clicked disc (see
+    _reach) and connected to one. So a + click never removes mask pixels and a - click never
+    adds any, as a SAM user expects."""
+    labels = np.where(mask, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    labels[discs] = cv2.GC_FGD if grow else cv2.GC_BGD
+    ys, xs = np.nonzero(mask | discs)
+    fg = _grabcut(image, labels, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), iterations)
+    changed = (fg & ~mask) if grow else (mask & ~fg)
+    changed &= _near(discs, _reach(mask, radius))
+    if not changed.any():
+        return changed
+    _, parts = cv2.connectedComponents(changed.view(np.uint8), connectivity=8)
+    near = cv2.dilate(discs.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+    touching = np.unique(parts[near & changed])
+    return np.isin(parts, touching[touching > 0])
 
 
 def polygon_to_mask(shape: Sequence[int], points: Sequence[Sequence[float]]) -> np.ndarray:
@@ -200,6 +219,21 @@ def _shrink_labels(labels, size) -> np.ndarray:
     small[share(cv2.GC_FGD) > 0] = cv2.GC_FGD
     small[share(cv2.GC_BGD) > 0] = cv2.GC_BGD
     return small
+
+
+def _reach(mask, radius) -> int:
+    """How far from a click its region may reach: half the mask's larger side (a click refines
+    the object at the object's own scale), at least 16 px and four click radii."""
+    if not mask.any():
+        return max(16, 4 * radius)
+    ys, xs = np.nonzero(mask)
+    return max(16, 4 * radius, int(max(xs.max() - xs.min(), ys.max() - ys.min()) + 1) // 2)
+
+
+def _near(discs, reach) -> np.ndarray:
+    """Pixels within `reach` px (a square) of a clicked disc."""
+    side = 2 * reach + 1
+    return cv2.dilate(discs.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))).view(bool)
 
 
 def _discs(points, shape, radius) -> np.ndarray:

@@ -3,9 +3,10 @@
 // run lengths; everything visual (fill, boundary, other objects, proposal, opacity, outline,
 // zoom, pan) happens here. Edits go back as small events in image pixels: 'stroke'
 // {points, radius, erase}, 'tool' {kind, points}, 'seek' {frame}, 'pick_object' {id}.
-// Strokes, tools and frame steps go to the server function canvas_edit (outside Gradio's
-// queue: one round trip) in order, and the answer is drawn at once; then the 'edited' event
-// lets the page refresh what surrounds the canvas.
+// Strokes, tools, frame steps and the buttons in QUEUED (undo, redo, corrections) go to the
+// server function canvas_edit (outside Gradio's queue: one round trip) one after another, in
+// order, and each answer is drawn at once; then the 'edited' event lets the page refresh what
+// surrounds the canvas. Play fetches frames ahead through canvas_frames.
 const $ = (sel) => element.querySelector(sel);
 const stage = $(".fl-stage"), base = $(".fl-base"), ui = $(".fl-ui"), tl = $(".fl-timeline");
 const bctx = base.getContext("2d"), uctx = ui.getContext("2d"), tctx = tl.getContext("2d");
@@ -13,7 +14,8 @@ const st = {
   tool: "brush", radius: 6, opacity: 0.5, overlay: true, outline: false, compare: false,
   view: { scale: 1, ox: 0, oy: 0, fit: true }, img: null, W: 0, H: 0, key: null,
   objects: [], active: null, proposal: null, frames: 1, frame: 0, timeline: "", flagged: [],
-  stroke: null, box: null, poly: [], pan: null, space: false, hover: null, seeking: null, target: null, drawn: 0,
+  stroke: null, box: null, poly: [], pan: null, space: false, clicks: [], clickKey: null,
+  tlv: { start: 0, span: 1 }, hover: null, seeking: null, target: null, drawn: 0,
 };
 const dpr = () => window.devicePixelRatio || 1;
 const rgb = (hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
@@ -176,6 +178,11 @@ function drawUI() {
     uctx.stroke();
     for (const [x, y] of st.poly) uctx.fillRect(x + 0.5 - 2.5 * px, y + 0.5 - 2.5 * px, 5 * px, 5 * px);
   }
+  for (const c of st.clicks) {  // the Points tool's clicks: + green, - red, until the object changes
+    if (c.frame !== st.frame) continue;
+    uctx.fillStyle = c.sign > 0 ? "#22c55e" : "#ef4444"; uctx.strokeStyle = "#ffffff";
+    uctx.beginPath(); uctx.arc(c.x + 0.5, c.y + 0.5, 5 * px, 0, 2 * Math.PI); uctx.fill(); uctx.stroke();
+  }
   if (st.hover && (st.tool === "brush" || st.tool === "eraser") && !st.pan) {  // the size ring
     uctx.strokeStyle = st.tool === "eraser" ? "#ffffff" : activeColor();
     uctx.beginPath(); uctx.arc(st.hover[0] + 0.5, st.hover[1] + 0.5, st.radius, 0, 2 * Math.PI); uctx.stroke();
@@ -183,7 +190,20 @@ function drawUI() {
 }
 
 // -- timeline ---------------------------------------------------------------------------
+// The timeline shows the frames st.tlv.start .. start + span (wheel zooms around the pointer,
+// Shift+wheel or a sideways wheel pans); a click near a mark (see isMark) lands on it.
 const TL_COLORS = { m: "#3cb44b", a: "#0082c8", p: "#f58230", e: "#d7d7d7" };
+const TL_KINDS = { m: "manual", a: "model", p: "propagated", e: "empty" };
+const SNAP_PX = 4;
+function tlView(start, span) {
+  span = Math.min(st.frames, Math.max(Math.min(8, st.frames), span));
+  st.tlv = { start: Math.min(st.frames - span, Math.max(0, start)), span };
+  tl.dataset.view = JSON.stringify(st.tlv);
+}
+function tlFollow(f) {  // keep the playhead in view
+  const v = st.tlv;
+  if (f < v.start || f + 1 > v.start + v.span) tlView(f - v.span / 2, v.span);
+}
 function drawTimeline() {
   const row = $(".fl-timeline-row");
   row.style.display = st.frames > 1 ? "flex" : "none";
@@ -191,33 +211,64 @@ function drawTimeline() {
   if (tr.width && tl.width !== tw) { tl.width = tw; tl.height = Math.max(1, Math.round(tr.height * dpr())); }
   tctx.setTransform(1, 0, 0, 1, 0, 0); tctx.clearRect(0, 0, tl.width, tl.height);
   if (st.frames <= 1) return;
-  const w = tl.width / st.frames, h = tl.height;
-  for (let f = 0; f < st.frames; f++) {
+  const { start, span } = st.tlv, w = tl.width / span, h = tl.height, x = (f) => (f - start) * w;
+  for (let f = Math.floor(start); f < Math.min(st.frames, start + span + 1); f++) {
     tctx.fillStyle = TL_COLORS[st.timeline[f]] || TL_COLORS.e;
-    tctx.fillRect(Math.floor(f * w), h * 0.3, Math.ceil(w), h * 0.7);
+    tctx.fillRect(Math.floor(x(f)), h * 0.3, Math.ceil(w), h * 0.7);
   }
   tctx.fillStyle = "#e6194b";  // frames that still need a check
-  for (const f of st.flagged) tctx.fillRect(Math.floor(f * w), 0, Math.max(2, Math.ceil(w)), h * 0.28);
+  for (const f of st.flagged) tctx.fillRect(Math.floor(x(f)), 0, Math.max(2, Math.ceil(w)), h * 0.28);
   const f = st.seeking ?? wanted();
-  tctx.fillStyle = "#111"; tctx.fillRect(Math.floor((f + 0.5) * w) - dpr(), 0, 2 * dpr(), h);
-  $(".fl-frame-label").textContent = `frame ${f} / ${st.frames - 1}`;
+  tctx.fillStyle = "#111"; tctx.fillRect(Math.floor(x(f + 0.5)) - dpr(), 0, 2 * dpr(), h);
+  $(".fl-frame-label").textContent = `frame ${f} / ${st.frames - 1}` +
+    (span < st.frames ? ` ×${Math.round(st.frames / span)}` : "");  // the timeline's zoom
 }
 const frameAt = (e) => {
   const r = tl.getBoundingClientRect();
-  return Math.min(st.frames - 1, Math.max(0, Math.floor((e.clientX - r.left) / r.width * st.frames)));
+  return Math.min(st.frames - 1, Math.max(0, Math.floor(st.tlv.start + (e.clientX - r.left) / r.width * st.tlv.span)));
 };
-tl.addEventListener("pointerdown", (e) => { tl.setPointerCapture(e.pointerId); st.seeking = frameAt(e); drawTimeline(); });
-tl.addEventListener("pointermove", (e) => { if (st.seeking !== null) { st.seeking = frameAt(e); drawTimeline(); } });
+// Marks hard to hit at 1 px a frame: manual frames, flagged ticks and single frames of any kind.
+const isMark = (g) => st.timeline[g] === "m" || st.flagged.includes(g) ||
+  (st.timeline[g] !== st.timeline[g - 1] && st.timeline[g] !== st.timeline[g + 1]);
+function markAt(e) {  // the mark within SNAP_PX of the pointer, else the frame under it
+  const f = frameAt(e), r = tl.getBoundingClientRect(), px = r.width / st.tlv.span;
+  if (isMark(f)) return f;
+  const reach = Math.floor(SNAP_PX / px);
+  let best = f, dist = Infinity;
+  for (let g = Math.max(0, f - reach); g <= Math.min(st.frames - 1, f + reach); g++) {
+    if (isMark(g) && Math.abs(g - f) < dist) { best = g; dist = Math.abs(g - f); }
+  }
+  return best;
+}
+tl.addEventListener("pointerdown", (e) => { tl.setPointerCapture(e.pointerId); st.seeking = markAt(e); drawTimeline(); });
+tl.addEventListener("pointermove", (e) => {
+  if (st.seeking !== null) { st.seeking = frameAt(e); drawTimeline(); return; }
+  const f = frameAt(e);
+  tl.title = `frame ${f} · ${TL_KINDS[st.timeline[f]] || "empty"}${st.flagged.includes(f) ? " · to check" : ""}`;
+});
 tl.addEventListener("pointerup", () => {
   if (st.seeking === null) return;
   const f = st.seeking; st.seeking = null;
-  if (f !== st.frame) seek(f); else drawTimeline();
+  if (f !== st.frame || playing()) seek(f); else drawTimeline();
 });
+tl.addEventListener("wheel", (e) => {
+  if (st.frames <= 1) return;
+  e.preventDefault();
+  const r = tl.getBoundingClientRect(), at = (e.clientX - r.left) / r.width, v = st.tlv;
+  if (e.shiftKey || Math.abs(e.deltaX) > Math.abs(e.deltaY)) {
+    tlView(v.start + (e.deltaX || e.deltaY) / r.width * v.span, v.span);
+  } else {
+    const span = v.span * Math.exp(e.deltaY * 0.002), pivot = v.start + at * v.span;
+    tlView(pivot - at * Math.min(st.frames, Math.max(8, span)), span);
+  }
+  drawTimeline();
+}, { passive: false });
 let chain = Promise.resolve();
 function send(data) {
   chain = chain.then(async () => {
     let v;
     try { v = await server.canvas_edit({ ...data, tab: st.tab }); } catch (err) { v = { error: `The server did not answer (${err}).` }; }
+    st.answered = (st.answered || 0) + 1; element.dataset.answered = st.answered;  // edits that change nothing too
     if (v && v.error) {
       notice(v.error);
       st.seekSent = 0; st.target = null;
@@ -229,6 +280,19 @@ function send(data) {
     trigger("edited", { revision: v.revision, frame: v.frame, kind: data.kind });
   });
 }
+// Buttons whose edits queue with the strokes (Gradio ignores a click while the last one runs,
+// so a burst of Ctrl+Z would lose undos): their clicks never reach Gradio.
+const QUEUED = JSON.parse($(".fl-root").dataset.queued || "{}");
+document.removeEventListener("click", document.flQueued, true);
+document.flQueued = (e) => {
+  const b = e.target.closest && e.target.closest("button[id]");
+  if (!b || !Object.hasOwn(QUEUED, b.id) || b.disabled) return;
+  e.preventDefault(); e.stopImmediatePropagation();
+  const area = document.querySelector("#min-area input");
+  pause();  // the edit lands on the frame on screen
+  send({ ...QUEUED[b.id], min_area: area ? +area.value : 0 });
+};
+document.addEventListener("click", document.flQueued, true);
 function notice(text) {
   const box = $(".fl-notice");
   box.textContent = text; box.style.display = "block";
@@ -238,7 +302,8 @@ function notice(text) {
 function seek(f) {
   // One seek in flight at a time; key repeats step from the frame asked for last, and only the
   // latest is sent when the answer comes (a stuck request frees the way after 3 s).
-  st.poly = []; st.box = null; st.target = f; drawTimeline();
+  stopPlay();
+  st.poly = []; st.box = null; st.target = f; tlFollow(f); drawTimeline();
   if (st.seekSent && performance.now() - st.seekSent < 3000) return;
   st.seekSent = performance.now();
   send({ kind: "seek", frame: f });
@@ -246,6 +311,85 @@ function seek(f) {
 const wanted = () => st.target ?? st.frame;
 $("#prev-frame").addEventListener("click", () => wanted() > 0 && seek(wanted() - 1));
 $("#next-frame").addEventListener("click", () => wanted() < st.frames - 1 && seek(wanted() + 1));
+
+function publishClicks() { element.dataset.clicks = JSON.stringify(st.clicks); }
+
+// -- playback ---------------------------------------------------------------------------
+// Play asks canvas_frames for runs of frames ahead (at most PLAY_AHEAD frames, two requests in
+// flight), decodes each picture as it arrives and shows frame after frame at fps x speed; it
+// waits for a frame that is not ready rather than skip it. The server's session stays on the
+// frame where play started: pause (or any edit, step or click) seeks to the frame on screen.
+const PLAY_RUN = +$(".fl-root").dataset.playRun, PLAY_AHEAD = 2 * PLAY_RUN;  // the server's run: playback.MAX_RUN
+const pl = { on: false, speed: 1, fps: 25, buf: new Map(), next: 0, asked: 0, inflight: 0, last: null, times: [],
+  drawMs: [], fetchMs: [], decodeMs: [] };  // where the time goes (bench/playback.py prints it)
+const playing = () => pl.on;
+function play() {
+  if (st.frames <= 1 || !st.W || pl.on) return;
+  Object.assign(pl, { on: true, buf: new Map(), inflight: 0, last: null, times: [], drawMs: [], fetchMs: [], decodeMs: [],
+    gen: (pl.gen || 0) + 1 });
+  pl.next = pl.asked = wanted() + 1 >= st.frames ? 0 : wanted() + 1;
+  $("#play").textContent = "Pause"; $("#play").classList.add("fl-on");
+  fetchAhead(); requestAnimationFrame(tick); publishPlay();
+}
+function stopPlay() {
+  if (!pl.on) return false;
+  pl.on = false; pl.buf = new Map();
+  $("#play").textContent = "Play"; $("#play").classList.remove("fl-on");
+  publishPlay();
+  return true;
+}
+function pause() { if (stopPlay()) seek(st.frame); }
+function fetchAhead() {
+  const gen = pl.gen;
+  while (pl.on && pl.inflight < 2 && pl.asked < st.frames && pl.asked - pl.next < PLAY_AHEAD) {
+    const start = pl.asked, count = Math.min(PLAY_RUN, st.frames - start);
+    pl.asked += count; pl.inflight += 1;
+    const t0 = performance.now();
+    const width = Math.ceil(st.W * st.view.scale * dpr());  // as shown: a 1080p frame fitted needs ~1150 px
+    server.canvas_frames({ tab: st.tab, start, count, width }).then((r) => {
+      if (gen !== pl.gen) return;
+      pl.inflight -= 1; pl.fetchMs.push(performance.now() - t0);
+      if (r && r.error) { notice(r.error); pause(); return; }
+      pl.fps = r.fps;
+      for (const f of r.frames) {
+        const img = new Image(), t1 = performance.now(); img.src = f.image;
+        const ready = () => { f.img = img; pl.decodeMs.push(performance.now() - t1); };
+        img.decode().then(ready, ready);
+        pl.buf.set(f.frame, f);
+      }
+      fetchAhead();
+    }, (err) => { if (gen === pl.gen) { notice(`The server did not answer (${err}).`); pause(); } });
+  }
+}
+function tick(now) {
+  if (!pl.on) return;
+  const f = pl.buf.get(pl.next), period = 1000 / (pl.fps * pl.speed);
+  if (f && f.img && (pl.last === null || now >= pl.last + period - 4)) {
+    // On time, the next frame is due one period after the last; after a stall, from now.
+    pl.last = pl.last === null || now - pl.last > 2 * period ? now : pl.last + period;
+    showPlayed(f); pl.times.push(now); pl.drawMs.push(performance.now() - now); publishPlay();
+    pl.buf.delete(pl.next); pl.next += 1;
+    if (pl.next >= st.frames) { pause(); return; }
+    fetchAhead();
+  }
+  requestAnimationFrame(tick);
+}
+function showPlayed(f) {
+  const colors = new Map(st.objects.map((o) => [o.id, o]));
+  st.img = f.img; st.frame = f.frame; st.key = null;
+  st.objects = f.objects.filter((o) => colors.has(o.id)).map((o) => {
+    const old = colors.get(o.id);
+    return Object.assign(layer(o.runs, old.color, old), { id: o.id, label: old.label });
+  });
+  tlFollow(f.frame); draw(); drawUI(); drawTimeline();
+  element.dataset.frame = f.frame;
+}
+function publishPlay() {  // tests and bench/playback.py read it
+  const { on, speed, fps, times, drawMs, fetchMs, decodeMs } = pl;
+  element.dataset.play = JSON.stringify({ on, speed, fps, times, drawMs, fetchMs, decodeMs });
+}
+$("#play").addEventListener("click", () => (pl.on ? pause() : play()));
+$("#play-speed").addEventListener("change", (e) => { pl.speed = +e.target.value; pl.last = null; publishPlay(); });
 
 // -- the value from the server -----------------------------------------------------------
 // Values are applied in the order they arrive (a frame's image decodes asynchronously; a later
@@ -258,6 +402,7 @@ function load(v) {
 async function apply(v) {
   if (!v) return;
   if (typeof v === "string") v = JSON.parse(v);
+  stopPlay();  // a value from the server (another expression, a model's masks) says what to show
   if (v.tab) st.tab = v.tab;
   $(".fl-message").textContent = v.message || "";
   $(".fl-message").style.display = v.message ? "block" : "none";
@@ -272,7 +417,12 @@ async function apply(v) {
   st.seekSent = 0;
   if (st.target === v.frame || st.target >= v.frames) st.target = null;
   else if (st.target !== null) setTimeout(() => seek(st.target));
+  const media = String(v.image_key).split(":")[0];
+  if (media !== st.media) { st.media = media; tlView(0, v.frames); }  // another video: the whole timeline
   st.timeline = v.timeline || ""; st.flagged = v.flagged || [];
+  const clickKey = `${media}:${v.active}`;  // object ids are unique across expressions
+  if (clickKey !== st.clickKey) { st.clickKey = clickKey; st.clicks = []; }
+  publishClicks();
   const before = new Map(st.objects.map((o) => [o.id, o]));
   st.objects = v.objects.map((o) => Object.assign(layer(o.runs, o.color, before.get(o.id)), { id: o.id, label: o.label }));
   st.proposalRuns = v.proposal;  // its layer is built when compare needs it
@@ -315,9 +465,11 @@ function hoverText(p) {
 ui.addEventListener("contextmenu", (e) => e.preventDefault());
 ui.addEventListener("pointerdown", (e) => {
   if (!st.W) return;
+  if (playing() && !(e.button === 1 || st.space || st.tool === "pan")) pause();
   ui.setPointerCapture(e.pointerId);
   const p = pixel(e);
   if (e.button === 1 || st.space || st.tool === "pan") {
+    if (st.space) st.spacePanned = true;
     st.pan = { x: e.clientX, y: e.clientY, ox: st.view.ox, oy: st.view.oy }; e.preventDefault(); return;
   }
   if (st.tool === "brush" || st.tool === "eraser") {
@@ -328,6 +480,7 @@ ui.addEventListener("pointerdown", (e) => {
   } else if (st.tool === "points") {
     if (!inside(p)) return;
     const negative = e.button === 2 || e.shiftKey || e.altKey;
+    st.clicks.push({ x: p[0], y: p[1], sign: negative ? -1 : 1, frame: st.frame }); publishClicks(); drawUI();
     send({ kind: "click", points: [[p[0], p[1], negative ? -1 : 1]], frame: st.frame, object: st.active });
   } else if (st.tool === "polygon" && e.button === 0 && inside(p)) {
     const last = st.poly[st.poly.length - 1];
@@ -414,12 +567,18 @@ const typing = (t) => t && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT
   !["checkbox", "range", "button"].includes(t.type);
 document.addEventListener("keydown", (e) => {
   if (typing(e.target)) return;
-  if (e.key === " " && !st.space) { st.space = true; ui.style.cursor = "grab"; e.preventDefault(); }
+  if (e.key === " ") {  // held: pan with a drag; tapped: play / pause
+    if (!st.space) { st.space = true; st.spacePanned = false; ui.style.cursor = "grab"; }
+    e.preventDefault();
+  }
   else if (e.key === "Enter" && st.poly.length >= 3) { closePolygon(); e.preventDefault(); }
   else if (e.key === "Escape") { st.poly = []; st.box = null; st.stroke = null; drawUI(); }
 });
 document.addEventListener("keyup", (e) => {
-  if (e.key === " ") { st.space = false; ui.style.cursor = st.tool === "pan" ? "grab" : "crosshair"; }
+  if (e.key === " " && st.space) {
+    st.space = false; ui.style.cursor = st.tool === "pan" ? "grab" : "crosshair";
+    if (!st.spacePanned && !typing(e.target)) { e.preventDefault(); pl.on ? pause() : play(); }
+  }
 });
 new ResizeObserver(() => size()).observe(stage);
 setTool("brush"); setRadius(6); size();

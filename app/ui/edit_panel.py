@@ -8,12 +8,17 @@ from collections import OrderedDict
 import gradio as gr
 
 from app.ui import views
+from app.ui.playback import play_frames
 from app.ui.session import PageError, Session
 from app.ui.wiring import EDITS, on, server_function, show, shown
 from engine.bounds import BOUNDS
 
 CORRECTIONS = [("fill_holes", "Fill holes", "fill-holes"), ("smooth", "Smooth edges", "smooth"),
                ("remove_specks", "Remove specks", "remove-specks")]
+# The buttons whose clicks the canvas queues with its strokes (by elem_id; see QUEUED_EDITS).
+QUEUED_BUTTONS = {"undo": {"kind": "undo"}, "redo": {"kind": "redo"}, "save": {"kind": "accept"},
+                  "clear": {"kind": "correct", "op": "clear"},
+                  **{eid: {"kind": "correct", "op": op} for op, _, eid in CORRECTIONS}}
 
 
 def build(page) -> None:
@@ -44,11 +49,24 @@ def _same_place(session, data: dict) -> None:
                         f"{session.frame}, object id {session.object_id}; it was not saved. Redo it.")
 
 
+# Edits of the whole expression or of the shown frame that the page queues with the strokes
+# (Gradio drops a click while the previous one runs: a burst of Ctrl+Z would lose undos).
+QUEUED_EDITS = {
+    "undo": lambda session, data: session.undo(),
+    "redo": lambda session, data: session.redo(),
+    "correct": lambda session, data: session.correct(data["op"], data.get("min_area") or 0),
+    "accept": lambda session, data: session.accept(),
+}
+
+
 def canvas_edit(session: Session, data: dict) -> dict:
-    """A stroke, a tool or a frame step from the canvas; returns the canvas's new value."""
+    """A stroke, a tool, a queued edit or a frame step from the canvas; returns the canvas's
+    new value."""
     kind = data.get("kind")
     if kind == "seek":
         session.seek(data["frame"])
+    elif kind in QUEUED_EDITS:
+        QUEUED_EDITS[kind](session, data)
     else:
         _same_place(session, data)
         if kind == "stroke":
@@ -79,15 +97,22 @@ class Tabs:
         return self._tabs[token]
 
 
-def server_edit(page):
-    """The canvas's server function: the tab's Session comes from the token in the request."""
+def server_edit(page) -> list:
+    """The canvas's server functions (edits, and frames to play): the tab's Session comes from
+    the token in the request."""
     page.tabs = Tabs()
 
     @server_function
     def canvas_edit_fn(data: dict) -> dict:
         return canvas_edit(page.tabs.get(data.get("tab")), data)
     canvas_edit_fn.__name__ = "canvas_edit"
-    return canvas_edit_fn
+
+    @server_function
+    def canvas_frames_fn(data: dict) -> dict:
+        return play_frames(page.tabs.get(data.get("tab")), data.get("start", 0), data.get("count", 1),
+                           data.get("width"))
+    canvas_frames_fn.__name__ = "canvas_frames"
+    return [canvas_edit_fn, canvas_frames_fn]
 
 
 def wire(page) -> None:
@@ -135,12 +160,8 @@ def wire(page) -> None:
        trigger_mode="multiple", show_progress="hidden")
     on(page.canvas.pick_object, pick_object, [page.state], out, show_progress="hidden", **EDITS)
 
-    on(page.undo.click, then_show(lambda s: s.undo()), [page.state], out, **EDITS)
-    on(page.redo.click, then_show(lambda s: s.redo()), [page.state], out, **EDITS)
-    on(page.save.click, then_show(lambda s: s.accept()), [page.state], out, **EDITS)
-    for op, btn in page.corrections.items():
-        on(btn.click, then_show(lambda s, area, op=op: s.correct(op, area)), [page.state, page.min_area], out, **EDITS)
-    on(page.clear.click, then_show(lambda s: s.correct("clear")), [page.state], out, **EDITS)
+    # Undo, redo, Accept as manual, the corrections and Clear go through the canvas's queue
+    # (canvas.js: QUEUED), not through Gradio events.
     on(page.add_obj.click, then_show(lambda s: s.add_object()), [page.state], out, **EDITS)
     on(page.rm_obj.click, then_show(lambda s: s.remove_object()), [page.state], out, **EDITS)
     for direction, btn in (("forward", page.fwd), ("backward", page.back)):

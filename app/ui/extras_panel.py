@@ -2,6 +2,8 @@
 export and datasets in/out (left column); the render button (app/ui/render_panel.py)."""
 from __future__ import annotations
 
+import json
+
 import gradio as gr
 
 from app.formats import FORMATS
@@ -21,10 +23,8 @@ def build(page) -> None:
         page.agree_plot = gr.LinePlot(x="frame", y="iou", color="source", y_lim=[0, 1],
                                       title="IoU between proposal and final mask", elem_id="agreement-plot")
     with gr.Accordion("Shortcuts", open=False):
-        page.shortcuts = gr.Code(language="json", label="action: key (Ctrl+, Shift+, Alt+ allowed)",
-                                 interactive=True, elem_id="shortcuts-editor")
-        page.save_keys = gr.Button("Save shortcuts", size="sm", elem_id="save-shortcuts")
-    # The keymap the page's script reads; kept in the DOM, not shown.
+        page.shortcuts = shortcuts.build_editor()
+    # The table of actions and keys the page's script reads; kept in the DOM, not shown.
     page.keymap = gr.Textbox(visible="hidden", elem_id="shortcut-map")
 
 
@@ -79,19 +79,22 @@ def wire(page) -> None:
     studio = page.studio
     exports = Spool("export", keep=2)  # dataset exports, until Gradio has copied them
 
-    def save_keys(text):
-        studio.store.set_setting("shortcuts", shortcuts.parse_shortcuts(text))
+    def save_keys(evt: gr.EventData):
+        table = shortcuts.save_keys(studio.store, evt._data.get("keys") or {})
         gr.Info("Shortcuts saved in this project.")
-        merged = shortcuts.keymap(studio.store)
-        return {page.shortcuts: merged, page.keymap: merged}
+        return {page.shortcuts: table, page.keymap: json.dumps(table)}
+
+    def keys_table():
+        table = shortcuts.page_table(studio.store)
+        return table, json.dumps(table)
 
     def import_and_list(session, fmt, src, media_root):
         report = import_dataset(studio, fmt, src, media_root)
         return {page.import_report: report, **media_panel.lists(page, session)}
 
-    on(page.demo.load, lambda: (shortcuts.keymap(studio.store),) * 2, None, [page.shortcuts, page.keymap])
+    on(page.demo.load, keys_table, None, [page.shortcuts, page.keymap])
     on(page.history_box.expand, views.history, [page.state], [page.history])
-    on(page.save_keys.click, save_keys, [page.shortcuts], [page.shortcuts, page.keymap])
+    on(page.shortcuts.submit, save_keys, None, [page.shortcuts, page.keymap])
     on(page.agree_btn.click, agreement, [page.state], [page.agree_plot, page.agree_text])
     on(page.export.click, lambda: export_coco(studio), None, [page.export_file])
     on(page.export_any.click, lambda fmt: export_dataset(studio, fmt, exports), [page.fmt], [page.export_file])
