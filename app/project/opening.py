@@ -82,6 +82,17 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=10)
 
 
+def upgraded_copy(conn: sqlite3.Connection, migrate) -> sqlite3.Connection:
+    """An in-memory copy of a read-only connection's project, migrated: what a reader reads
+    when the project is older than this FlowLabel (the file itself stays as it is)."""
+    from sqlite_utils import Database
+    copy = sqlite3.connect(":memory:", check_same_thread=False)
+    conn.backup(copy)
+    conn.close()
+    migrate(Database(copy))
+    return copy
+
+
 def stamp(db) -> None:
     """Mark an opened (writable) project as FlowLabel's, with the version that last wrote it."""
     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")

@@ -115,10 +115,8 @@ class ProjectStore:
             if opening.is_new(self.path):
                 raise StoreError(f"no project at {self.path}; pass --project with the path of an existing project")
             self.db = Database(opening.connect_readonly(self.path))
-            if migrations.pending(self.db):
-                self.db.close()
-                raise StoreError(f"{self.path} is from an older FlowLabel; open it once with the studio "
-                                 "(which upgrades it) before reading it read-only")
+            if migrations.pending(self.db):  # an older project: read an upgraded copy, never the file
+                self.db = Database(opening.upgraded_copy(self.db.conn, migrations.apply))
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One connection shared by the app's worker threads, serialised by one lock.

@@ -167,3 +167,16 @@ def test_rolling_backups_take_one_at_start_and_more_as_time_passes(project):
         time.sleep(1.0)
         rolling.stop()
         assert first is not None and rolling.last != first and len(backups.listed(project)) == 2
+
+
+def test_a_reader_of_an_older_project_reads_an_upgraded_copy_and_leaves_the_file(project):
+    from tests.helpers.old_projects import old_project
+    older = old_project(project.with_name("old.sqlite"), "m005_trash_and_origin", [
+        ("INSERT INTO media (kind, name, path, sha256, width, height, frames, created_at) "
+         "VALUES ('image', 'a.png', 'x.png', 'abc', 40, 30, 1, '2026-01-01')", ()),
+        ("INSERT INTO expressions (media_id, text, created_at, updated_at) "
+         "VALUES (1, 'the thing', '2026-01-01', '2026-01-01')", ())])
+    before = digest(older)
+    with ProjectStore(older, readonly=True) as store:  # reads through m006's views
+        assert [e["text"] for e in store.list_expressions()] == ["the thing"]
+    assert digest(older) == before
