@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -54,3 +56,23 @@ def known_fields(cls, d: dict, source, hint: str = "") -> dict:
     if unknown:
         raise ValueError(f"{source} has unknown fields {unknown} for {cls.__name__}{hint}")
     return d
+
+
+class JsonConfig:
+    """save/load of a config dataclass as `CONFIG_NAME` in a folder (FlowRVS, FlowSeg); a folder
+    without it is refused with `MISSING_HINT` (how such a folder is made)."""
+    CONFIG_NAME: str
+    MISSING_HINT: str
+
+    def save(self, directory) -> Path:
+        path = Path(directory) / self.CONFIG_NAME
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, directory):
+        path = Path(directory) / cls.CONFIG_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: {directory} {cls.MISSING_HINT}")
+        return cls.from_dict(json.loads(path.read_text()), path)
+

@@ -24,13 +24,14 @@ def state_mismatch(expected: dict, state: dict) -> str | None:
     unexpected = [k for k in state if k not in expected]
     shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}" for k in expected
               if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    parts = []
-    if missing:
-        parts.append(f"missing {len(missing)} key(s): {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
-    if unexpected:
-        parts.append(f"unexpected {len(unexpected)} key(s): {', '.join(unexpected[:5])}"
-                     f"{' ...' if len(unexpected) > 5 else ''}")
-    if shapes:
-        parts.append(f"wrong shape for {len(shapes)} key(s) (file vs model): "
-                     f"{'; '.join(shapes[:3])}{' ...' if len(shapes) > 3 else ''}")
+    return key_problems(missing, unexpected, shapes)
+
+
+def key_problems(missing: list, unexpected: list, shapes: list) -> str | None:
+    """One line naming the first missing, unexpected and mis-shaped keys (file vs model); None if none."""
+    def few(keys: list, n: int, sep: str = ", ") -> str:
+        return sep.join(keys[:n]) + (" ..." if len(keys) > n else "")
+    parts = [f"missing {len(missing)} key(s): {few(missing, 5)}"] if missing else []
+    parts += [f"unexpected {len(unexpected)} key(s): {few(unexpected, 5)}"] if unexpected else []
+    parts += [f"wrong shape for {len(shapes)} key(s) (file vs model): {few(shapes, 3, '; ')}"] if shapes else []
     return "; ".join(parts) or None

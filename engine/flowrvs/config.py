@@ -13,10 +13,10 @@ The config is saved next to the components as `flowrvs_config.json` by save_pret
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Optional
+
+from engine.checks import JsonConfig
 
 CONFIG_NAME = "flowrvs_config.json"
 FORMAT_VERSION = 1
@@ -27,7 +27,10 @@ HALF = (0.5, 0.5, 0.5)
 
 
 @dataclass
-class FlowRVSConfig:
+class FlowRVSConfig(JsonConfig):
+    CONFIG_NAME = CONFIG_NAME
+    MISSING_HINT = ("is not a FlowRVS folder written by FlowRVSPipeline.save_pretrained. For the official "
+                    "release files use FlowRVSPipeline.from_official(wan_dir, dit_checkpoint, vae_checkpoint)")
     generation: int = 2
     in_channels: int = 16             # patch_embedding input channels: z_dim, or 2*z_dim with DVI
     latent_channels: int = 16         # VAE z_dim
@@ -111,21 +114,6 @@ class FlowRVSConfig:
             raise ValueError(f"{source} says dvi={dvi} but in_channels={config.in_channels} and "
                              f"latent_channels={config.latent_channels} mean dvi={config.dvi}")
         return config
-
-    def save(self, directory) -> Path:
-        path = Path(directory) / CONFIG_NAME
-        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
-        return path
-
-    @classmethod
-    def load(cls, directory) -> "FlowRVSConfig":
-        path = Path(directory) / CONFIG_NAME
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{path} not found: {directory} is not a FlowRVS folder written by "
-                "FlowRVSPipeline.save_pretrained. For the official release files use "
-                "FlowRVSPipeline.from_official(wan_dir, dit_checkpoint, vae_checkpoint)")
-        return cls.from_dict(json.loads(path.read_text()), path)
 
 
 def describe_generation(config: FlowRVSConfig) -> Optional[str]:

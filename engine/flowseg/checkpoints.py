@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from engine.torch_utils import state_mismatch
+from engine.torch_utils import key_problems, state_mismatch
 
 WEIGHTS_NAME = "model.safetensors"
 
@@ -114,18 +114,9 @@ def load_tower(model_cls, folder: Path, what: str, dtype=None):
     mismatched = sorted(str(m) for m in info.get("mismatched_keys") or [])
     extra = tuple(EXTRA_PREFIXES.get(what, ()))
     unexpected = sorted(k for k in info.get("unexpected_keys") or [] if not k.startswith(extra))
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)} key(s): {', '.join(missing[:5])}"
-                        f"{' ...' if len(missing) > 5 else ''}")
-    if unexpected:
-        problems.append(f"unexpected {len(unexpected)} key(s): {', '.join(unexpected[:5])}"
-                        f"{' ...' if len(unexpected) > 5 else ''}")
-    if mismatched:
-        problems.append(f"wrong shape for {len(mismatched)} key(s): {'; '.join(mismatched[:3])}")
+    problems = key_problems(missing, unexpected, mismatched)
     if problems:
-        raise CheckpointError(f"{folder}: {what} weights do not match {model_cls.__name__}: "
-                              + "; ".join(problems))
+        raise CheckpointError(f"{folder}: {what} weights do not match {model_cls.__name__}: {problems}")
     return model
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Optional
+
+from engine.checks import JsonConfig
 
 CONFIG_NAME = "flowseg_config.json"
 FORMAT_VERSION = 1
@@ -37,7 +38,10 @@ SWITCHES = (
 
 
 @dataclass
-class FlowSegConfig:
+class FlowSegConfig(JsonConfig):
+    CONFIG_NAME = CONFIG_NAME
+    MISSING_HINT = ("is not a FlowSeg folder written by FlowSegPipeline.save_pretrained. To start from the"
+                    " public base models use FlowSegPipeline.from_components(siglip_dir, sam_dir, llm_dir)")
     # Tower configs (transformers `to_dict()` output).
     siglip: dict = field(default_factory=dict)   # SiglipVisionConfig
     sam: dict = field(default_factory=dict)      # SamVisionConfig
@@ -201,18 +205,3 @@ class FlowSegConfig:
             raise ValueError(f"{source} has format_version {version}; this FlowLabel reads "
                              f"up to {FORMAT_VERSION}. Update FlowLabel to load it.")
         return cls(**known_fields(cls, d, source, "; it was written by another FlowSeg version"))
-
-    def save(self, directory) -> Path:
-        path = Path(directory) / CONFIG_NAME
-        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
-        return path
-
-    @classmethod
-    def load(cls, directory) -> "FlowSegConfig":
-        path = Path(directory) / CONFIG_NAME
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{path} not found: {directory} is not a FlowSeg folder written by "
-                "FlowSegPipeline.save_pretrained. To start from the public base models use "
-                "FlowSegPipeline.from_components(siglip_dir, sam_dir, llm_dir)")
-        return cls.from_dict(json.loads(path.read_text()), path)
