@@ -126,7 +126,7 @@ def wire(page) -> None:
     out = shown(page)
     on(page.media.change, lambda session: gr.update(visible=session.media is None or session.media["frames"] > 1),
        [page.state], [page.video_row])
-    on(page.canvas.edited, edited, [page.state], [page.info, page.candidates, page.candidate_row],
+    on(page.canvas.edited, edited, [page.state], [page.info, *page.candidate_outputs],
        trigger_mode="multiple", show_progress="hidden")
     on(page.canvas.pick_object, pick_object, [page.state], out, show_progress="hidden", **EDITS)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-import engine
 from app.ui.frame_images import FRAME_IMAGES
 from app.ui.session import Session
 
@@ -19,8 +18,6 @@ OBJECT_COLORS = ["#ff00ff", "#ffd400", "#00e5ff", "#ff6b00", "#7cff00", "#9b5cff
 PROPOSAL_COLOR = "#00c8ff"
 # Timeline letters: manual, model, propagated, empty (flagged frames come as a list).
 TIMELINE = {"manual": "m", "model": "a", "propagated": "p", "empty": "e"}
-# The engine the page offers first for each kind of media: the shipped demo models.
-DEFAULT_ENGINES = {"video": "flowrvs-demo", "image": "flowseg-demo"}
 
 
 def runs(mask: np.ndarray) -> list[int]:
@@ -125,15 +122,3 @@ def history(session: Session) -> list[list]:
         return []
     return [[r["id"], r["action"], r["state"], r["created_at"][:19].replace("T", " "), r["changes"]]
             for r in reversed(session.store.history(session.expression_id))]
-
-
-def engine_for_kind(kind: str | None, current: str | None, engines: list[str]) -> str | None:
-    """Keep the annotator's choice when it can segment this kind of media; otherwise (or when
-    it is the other kind's default) switch to this kind's default engine."""
-    fits = [e for e in engines if kind is None or kind in engine.segmenter_info(e).kinds]
-    if current in fits and current not in DEFAULT_ENGINES.values():
-        return current
-    preferred = DEFAULT_ENGINES.get(kind)
-    if preferred in fits:
-        return preferred
-    return current if current in fits else (fits[0] if fits else current)
