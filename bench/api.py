@@ -30,10 +30,9 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-from bench.studio import blob, machine, ms, verdict, write_video  # noqa: E402
-from tests.live_app import LiveApp  # noqa: E402
+from bench.live_app import LiveApp
+from bench.studio import blob, machine, ms, verdict, write_video
 
 TARGET_MS = 80.0
 

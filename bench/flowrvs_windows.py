@@ -26,10 +26,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-from bench.flowrvs import EXPRESSION, bench_clip  # noqa: E402
-from bench.flowseg import device_name, rss_mib  # noqa: E402
+from bench.flowrvs import EXPRESSION, bench_clip
+from bench.flowseg import device_name, rss_mib
 
 GB = 1e9
 

@@ -39,9 +39,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-from bench.gpu_parts import BENCH_PARTS, recipes, train_log_summary  # noqa: E402
+from bench.gpu_parts import BENCH_PARTS, recipes, train_log_summary
 
 PART_NAMES = [p.name for p in BENCH_PARTS] + ["train"]
 WHEELS = ROOT / ".whl"

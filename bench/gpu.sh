@@ -5,4 +5,6 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version --format=csv 2>&1 | head -3
+# The project is not installed on the bare machine: its root is the import path.
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 exec python3 bench/gpu.py "$@"

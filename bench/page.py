@@ -32,8 +32,8 @@ import numpy as np
 from playwright.sync_api import sync_playwright
 
 from app.studio import Studio
-from tests.canvas_driver import CHROMIUM, FLAGS, at, keys, wait_shown
-from tests.live_app import LiveApp
+from bench.canvas_driver import CHROMIUM, FLAGS, at, keys, wait_shown
+from bench.live_app import LiveApp
 
 VIDEO = Path(gradio.__file__).parent / "media_assets" / "videos" / "a.mp4"
 # Timestamps kept in the page: the input event, then the canvas's next revision / frame.

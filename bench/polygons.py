@@ -4,15 +4,12 @@
 """
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from app.formats._polygons import exact_polygons  # noqa: E402
+from app.formats._polygons import exact_polygons
 
 
 def masks(seed: int = 0) -> dict[str, np.ndarray]:

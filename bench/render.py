@@ -24,10 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
-
-from app.media import FrameReader  # noqa: E402
-from app.studio import Studio  # noqa: E402
+from app.media import FrameReader
+from app.studio import Studio
 
 CLIP = Path(importlib.util.find_spec("gradio").origin).parent / "media_assets" / "videos" / "a.mp4"
 REAL_TIME_FPS = 30.0

@@ -15,21 +15,17 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
-
-import torch  # noqa: E402
-
-from app import frame_tools  # noqa: E402
-from app.propagate import propagate  # noqa: E402
-from app.studio import Studio  # noqa: E402
-from engine.sam2.presets import FULL, TINY, write_model_dir  # noqa: E402
+from app import frame_tools
+from app.propagate import propagate
+from app.studio import Studio
+from engine.sam2.presets import FULL, TINY, write_model_dir
 
 CLICK_MS = 100.0
 CLIP = Path(__file__).resolve().parent.parent / ".venv/lib/python3.11/site-packages/gradio/media_assets/videos/world.mp4"

@@ -28,10 +28,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-from bench.flowrvs import bench_clip  # noqa: E402
-from bench.flowseg import device_name, timed  # noqa: E402
+from bench.flowrvs import bench_clip
+from bench.flowseg import device_name, timed
 
 HIERA = {
     "tiny": dict(hidden_size=96, num_attention_heads=1, blocks_per_stage=[1, 2, 7, 2],

@@ -14,19 +14,16 @@ Random weights: the speed and memory are the plumbing's, the masks are not a rea
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+import torch
 
-import torch  # noqa: E402
-
-from app.studio import Studio  # noqa: E402
-from bench.sam import CLIP, rss_mb  # noqa: E402
-from engine.sam2.presets import SAM3_TRACKER_TINY, make_video_model  # noqa: E402
-from engine.sam3.presets import write_model_dir  # noqa: E402
+from app.studio import Studio
+from bench.sam import CLIP, rss_mb
+from engine.sam2.presets import SAM3_TRACKER_TINY, make_video_model
+from engine.sam3.presets import write_model_dir
 
 
 def tracker_dir(root: Path, sees_object: bool) -> Path:

@@ -2,7 +2,7 @@
 flowrvs-demo engine's proposals beside the corrected masks (here the clip's true shapes, saved as
 an annotator's correction would be).
 
-    python scripts/make_demo_gif.py [--out docs/demo.gif]
+    python -m scripts.make_demo_gif [--out docs/demo.gif]   # from the checkout root
 
 Runs the engine on CPU (a minute or two on two cores); everything else happens in a temporary project.
 """
@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-from app.cli import seed_demo  # noqa: E402
-from app.studio import Studio  # noqa: E402
-from scripts.make_demo_media import draw_clip_shapes  # noqa: E402
+from app.cli import seed_demo
+from app.studio import Studio
+from scripts.make_demo_media import draw_clip_shapes
 
 ENGINE = "flowrvs-demo"
 

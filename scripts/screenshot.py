@@ -11,7 +11,7 @@ import gradio
 from playwright.sync_api import sync_playwright
 
 from app.studio import Studio
-from tests.live_app import LiveApp
+from bench.live_app import LiveApp
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from app.store import ProjectStore
+from bench.canvas_driver import CHROMIUM, FLAGS
 
 
 @pytest.fixture
@@ -44,9 +45,21 @@ def video_path(tmp_path):
 
 
 @pytest.fixture
+def page():
+    """A Chromium page at 1600x1000 (Debian's chromium, driven by Playwright)."""
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.set_default_timeout(30_000)
+        yield page
+        browser.close()
+
+
+@pytest.fixture
 def live_app(tmp_path):
     """The real app on a free port, on an empty project in tmp_path."""
-    from tests.live_app import LiveApp
+    from bench.live_app import LiveApp
     app = LiveApp(tmp_path / "live.sqlite")
     yield app
     app.stop()
@@ -87,12 +100,19 @@ def _fixture_spawns(item) -> bool:
     return False
 
 
+def _uses_chromium(item) -> bool:
+    """The test's `page` is this file's Chromium fixture (a module may define its own `page`)."""
+    defs = item._fixtureinfo.name2fixturedefs.get("page") or ()
+    return bool(defs) and defs[-1].func.__module__ == __name__
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1]
-        if module.startswith("test_e2e_") or "page" in item.fixturenames:
+        if module.startswith("test_e2e_") or _uses_chromium(item):
             item.add_marker(pytest.mark.browser)
         if "bench" in module:
             item.add_marker(pytest.mark.bench)
         if _fixture_spawns(item) or _spawns(item.function, item.module):
             item.add_marker(pytest.mark.subprocess)
+

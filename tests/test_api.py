@@ -11,7 +11,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from pycocotools.coco import COCO
 
-from tests.live_app import ROOT, LiveApp
+from bench.live_app import ROOT, LiveApp
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from gradio_client import Client, handle_file
 from pycocotools import mask as mask_utils
 
 from app.store import ProjectStore
-from tests.live_app import ROOT, LiveApp
+from bench.live_app import ROOT, LiveApp
 
 VIDEO = ROOT / "assets" / "demo" / "shapes.mp4"  # 24 frames, 320x240
 BURST = 20

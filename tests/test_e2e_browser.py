@@ -10,8 +10,7 @@ from pycocotools.coco import COCO
 
 from app.mask_ops import paint
 from app.store import ProjectStore
-from tests import canvas_driver as drive
-from tests.canvas_driver import page  # noqa: F401  (the browser fixture)
+from bench import canvas_driver as drive
 from tests.media_fixtures import write_video
 
 

@@ -10,14 +10,13 @@ from app.frame_tools import box_to_mask, polygon_to_mask, refine_with_clicks
 from app.mask_ops import paint
 from app.media import FrameReader
 from app.store import ProjectStore
-from tests.canvas_driver import (  # noqa: F401
+from bench.canvas_driver import (  # noqa: F401
     add_expression,
     at,
     canvas_pixel,
     drag,
     edit,
     keys,
-    page,
     shown,
     stored,
     tool,

@@ -7,20 +7,19 @@ from playwright.sync_api import expect
 
 from app.frame_tools import mask_iou
 from app.mask_ops import paint
-from engine.demo_world import images
-from engine.flowseg.demo import DEMO_DIR
-from engine.flowseg.pipeline import FlowSegPipeline
-from tests.canvas_driver import (  # noqa: F401
+from bench.canvas_driver import (  # noqa: F401
     add_expression,
     drag,
     edit,
     keys,
-    page,
     stored,
     upload,
     wait_for,
     zoom,
 )
+from engine.demo_world import images
+from engine.flowseg.demo import DEMO_DIR
+from engine.flowseg.pipeline import FlowSegPipeline
 
 
 def held_out_scene():

@@ -6,11 +6,11 @@ from playwright.sync_api import expect
 
 from app.media import FrameCache
 from app.store import ProjectStore
+from bench.canvas_driver import add_expression, at, edit, keys, stored, upload, wait_for  # noqa: F401
+from bench.live_app import LiveApp
 from engine.sam2.predictor import SamPredictor
 from engine.sam2.weights import load_model
 from tests import sam_fixtures as fx
-from tests.canvas_driver import add_expression, at, edit, keys, page, stored, upload, wait_for  # noqa: F401
-from tests.live_app import LiveApp
 from tests.media_fixtures import write_image
 
 

@@ -13,11 +13,11 @@ from playwright.sync_api import expect
 
 from app.media import FrameCache
 from app.store import ProjectStore
+from bench.canvas_driver import add_expression, edit, upload, wait_for  # noqa: F401
+from bench.live_app import LiveApp
 from engine.sam3 import load
 from engine.sam3.presets import make_tokenizer
 from tests import sam_fixtures as fx
-from tests.canvas_driver import add_expression, edit, page, upload, wait_for  # noqa: F401
-from tests.live_app import LiveApp
 from tests.test_sam3_concept import model_dir
 from tests.test_sam3_video import TEXT, tracker_dir
 

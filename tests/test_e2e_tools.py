@@ -5,13 +5,12 @@ from playwright.sync_api import expect
 
 from app.frame_tools import mask_iou
 from app.store import ProjectStore
-from tests.canvas_driver import (  # noqa: F401
+from bench.canvas_driver import (  # noqa: F401
     add_expression,
     at,
     drag,
     edit,
     keys,
-    page,
     stored,
     tool,
     upload,

@@ -23,7 +23,7 @@ from app.exposure import (
 )
 from app.studio import Studio
 from app.ui.extras_panel import import_dataset
-from tests.live_app import ROOT, LiveApp, free_port
+from bench.live_app import ROOT, LiveApp, free_port
 
 # -- server paths ----------------------------------------------------------------------------
 

@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 from app.cli import main
+from bench.live_app import ROOT
 from tests import sam_fixtures as fx
 from tests.hf_cache import write_hf_cache_entry
-from tests.live_app import ROOT
 
 
 def listing(capsys, *flags) -> str:

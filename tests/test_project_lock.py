@@ -14,7 +14,7 @@ from gradio_client import Client, handle_file
 
 from app.project_lock import ProjectLock, ProjectLockedError, holder, lock_path
 from app.store import ProjectStore
-from tests.live_app import ROOT, LiveApp, free_port
+from bench.live_app import ROOT, LiveApp, free_port
 from tests.test_formats_common import build_project
 
 

@@ -12,8 +12,8 @@ from playwright.sync_api import expect, sync_playwright
 
 from app.cli import seed_demo
 from app.studio import Studio
-from tests.canvas_driver import CHROMIUM, FLAGS
-from tests.live_app import LiveApp
+from bench.canvas_driver import CHROMIUM, FLAGS
+from bench.live_app import LiveApp
 from tests.test_render import decode
 
 

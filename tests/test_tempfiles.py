@@ -12,7 +12,7 @@ from gradio_client import Client, handle_file
 from app import tempfiles
 from app.studio import Studio
 from app.ui.extras_panel import export_dataset
-from tests.live_app import ROOT, LiveApp
+from bench.live_app import ROOT, LiveApp
 
 
 def dead_pid() -> int:

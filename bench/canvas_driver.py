@@ -7,8 +7,7 @@ import json
 import re
 import time
 
-import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from app.store import ProjectStore
 
@@ -16,16 +15,6 @@ CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--no-first-run"]
 SHOWN = "#canvas [data-drawn]"  # the canvas's element: data-frame, data-revision once a value is drawn
-
-
-@pytest.fixture
-def page():
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        page.set_default_timeout(30_000)
-        yield page
-        browser.close()
 
 
 def shown(page) -> dict:
