@@ -25,8 +25,8 @@ def build(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title="FlowLabel", fill_width=True, delete_cache=(3600, 3600)) as demo:
         page = SimpleNamespace(studio=studio, demo=demo, state=gr.State(lambda: Session(studio)))
         # Three columns that fit the window (app/ui/layout.css): what to annotate on the left, the
-        # canvas and its edits in the centre, the model and the review on the right; settings and
-        # rare actions fold away at the bottom of the side columns.
+        # canvas and its edits in the centre, messages, the model and the review on the right;
+        # settings and rare actions fold away below them.
         with gr.Row(equal_height=False, elem_id="page-row"):
             with gr.Column(scale=1, min_width=250, elem_id="left-column"):
                 gr.Markdown(f"**FlowLabel** · `{studio.store.path.name}`")
@@ -36,11 +36,12 @@ def build(studio: Studio) -> gr.Blocks:
                 page.canvas = build_canvas(edit_panel.server_edit(page))
                 edit_panel.build(page)
             with gr.Column(scale=1, min_width=270, elem_id="right-column"):
-                model_panel.build(page)
                 page.notice = gr.Markdown("Messages show here.", elem_id="notice")
+                model_panel.build(page)
                 media_panel.build_review(page)
-                model_panel.build_settings(page)
-                extras_panel.build(page)
+                with gr.Column(elem_id="folded"):  # scrolls on its own: the rest never moves
+                    model_panel.build_settings(page)
+                    extras_panel.build(page)
         api.register(studio)
         for panel in (media_panel, model_panel, edit_panel, extras_panel):
             panel.wire(page)

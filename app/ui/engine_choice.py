@@ -20,6 +20,7 @@ DEMO_ASSETS = Path(__file__).resolve().parent.parent.parent / "assets" / "demo"
 DEMO_ENGINES = {"video": "flowrvs-demo", "image": "flowseg-demo"}
 TOY = "toy: synthetic shapes only"
 WEIGHTS_PANEL = "Engines and weights"
+NO_ENGINE = "No real engine for {kind}s here: the note under Segment says what to install."
 
 
 @functools.cache
@@ -74,13 +75,12 @@ def install_hint(kind: str | None, weights_status: list[dict]) -> str:
     fits = {e for e in engine.available_segmenters() if kind is None or kind in engine.segmenter_info(e).kinds}
     names = sorted({s["hint"].split("models download ")[1].split()[0] for s in weights_status
                     if s["engine"] in fits and "models download " in s["hint"]})
-    return (f"No real engine for {kind or 'this media'}s here. Install one: `launch.py models download NAME` "
-            f"({', '.join(names) or 'see the list'}; `launch.py models list` says what each engine needs), then "
-            f"restart with the flags it prints. The demo engines are toys for synthetic shapes: pick one under "
-            f"*{WEIGHTS_PANEL}* to try the pipeline.")
+    return (f"No real engine for {kind or 'this media'}s here. Install one with `launch.py models download NAME` "
+            f"({', '.join(names) or 'see the list'}; `launch.py models list` says what each needs) and restart "
+            f"with its flags. The demo engines, toys for synthetic shapes, are under {WEIGHTS_PANEL}.")
 
 
 def missing_weights(name: str) -> str:
     """The short message for an engine whose weights are missing: the panel says the rest."""
-    return (f"{name} has no weights here: see *{WEIGHTS_PANEL}* (right column) for what to download "
-            f"and the flags to pass, or run `launch.py models list`.")
+    return (f"{name} has no weights here: the {WEIGHTS_PANEL} panel (right column) says what to download "
+            f"and the flags to pass; so does `launch.py models list`.")

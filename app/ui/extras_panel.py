@@ -42,6 +42,7 @@ def build_data(page) -> None:
         page.media_root = gr.Textbox(label="Frames folder, if kept apart (optional)", elem_id="import-media")
         page.import_btn = gr.Button("Import", size="sm", elem_id="import-dataset")
         page.import_report = gr.Markdown(elem_id="import-report")
+        gr.Markdown("The same from scripts: [the API](?view=api), `launch.py --help`.")
 
 
 def agreement(session):

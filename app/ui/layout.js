@@ -10,6 +10,10 @@
     const rest = column.getBoundingClientRect().height - stage.getBoundingClientRect().height;
     const want = Math.max(MIN_STAGE, Math.floor(window.innerHeight - top - rest - 8));
     if (Math.abs(stage.getBoundingClientRect().height - want) > 1) stage.style.height = `${want}px`;
+    for (const [id, prop] of [["#left-column", "maxHeight"], ["#right-column", "height"]]) {
+      const side = document.querySelector(id);  // the side columns end at the window's bottom
+      if (side) side.style[prop] = `${Math.floor(window.innerHeight - side.getBoundingClientRect().top - window.scrollY - 8)}px`;
+    }
   }
   function placeToasts() {
     const box = document.querySelector("#notice");
@@ -18,7 +22,7 @@
     root.setProperty("--fl-notice-top", `${Math.max(0, r.top)}px`);
     root.setProperty("--fl-notice-left", `${r.left}px`);
     root.setProperty("--fl-notice-width", `${r.width}px`);
-    root.setProperty("--fl-notice-height", `${Math.max(r.height, window.innerHeight * 0.3)}px`);
+    root.setProperty("--fl-notice-height", `${r.height}px`);
   }
   function once() {  // Gradio lists every toast of a kind in one panel: show each text once
     const seen = new Set();

@@ -112,7 +112,7 @@ def wire(page) -> None:
 
     def segment(session, engine_name, overwrite, progress=gr.Progress()):
         if not engine_name and session.media is not None:
-            raise PageError(choice.install_hint(session.media["kind"], page.studio.weights_status()))
+            raise PageError(choice.NO_ENGINE.format(kind=session.media["kind"]))
         try:
             result = session.segment(engine_name, overwrite, progress=lambda f, msg="": progress(f, desc=msg))
         except engine.EngineNotConfigured as e:  # the flags at length are in the panel
