@@ -13,7 +13,7 @@ from app.ui.wiring import EDITS, on
 
 
 def build(page) -> None:
-    with gr.Accordion("Render clip", open=False):
+    with gr.Accordion("Render clip", open=False, elem_id="render-panel"):
         page.render = build_render_panel()
     with gr.Accordion("History", open=False) as page.history_box:
         page.history = gr.Dataframe(headers=["revision", "action", "state", "time (UTC)", "changes"],
