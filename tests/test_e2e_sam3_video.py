@@ -18,10 +18,11 @@ from bench.live_app import LiveApp
 from engine.sam3 import load
 from engine.sam3.presets import make_tokenizer
 from tests import sam_fixtures as fx
+from tests.media_fixtures import GRADIO_VIDEOS
 from tests.test_sam3_concept import model_dir
 from tests.test_sam3_video import TEXT, tracker_dir
 
-WORLD = Path(__file__).resolve().parent.parent / ".venv/lib/python3.11/site-packages/gradio/media_assets/videos/world.mp4"
+WORLD = GRADIO_VIDEOS / "world.mp4"  # wherever the venv is
 FRAMES = 4
 
 
