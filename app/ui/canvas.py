@@ -3,8 +3,9 @@ the masks, zooms and pans, and turns pointer input into small edit events.
 
 Its template never mentions the value, so Gradio never re-renders it: the <canvas> elements
 keep their pixels, and the script redraws when the value changes (watch). Strokes, tools and
-frame steps reach the server through the server function canvas_edit (no queue); events it
-raises: edited (after one of those), pick_object (each carries a dict, read through gr.EventData).
+frame steps reach the server through the server function canvas_edit (no queue), whose answer
+also carries the line under the canvas (#mask-info: expression, status, frame, mask, revision),
+so the whole view changes at once; events it raises: edited (after one of those), pick_object (each carries a dict, read through gr.EventData).
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ TEMPLATE = """
     <button id="prev-frame" title="previous frame">◀</button><canvas class="fl-timeline"></canvas>
     <button id="next-frame" title="next frame">▶</button><span class="fl-frame-label"></span>
   </div>
+  <div id="mask-info" class="fl-info"></div>
 </div>
 """
 

@@ -16,7 +16,6 @@ CORRECTIONS = [("fill_holes", "Fill holes", "fill-holes"), ("smooth", "Smooth ed
 
 
 def build(page) -> None:
-    page.info = gr.Markdown(elem_id="mask-info")
     with gr.Row():
         page.undo = gr.Button("Undo", size="sm", min_width=60, elem_id="undo")
         page.redo = gr.Button("Redo", size="sm", min_width=60, elem_id="redo")
@@ -91,9 +90,9 @@ def server_edit(page):
 
 def wire(page) -> None:
     def edited(session, evt: gr.EventData):
-        """After a canvas edit: the line under it, and SAM 2's alternatives after a click or box."""
-        tool_used = evt._data.get("kind") in ("click", "box")
-        return {page.info: views.info(session), **(page.show_candidates(session) if tool_used else {})}
+        """After a canvas edit (its value brought the line under it): SAM 2's alternatives after a
+        click or a box."""
+        return page.show_candidates(session) if evt._data.get("kind") in ("click", "box") else {}
 
     def pick_object(session, evt: gr.EventData):
         session.pick_object(evt._data["id"])
@@ -126,7 +125,7 @@ def wire(page) -> None:
     out = shown(page)
     on(page.media.change, lambda session: gr.update(visible=session.media is None or session.media["frames"] > 1),
        [page.state], [page.video_row])
-    on(page.canvas.edited, edited, [page.state], [page.info, *page.candidate_outputs],
+    on(page.canvas.edited, edited, [page.state], page.candidate_outputs,
        trigger_mode="multiple", show_progress="hidden")
     on(page.canvas.pick_object, pick_object, [page.state], out, show_progress="hidden", **EDITS)
 

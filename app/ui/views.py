@@ -6,6 +6,9 @@ so opacity, outline and compare never ask the server.
 """
 from __future__ import annotations
 
+import html
+import re
+
 import numpy as np
 
 from app.ui.frame_images import FRAME_IMAGES
@@ -46,7 +49,8 @@ def canvas_value(session: Session, refresh_checks: bool = True) -> dict:
     """The canvas's value. The frame's JPEG is left out when the canvas already holds it."""
     media = session.media
     if media is None:
-        return {"tab": session.tab, "message": "Add media to start: drop an image or a video under Add media."}
+        return {"tab": session.tab, "message": "Add media to start: drop an image or a video under Add media.",
+                "info": info_html(info(session))}
     image_key = f"{media['id']}:{session.frame}"
     value = {"tab": session.tab, "image_key": image_key, "width": media["width"], "height": media["height"],
              "frame": session.frame, "frames": media["frames"], "objects": [], "active": None,
@@ -58,6 +62,7 @@ def canvas_value(session: Session, refresh_checks: bool = True) -> dict:
         FRAME_IMAGES.ahead(session.studio, media["id"], session.frame, media["frames"])
     if session.expression_id is None:
         value["message"] = "Write a referring expression for this media, then draw its mask."
+        value["info"] = info_html(info(session))
         return value
     store, eid = session.store, session.expression_id
     for i, obj in enumerate(store.list_objects(eid)):
@@ -73,6 +78,9 @@ def canvas_value(session: Session, refresh_checks: bool = True) -> dict:
         value["timeline"] = "".join(TIMELINE[source_kind(sources.get(f))] for f in range(media["frames"]))
         value["flagged"] = [f for f in session.studio.frames_to_check(eid, session.object_id, refresh_checks)
                             if sources.get(f) != "manual"]
+    # The line under the canvas comes with the canvas's value: it changes in the same frame.
+    active = [o["runs"] for o in value["objects"] if o["id"] == session.object_id]
+    value["info"] = info_html(info(session, sum(active[0][1::2]) if active else None))
     return value
 
 
@@ -97,6 +105,18 @@ def info(session: Session, area: int | None = None) -> str:
     if notes:
         text += "\n\n" + "\n".join(f"> **{n['kind']}** ({n['created_at'][:16]}): {n['text']}" for n in notes[-3:])
     return text
+
+
+def info_html(text: str) -> str:
+    """The line's markdown (bold, paragraphs, > quotes) as the small HTML the canvas shows."""
+    blocks = []
+    for block in text.split("\n\n"):
+        lines = [re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(line, quote=False))
+                 for line in block.split("\n")]
+        quoted = all(line.startswith("&gt; ") for line in lines)
+        body = "<br>".join(line[5:] if quoted else line for line in lines)
+        blocks.append(f"<blockquote>{body}</blockquote>" if quoted else f"<p>{body}</p>")
+    return "".join(blocks)
 
 
 def media_choices(session: Session) -> list[tuple[str, int]]:
