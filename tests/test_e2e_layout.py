@@ -124,6 +124,12 @@ def test_messages_cover_no_control_and_say_each_thing_once(app, page):
     page.set_viewport_size({"width": 1366, "height": 768})
     page.goto(app.url)
     wait_shown(page, frame=0)
+    page.locator("#next-frame").click()  # a step, and back: no message at all
+    wait_shown(page, frame=1)
+    page.locator("#prev-frame").click()
+    wait_shown(page, frame=0)
+    page.wait_for_timeout(1500)  # what the canvas's follow-up event could say, said by now
+    assert not [m for m in page.locator(".toast-wrap .toast-body").all() if m.is_visible()]
     expect(page.locator("#segment")).to_have_text("Segment (no engine yet)")   # world.mp4 is real media
     expect(page.locator("#engine-hint")).to_contain_text("launch.py models download NAME")
     for _ in range(2):  # the same error twice: said once

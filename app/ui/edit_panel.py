@@ -92,7 +92,9 @@ def wire(page) -> None:
     def edited(session, evt: gr.EventData):
         """After a canvas edit (its value brought the line under it): SAM 2's alternatives after a
         click or a box."""
-        return page.show_candidates(session) if evt._data.get("kind") in ("click", "box") else {}
+        if evt._data.get("kind") in ("click", "box"):
+            return page.show_candidates(session)
+        return {c: gr.skip() for c in page.candidate_outputs}
 
     def pick_object(session, evt: gr.EventData):
         session.pick_object(evt._data["id"])
