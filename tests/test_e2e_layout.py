@@ -173,3 +173,17 @@ def clip(a: dict, b: dict) -> dict | None:
     x0, y0 = max(a["x"], b["x"]), max(a["y"], b["y"])
     x1, y1 = min(a["x"] + a["width"], b["x"] + b["width"]), min(a["y"] + a["height"], b["y"] + b["height"])
     return {"x": x0, "y": y0, "width": x1 - x0, "height": y1 - y0} if x1 > x0 and y1 > y0 else None
+
+
+def test_the_demo_engine_is_the_default_on_the_demo_media_only(tmp_path, page):
+    app = LiveApp(tmp_path / "demo.sqlite", demo=True)  # seeded with assets/demo
+    try:
+        page.goto(app.url)
+        wait_shown(page)
+        expect(page.locator("#media input")).to_have_value(re.compile(r"^shapes\.mp4"))
+        expect(page.locator("#segment")).to_have_text("Segment with flowrvs-demo (toy)")
+        expect(page.locator("#engine-hint")).to_be_hidden()
+        open_media(page, "shapes.png")
+        expect(page.locator("#segment")).to_have_text("Segment with flowseg-demo (toy)")
+    finally:
+        app.stop()
