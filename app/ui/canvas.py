@@ -5,7 +5,8 @@ Its template never mentions the value, so Gradio never re-renders it: the <canva
 keep their pixels, and the script redraws when the value changes (watch). Strokes, tools and
 frame steps reach the server through the server function canvas_edit (no queue), whose answer
 also carries the line under the canvas (#mask-info: expression, status, frame, mask, revision),
-so the whole view changes at once; events it raises: edited (after one of those), pick_object (each carries a dict, read through gr.EventData).
+so the whole view changes at once. Events it raises: edited (after one of those), pick_object
+(each carries a dict, read through gr.EventData).
 """
 from __future__ import annotations
 
