@@ -308,7 +308,11 @@ def test_demo_media_known_by_content_and_install_hint(tmp_path):
         assert engine_choice.is_demo_media(studio.store.get_media(demo["id"]))
         assert not engine_choice.is_demo_media(studio.store.get_media(real["id"]))
         statuses = studio.weights_status()
-        assert "flowseg" not in engine_choice.ready_engines(statuses)  # no weights on this machine
+        told = [{"engine": "flowseg", "setting": "model_dir", "ready": False},
+                {"engine": "sam3", "setting": "model", "ready": True},
+                {"engine": "sam3", "setting": "tracker", "ready": False}]  # optional
+        ready = engine_choice.ready_engines(["flowseg", "flowseg-demo", "sam3", "my-plugin"], told)
+        assert ready == {"sam3", "my-plugin"}  # a plugin needs nothing from the weights catalog
         hint = engine_choice.install_hint("image", statuses)
         assert "`launch.py models download NAME` (" in hint and "`launch.py models list`" in hint
     finally:

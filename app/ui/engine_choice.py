@@ -38,14 +38,17 @@ def is_toy(name: str | None) -> bool:
     return name in DEMO_ENGINES.values()
 
 
-def ready_engines(weights_status: list[dict]) -> set[str]:
-    """Engines whose required weights are all here and configured (Studio.weights_status)."""
+def ready_engines(engines: list[str], weights_status: list[dict]) -> set[str]:
+    """Real engines that can run here: those of the weights catalog whose required weights are all
+    here and configured (Studio.weights_status), and plugins, which need nothing from the catalog."""
     optional = {(w.engine, w.setting) for w in models.CATALOG if w.optional}
     needed: dict[str, bool] = {}
     for s in weights_status:
         if (s["engine"], s["setting"]) not in optional:
             needed[s["engine"]] = needed.get(s["engine"], True) and s["ready"]
-    return {name for name, ready in needed.items() if ready}
+    catalogued = {w.engine for w in models.CATALOG}
+    return ({name for name, ready in needed.items() if ready}
+            | {e for e in engines if e not in catalogued and not is_toy(e)})
 
 
 def choose(kind: str | None, current: str | None, engines: list[str], demo_media: bool,

@@ -97,9 +97,9 @@ def wire(page) -> None:
     def engine_for_media(session, current):
         media = session.media
         kind = media["kind"] if media is not None else None
-        statuses = page.studio.weights_status()
-        name = choice.choose(kind, current, engine.available_segmenters(), choice.is_demo_media(media),
-                             choice.ready_engines(statuses))
+        statuses, engines = page.studio.weights_status(), engine.available_segmenters()
+        name = choice.choose(kind, current, engines, choice.is_demo_media(media),
+                             choice.ready_engines(engines, statuses))
         hint = choice.install_hint(kind, statuses) if name is None and media is not None else ""
         return {page.engine: gr.update(value=name), page.segment: gr.update(value=choice.button_label(name)),
                 page.engine_hint: gr.update(value=hint, visible=bool(hint)), **offered(session)}
