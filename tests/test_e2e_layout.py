@@ -77,6 +77,7 @@ def open_media(page, name: str) -> None:
 
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def test_everything_in_view_and_propagate_keeps_the_canvas(app, page, size, tmp_path):
+    """world.mp4, Propagate, then cheetah.jpg with the candidates of a toy run, then back."""
     page.set_viewport_size({"width": size[0], "height": size[1]})
     page.goto(app.url)
     wait_shown(page, frame=0)
@@ -113,6 +114,12 @@ def test_everything_in_view_and_propagate_keeps_the_canvas(app, page, size, tmp_
     expect(page.locator("#candidate-1")).to_be_visible(timeout=60_000)
     page.evaluate("() => document.querySelectorAll('#left-column, #right-column').forEach(c => c.scrollTop = 0)")
     assert_in_view(page, LOOP + ["#candidates", "#candidate-1"])
+    expect(page.locator("#propagate-forward")).to_be_hidden()  # an image: no propagation row
+
+    open_media(page, "world.mp4")  # and back: the video's row is there again, in view
+    wait_shown(page, frame=0)
+    expect(page.locator("#segment")).to_have_text("Segment (no engine yet)")  # the toy is not carried over
+    assert_in_view(page, LOOP + VIDEO_LOOP)
 
 
 def sources(project: Path) -> dict:
@@ -184,6 +191,6 @@ def test_the_demo_engine_is_the_default_on_the_demo_media_only(tmp_path, page):
         expect(page.locator("#segment")).to_have_text("Segment with flowrvs-demo (toy)")
         expect(page.locator("#engine-hint")).to_be_hidden()
         open_media(page, "shapes.png")
-        expect(page.locator("#segment")).to_have_text("Segment with flowseg-demo (toy)")
+        expect(page.locator("#segment")).to_have_text("Segment with flowseg-demo (toy)", timeout=30_000)
     finally:
         app.stop()

@@ -125,8 +125,10 @@ def wire(page) -> None:
         return show(page, session, refresh_checks=False, history=False)
 
     out = shown(page)
-    on(page.media.change, lambda session: gr.update(visible=session.media is None or session.media["frames"] > 1),
-       [page.state], [page.video_row])
+    def video_row(media_id):  # from the list itself: its change can run before the session has moved
+        return gr.update(visible=media_id is None or page.studio.store.get_media(media_id)["frames"] > 1)
+
+    on(page.media.change, video_row, [page.media], [page.video_row])
     on(page.canvas.edited, edited, [page.state], page.candidate_outputs,
        trigger_mode="multiple", show_progress="hidden")
     on(page.canvas.pick_object, pick_object, [page.state], out, show_progress="hidden", **EDITS)

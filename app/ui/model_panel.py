@@ -94,15 +94,18 @@ def wire(page) -> None:
                 page.candidate_row: gr.update(visible=items is not None),
                 **{btn: gr.update(visible=i < count) for i, btn in enumerate(page.pick_btns)}}
 
-    def engine_for_media(session, current):
-        media = session.media
+    def engine_for_media(session, media_id, current):
+        """Read from the media list itself: its change can run before the tab's session has moved."""
+        media = page.studio.store.get_media(media_id) if media_id is not None else None
         kind = media["kind"] if media is not None else None
         statuses, engines = page.studio.weights_status(), engine.available_segmenters()
         name = choice.choose(kind, current, engines, choice.is_demo_media(media),
                              choice.ready_engines(engines, statuses))
         hint = choice.install_hint(kind, statuses) if name is None and media is not None else ""
         return {page.engine: gr.update(value=name), page.segment: gr.update(value=choice.button_label(name)),
-                page.engine_hint: gr.update(value=hint, visible=bool(hint)), **offered(session)}
+                page.engine_hint: gr.update(value=hint, visible=bool(hint)),
+                **(offered(session) if session.media_id == media_id else
+                   {page.candidates: gr.update(visible=False), page.candidate_row: gr.update(visible=False)})}
 
     def picked_engine(session, name):
         media = session.media
@@ -133,7 +136,7 @@ def wire(page) -> None:
         return choose(evt.index, session, overwrite)
 
     candidates_out = [page.candidates, page.candidate_row, *page.pick_btns]
-    on(page.media.change, engine_for_media, [page.state, page.engine],
+    on(page.media.change, engine_for_media, [page.state, page.media, page.engine],
        [page.engine, page.segment, page.engine_hint, *candidates_out])
     on(page.engine.input, picked_engine, [page.state, page.engine], [page.segment, page.engine_hint])
     run = on(page.segment.click, segment, [page.state, page.engine, page.overwrite], [*shown(page), *candidates_out],
