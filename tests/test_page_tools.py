@@ -398,3 +398,11 @@ def test_the_page_says_which_engines_can_run_and_what_to_set(tmp_path, monkeypat
     assert "**sam2** `model` (clicks, boxes, tracking; without it: GrabCut and DIS): ready" in \
         weights_markdown(configured.weights_status())
     configured.close()
+
+
+def test_the_line_under_the_canvas_is_escaped_html():
+    """The line comes with the canvas's value as HTML: user text is escaped, the bold and the
+    quoted notes of the markdown kept."""
+    line = views.info_html("**the <img src=x onerror=alert(1)> cat** · to do\n\n> **reject** (2026-12-08): a & b")
+    assert line == ("<p><strong>the &lt;img src=x onerror=alert(1)&gt; cat</strong> · to do</p>"
+                    "<blockquote><strong>reject</strong> (2026-12-08): a &amp; b</blockquote>")
