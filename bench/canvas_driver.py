@@ -113,3 +113,14 @@ def canvas_pixel(page, x: int, y: int) -> list[int]:
         """(c, [x, y]) => { const d = window.devicePixelRatio || 1;
             return Array.from(c.getContext('2d').getImageData(Math.floor(x * d), Math.floor(y * d), 1, 1).data).slice(0, 3); }""",
         [sx - box["x"], sy - box["y"]])
+
+
+def pick_engine(page, name: str) -> None:
+    """Choose an engine in the folded *Engines and weights* panel (the demo engines are listed
+    there as toys), and wait for the Segment button to name it."""
+    if not page.locator("#engine").is_visible():
+        page.locator("#engines-and-weights").get_by_text("Engines and weights").first.click()
+    page.locator("#engine").evaluate("e => e.scrollIntoView({block: 'start'})")  # room for the list below it
+    page.locator("#engine input").click()
+    page.get_by_role("option", name=re.compile(rf"^{re.escape(name)}\b")).first.click()
+    expect(page.locator("#segment")).to_contain_text(f"Segment with {name}")

@@ -5,16 +5,20 @@
 
 On another video with --video (a small one shows what the page costs beyond the pixels).
 
-1. brush stroke: pointer released -> mask saved on the server and redrawn on the canvas
+1. brush stroke: pointer released -> mask saved on the server and redrawn on the canvas, and
+   -> the whole page shown: the mask line under the canvas reads the new revision too
    (aim: median under 100 ms);
-2. next frame (the → key) -> the new frame and its masks drawn (aim: under 50 ms);
+2. next frame (the → key) -> the new frame and its masks drawn, and -> the mask line reads the
+   new frame (aim: under 50 ms);
 3. overlay on/off, outline only, compare, opacity: requests sent (aim: none at all);
 4. with --sam-clicks N, a second run of the app with SAM 2 (full-size random weights, the sizes of
    sam2.1-hiera-tiny): a click with the points tool -> SAM's mask saved and redrawn, once the
    frame is embedded (the engine alone: bench/sam.py). Random weights draw ragged masks, so the
    reply carries far more runs than a real object's mask would; its size is printed.
-Times are taken inside the page (performance.now() at the input event, and when the canvas
-publishes the new revision or frame), so the browser's own drawing is included.
+Times are taken inside the page (performance.now() at the input event, when the canvas publishes
+the new revision or frame, and when the mask line changes), so the browser's own drawing is
+included; "whole page shown" is the later of the canvas and the line, what the annotator waits
+for. The load average is printed with them (/proc/loadavg): on a shared machine it moves them.
 """
 from __future__ import annotations
 
@@ -36,22 +40,35 @@ from bench.canvas_driver import CHROMIUM, FLAGS, at, keys, wait_shown
 from bench.live_app import LiveApp
 
 VIDEO = Path(gradio.__file__).parent / "media_assets" / "videos" / "a.mp4"
-# Timestamps kept in the page: the input event, then the canvas's next revision / frame.
+# Timestamps kept in the page: the input event, the canvas's next revision / frame, and each
+# change of the mask line under it (the last part of the page that changes after an edit).
 PROBE = """() => {
-  const el = document.querySelector('#canvas [data-drawn]');
+  const el = document.querySelector('#canvas [data-drawn]'), line = document.querySelector('#mask-info');
   window.__marks = [];
-  const mark = (kind) => window.__marks.push([kind, performance.now()]);
+  const mark = (kind, text) => window.__marks.push([kind, performance.now(), text || '']);
   document.querySelector('#canvas .fl-ui').addEventListener('pointerup', () => mark('up'), true);
   document.addEventListener('keydown', (e) => e.key === 'ArrowRight' && mark('key'), true);
   new MutationObserver((list) => list.forEach((m) => mark(m.attributeName)))
     .observe(el, {attributes: true, attributeFilter: ['data-revision', 'data-frame']});
+  new MutationObserver(() => mark('line', line.textContent))
+    .observe(line, {childList: true, subtree: true, characterData: true});
 }"""
 
 
-def latency(page, start: str, end: str) -> float:
+def latency(page, start: str, end: str, line: str) -> tuple[float, float]:
+    """(canvas drawn, the whole page shown) in ms after the input event: the canvas's mark `end`,
+    then the later of it and the mask line's first change that reads `line`."""
+    page.wait_for_function("(text) => document.querySelector('#mask-info').textContent.includes(text)", arg=line)
     marks = page.evaluate("() => window.__marks.splice(0)")
-    t0 = next(t for k, t in marks if k == start)
-    return next(t for k, t in marks if k == end and t >= t0) - t0
+    t0 = next(t for k, t, _ in marks if k == start)
+    drawn = next(t for k, t, _ in marks if k == end and t >= t0)
+    shown = next(t for k, t, text in marks if k == "line" and t >= t0 and line in text)
+    return drawn - t0, max(drawn, shown) - t0
+
+
+def loadavg() -> str:
+    """The machine's load averages (1, 5, 15 min): the figures mean little without them."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def project(tmp: Path, video: Path = VIDEO) -> tuple[Path, int, int]:
@@ -93,6 +110,7 @@ def main() -> int:
     opts = args.parse_args()
     tmp = Path(tempfile.mkdtemp())
     path, w, h = project(tmp, opts.video)
+    load = loadavg()
     with probed_page(LiveApp(path)) as page:
         strokes, browser_ms = [], {"stroke": [], "frame": []}
         for i in range(opts.strokes):
@@ -102,15 +120,15 @@ def main() -> int:
             page.mouse.down()
             page.mouse.move(*at(page, w // 5, y + 10 * h // 1080))
             page.mouse.up()
-            wait_shown(page, changed_from=rev)
-            strokes.append(latency(page, "up", "data-revision"))
+            new = wait_shown(page, changed_from=rev)["revision"]
+            strokes.append(latency(page, "up", "data-revision", f"revision {new}"))
             browser_ms["stroke"].append(json.loads(page.locator("#canvas [data-drawn]").get_attribute("data-timing")))
 
         steps = []
         for f in range(1, opts.steps + 1):
             keys(page, "ArrowRight") if f == 1 else page.keyboard.press("ArrowRight")
             wait_shown(page, frame=f)
-            steps.append(latency(page, "key", "data-frame"))
+            steps.append(latency(page, "key", "data-frame", f"frame {f} "))
             browser_ms["frame"].append(json.loads(page.locator("#canvas [data-drawn]").get_attribute("data-timing")))
 
         requests = []
@@ -119,10 +137,12 @@ def main() -> int:
             page.keyboard.press(key)
         page.locator("#canvas-opacity").evaluate("e => { e.value = 0.8; e.dispatchEvent(new Event('input')); }")
         page.wait_for_timeout(1000)
-    for label, times, aim in (("stroke end -> saved and redrawn", strokes, 100), ("next frame", steps, 50)):
-        print(f"{label:<32} median {statistics.median(times):6.1f} ms  p95 {np.percentile(times, 95):6.1f} ms  "
-              f"max {max(times):6.1f} ms  (aim: median < {aim} ms, n={len(times)})")
-        parts = browser_ms["stroke" if times is strokes else "frame"]
+    print(f"load average before: {load}, after: {loadavg()}")
+    for label, pairs, aim, kind in (("brush stroke released", strokes, 100, "stroke"), ("next frame (->)", steps, 50, "frame")):
+        for what, times in (("canvas drawn", [a for a, _ in pairs]), ("whole page shown", [b for _, b in pairs])):
+            print(f"{label + ' -> ' + what:<40} median {statistics.median(times):6.1f} ms  p95 "
+                  f"{np.percentile(times, 95):6.1f} ms  max {max(times):6.1f} ms  (aim: median < {aim} ms, n={len(times)})")
+        parts = browser_ms[kind]
         print("    in the browser: " + ", ".join(f"{k} {statistics.median(p[k] for p in parts):.1f} ms"
                                                for k in ("decode", "masks", "draw")))
     print(f"{'overlay toggles (7 changes)':<32} {len(requests)} request(s)  (aim: 0)")
@@ -140,9 +160,9 @@ def sam_clicks(tmp: Path, path: Path, w: int, h: int, n: int) -> None:
         for i in range(n + 1):  # the first click waits for the frame's embedding: not counted
             rev = page.locator("#canvas [data-drawn]").get_attribute("data-revision")
             page.mouse.click(*at(page, w // 2 + (i % 5) * w // 40, h // 2 + (i % 3) * h // 40))
-            wait_shown(page, changed_from=rev, timeout=120_000)
+            new = wait_shown(page, changed_from=rev, timeout=120_000)["revision"]
             if i:
-                times.append(latency(page, "up", "data-revision"))
+                times.append(latency(page, "up", "data-revision", f"revision {new}")[1])
             else:
                 page.evaluate("() => window.__marks.splice(0)")
     print(f"{'SAM 2 click -> saved and redrawn':<32} median {statistics.median(times):6.1f} ms  p95 "

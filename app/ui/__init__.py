@@ -18,29 +18,31 @@ from app.ui.canvas import build_canvas
 from app.ui.session import Session
 
 HERE = Path(__file__).parent
-CSS = """
-#mask-info { min-height: 2em; }
-#left-column { gap: 8px; }
-.gradio-container { padding-top: 6px !important; }
-"""
 
 
 def build(studio: Studio) -> gr.Blocks:
     # delete_cache: served files (exports, thumbnails) older than an hour go, hourly.
     with gr.Blocks(title="FlowLabel", fill_width=True, delete_cache=(3600, 3600)) as demo:
         page = SimpleNamespace(studio=studio, demo=demo, state=gr.State(lambda: Session(studio)))
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=1, min_width=300, elem_id="left-column"):
+        # Three columns that fit the window (app/ui/layout.css): what to annotate on the left, the
+        # canvas and its edits in the centre, messages, the model and the review on the right;
+        # settings and rare actions fold away below them.
+        with gr.Row(equal_height=False, elem_id="page-row"):
+            with gr.Column(scale=1, min_width=250, elem_id="left-column"):
                 gr.Markdown(f"**FlowLabel** · `{studio.store.path.name}`")
                 media_panel.build(page)
-                model_panel.build(page)
-                media_panel.build_review(page)
                 extras_panel.build_data(page)
                 manage_panel.build(page)
-            with gr.Column(scale=4, min_width=600):
+            with gr.Column(scale=4, min_width=600, elem_id="centre-column"):
                 page.canvas = build_canvas(edit_panel.server_edit(page))
                 edit_panel.build(page)
-                extras_panel.build(page)
+            with gr.Column(scale=1, min_width=270, elem_id="right-column"):
+                page.notice = gr.Markdown("Messages show here.", elem_id="notice")
+                model_panel.build(page)
+                media_panel.build_review(page)
+                with gr.Column(elem_id="folded"):  # scrolls on its own: the rest never moves
+                    model_panel.build_settings(page)
+                    extras_panel.build(page)
         api.register(studio)
         for panel in (media_panel, model_panel, edit_panel, extras_panel, confirm_panel, manage_panel):
             panel.wire(page)
@@ -48,4 +50,5 @@ def build(studio: Studio) -> gr.Blocks:
 
 
 def launch_kwargs() -> dict:
-    return {"head": f"<script>{(HERE / 'shortcuts.js').read_text()}</script>", "css": CSS}
+    scripts = "".join(f"<script>{(HERE / name).read_text()}</script>" for name in ("shortcuts.js", "layout.js"))
+    return {"head": scripts, "css": (HERE / "layout.css").read_text()}

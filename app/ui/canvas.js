@@ -406,7 +406,8 @@ async function apply(v) {
   if (v.tab) st.tab = v.tab;
   $(".fl-message").textContent = v.message || "";
   $(".fl-message").style.display = v.message ? "block" : "none";
-  if (!v.width) { st.W = 0; st.img = null; draw(); drawUI(); return; }
+  const line = () => { if (v.info !== undefined) $(".fl-info").innerHTML = v.info; };  // drawn with the canvas
+  if (!v.width) { st.W = 0; st.img = null; draw(); drawUI(); line(); return; }
   const t0 = performance.now();
   let img = st.img;
   if (v.image) { img = new Image(); img.src = v.image; await img.decode(); }
@@ -431,7 +432,7 @@ async function apply(v) {
   if (st.stroke && st.stroke.sent) st.stroke = null;
   if (resized) fit();
   const t2 = performance.now();
-  legend(); draw(); drawUI(); drawTimeline();
+  legend(); draw(); drawUI(); drawTimeline(); line();
   // Where the browser's time went (the bench reads it): image decode, masks, drawing.
   element.dataset.timing = JSON.stringify({ decode: t1 - t0, masks: t2 - t1, draw: performance.now() - t2 });
   element.dataset.frame = v.frame; element.dataset.revision = v.revision ?? "";

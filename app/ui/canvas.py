@@ -5,8 +5,10 @@ Its template never mentions the value, so Gradio never re-renders it: the <canva
 keep their pixels, and the script redraws when the value changes (watch). Strokes, tools,
 frame steps and the clicks of the buttons in edit_panel.QUEUED_BUTTONS (undo, redo, corrections)
 reach the server one after another, in order, through the server function canvas_edit (no
-queue); Play fetches frames ahead through canvas_frames. Events it raises: edited (after an
-edit), pick_object (each carries a dict, read through gr.EventData).
+queue), whose answer also carries the line under the canvas (#mask-info: expression, status,
+frame, mask, revision), so the whole view changes at once; Play fetches frames ahead through
+canvas_frames. Events it raises: edited (after an edit), pick_object (each carries a dict, read
+through gr.EventData).
 """
 from __future__ import annotations
 
@@ -60,6 +62,7 @@ TEMPLATE = """
     <button id="prev-frame" title="previous frame">◀</button><canvas class="fl-timeline"></canvas>
     <button id="next-frame" title="next frame">▶</button><span class="fl-frame-label"></span>
   </div>
+  <div id="mask-info" class="fl-info"></div>
 </div>
 """
 

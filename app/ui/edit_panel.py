@@ -22,7 +22,6 @@ QUEUED_BUTTONS = {"undo": {"kind": "undo"}, "redo": {"kind": "redo"}, "save": {"
 
 
 def build(page) -> None:
-    page.info = gr.Markdown(elem_id="mask-info")
     with gr.Row():
         page.undo = gr.Button("Undo", size="sm", min_width=60, elem_id="undo")
         page.redo = gr.Button("Redo", size="sm", min_width=60, elem_id="redo")
@@ -117,12 +116,16 @@ def server_edit(page) -> list:
 
 def wire(page) -> None:
     def edited(session, show_status, evt: gr.EventData):
-        """After a canvas edit: the line under it, the list (the first edit moves the expression
-        to in progress), and SAM 2's alternatives after a click or box."""
-        tool_used = evt._data.get("kind") in ("click", "box")
-        return {page.info: views.info(session), **(page.show_candidates(session) if tool_used else {}),
-                page.expressions: gr.update(choices=views.expression_choices(session, show_status),
-                                            value=session.expression_id)}
+        """After a canvas edit (its value brought the line under it): SAM 2's alternatives after a
+        click or a box, and the list when the expression's status moved (the first edit)."""
+        status = session.store.get_expression(session.expression_id)["status"] if session.expression_id else None
+        listed = {} if status == session.listed_status else {
+            page.expressions: gr.update(choices=views.expression_choices(session, show_status),
+                                        value=session.expression_id)}
+        session.listed_status = status
+        if evt._data.get("kind") in ("click", "box"):
+            return {**page.show_candidates(session), **listed}
+        return {**{c: gr.skip() for c in page.candidate_outputs}, **listed}
 
     def pick_object(session, evt: gr.EventData):
         session.pick_object(evt._data["id"])
@@ -153,10 +156,11 @@ def wire(page) -> None:
         return show(page, session, refresh_checks=False, history=False)
 
     out = shown(page)
-    on(page.media.change, lambda session: gr.update(visible=session.media is None or session.media["frames"] > 1),
-       [page.state], [page.video_row])
-    on(page.canvas.edited, edited, [page.state, page.show_status],
-       [page.info, page.candidates, page.candidate_row, page.expressions],
+    def video_row(media_id):  # from the list itself: its change can run before the session has moved
+        return gr.update(visible=media_id is None or page.studio.store.get_media(media_id)["frames"] > 1)
+
+    on(page.media.change, video_row, [page.media], [page.video_row])
+    on(page.canvas.edited, edited, [page.state, page.show_status], [*page.candidate_outputs, page.expressions],
        trigger_mode="multiple", show_progress="hidden")
     on(page.canvas.pick_object, pick_object, [page.state], out, show_progress="hidden", **EDITS)
 

@@ -1,5 +1,5 @@
-"""Panels kept out of the way: history, proposal vs correction, shortcuts (under the canvas);
-export and datasets in/out (left column); the render button (app/ui/render_panel.py)."""
+"""Panels kept out of the way, folded: render clip, history, proposal vs correction, shortcuts
+(right column); export and datasets in/out (left column)."""
 from __future__ import annotations
 
 import json
@@ -9,11 +9,14 @@ import gradio as gr
 from app.formats import FORMATS
 from app.serve.tempfiles import Spool
 from app.ui import shortcuts, views
+from app.ui.render_panel import build_render_panel, wire_render_panel
 from app.ui.session import PageError
 from app.ui.wiring import EDITS, on
 
 
 def build(page) -> None:
+    with gr.Accordion("Render clip", open=False, elem_id="render-panel"):
+        page.render = build_render_panel()
     with gr.Accordion("History", open=False) as page.history_box:
         page.history = gr.Dataframe(headers=["revision", "action", "state", "time (UTC)", "changes"],
                                     interactive=False, elem_id="history")
@@ -39,6 +42,7 @@ def build_data(page) -> None:
         page.media_root = gr.Textbox(label="Frames folder, if kept apart (optional)", elem_id="import-media")
         page.import_btn = gr.Button("Import", size="sm", elem_id="import-dataset")
         page.import_report = gr.Markdown(elem_id="import-report")
+        gr.Markdown("The same from scripts: [the API](?view=api), `launch.py --help`.")
 
 
 def agreement(session):
@@ -74,7 +78,6 @@ def import_dataset(studio, fmt, src, media_root) -> str:
 
 def wire(page) -> None:
     from app.ui import media_panel  # the lists it refreshes after an import
-    from app.ui.render_panel import wire_render_panel
 
     studio = page.studio
     exports = Spool("export", keep=2)  # dataset exports, until Gradio has copied them

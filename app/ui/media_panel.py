@@ -8,7 +8,6 @@ from app.media.files import IMAGE_EXTS, VIDEO_EXTS
 from app.project.fill_rule import frame_ranges
 from app.studio.studio import EmptyFramesError
 from app.ui import confirm_panel, views
-from app.ui.render_panel import build_render_panel
 from app.ui.views import STATUS_LABELS
 from app.ui.wiring import EDITS, on, show, shown
 
@@ -33,7 +32,6 @@ def build_review(page) -> None:
     with gr.Row(equal_height=True):
         page.status_btns = {s: gr.Button(STATUS_LABELS[s], size="sm", min_width=50, elem_id=f"status-{s}")
                             for s in STATUS_LABELS}
-    page.render = build_render_panel()
     with gr.Row():
         page.next_expr = gr.Button("Next expression", size="sm", elem_id="next-expression")
         page.review_mode = gr.Checkbox(False, label="Review mode (walk done ones)", elem_id="review-mode")

@@ -30,6 +30,7 @@ class Session:
     revision: int | None = None  # the expression's revision this tab last saw: edits build on it
     sent_image: str | None = None  # the frame the canvas already holds (it is not sent again)
     tab: str | None = None  # the token the canvas's server calls carry (see edit_panel.Tabs)
+    listed_status: str | None = None  # the status the expression list last showed for this expression
 
     def __deepcopy__(self, memo):
         # gr.State copies its value per tab; the studio (store, caches, engines) is shared.

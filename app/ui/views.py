@@ -6,9 +6,11 @@ so opacity, outline and compare never ask the server.
 """
 from __future__ import annotations
 
+import html
+import re
+
 import numpy as np
 
-import engine
 from app.masks.overlay import hex_colour, object_colour
 from app.ui.frame_images import FRAME_IMAGES
 from app.ui.session import Session
@@ -19,8 +21,6 @@ STATUS_ICONS = {"todo": "○", "in_progress": "◐", "done": "●", "reviewed": 
 PROPOSAL_COLOR = "#00c8ff"
 # Timeline letters: manual, model, propagated, empty (flagged frames come as a list).
 TIMELINE = {"manual": "m", "model": "a", "propagated": "p", "empty": "e"}
-# The engine the page offers first for each kind of media: the shipped demo models.
-DEFAULT_ENGINES = {"video": "flowrvs-demo", "image": "flowseg-demo"}
 
 
 def runs(mask: np.ndarray) -> list[int]:
@@ -49,7 +49,8 @@ def canvas_value(session: Session, refresh_checks: bool = True) -> dict:
     """The canvas's value. The frame's JPEG is left out when the canvas already holds it."""
     media = session.media
     if media is None:
-        return {"tab": session.tab, "message": "Add media to start: drop an image or a video under Add media."}
+        return {"tab": session.tab, "message": "Add media to start: drop an image or a video under Add media.",
+                "info": info_html(info(session))}
     image_key = f"{media['id']}:{session.frame}"
     value = {"tab": session.tab, "image_key": image_key, "width": media["width"], "height": media["height"],
              "frame": session.frame, "frames": media["frames"], "objects": [], "active": None,
@@ -61,6 +62,7 @@ def canvas_value(session: Session, refresh_checks: bool = True) -> dict:
         FRAME_IMAGES.ahead(session.studio, media["id"], session.frame, media["frames"])
     if session.expression_id is None:
         value["message"] = "Write a referring expression for this media, then draw its mask."
+        value["info"] = info_html(info(session))
         return value
     store, eid = session.store, session.expression_id
     for i, obj in enumerate(store.list_objects(eid)):
@@ -76,6 +78,9 @@ def canvas_value(session: Session, refresh_checks: bool = True) -> dict:
         value["timeline"] = "".join(TIMELINE[source_kind(sources.get(f))] for f in range(media["frames"]))
         value["flagged"] = [f for f in session.studio.frames_to_check(eid, session.object_id, refresh_checks)
                             if sources.get(f) != "manual"]
+    # The line under the canvas comes with the canvas's value: it changes in the same frame.
+    active = [o["runs"] for o in value["objects"] if o["id"] == session.object_id]
+    value["info"] = info_html(info(session, sum(active[0][1::2]) if active else None))
     return value
 
 
@@ -102,6 +107,18 @@ def info(session: Session, area: int | None = None) -> str:
     return text
 
 
+def info_html(text: str) -> str:
+    """The line's markdown (bold, paragraphs, > quotes) as the small HTML the canvas shows."""
+    blocks = []
+    for block in text.split("\n\n"):
+        lines = [re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(line, quote=False))
+                 for line in block.split("\n")]
+        quoted = all(line.startswith("&gt; ") for line in lines)
+        body = "<br>".join(line[5:] if quoted else line for line in lines)
+        blocks.append(f"<blockquote>{body}</blockquote>" if quoted else f"<p>{body}</p>")
+    return "".join(blocks)
+
+
 def media_choices(session: Session) -> list[tuple[str, int]]:
     return [(f"{m['name']} · {m['kind']}, {m['frames']} frame{'s' if m['frames'] != 1 else ''} · "
              f"{m['finished'] or 0}/{m['expressions']} done", m["id"]) for m in session.store.list_media()]
@@ -125,15 +142,3 @@ def history(session: Session) -> list[list]:
         return []
     return [[r["id"], r["action"], r["state"], r["created_at"][:19].replace("T", " "), r["changes"]]
             for r in reversed(session.store.history(session.expression_id))]
-
-
-def engine_for_kind(kind: str | None, current: str | None, engines: list[str]) -> str | None:
-    """Keep the annotator's choice when it can segment this kind of media; otherwise (or when
-    it is the other kind's default) switch to this kind's default engine."""
-    fits = [e for e in engines if kind is None or kind in engine.engine_info(e).kinds]
-    if current in fits and current not in DEFAULT_ENGINES.values():
-        return current
-    preferred = DEFAULT_ENGINES.get(kind)
-    if preferred in fits:
-        return preferred
-    return current if current in fits else (fits[0] if fits else current)

@@ -45,15 +45,13 @@ def server_function(fn):
 
 def shown(page) -> list:
     """The components `show` fills."""
-    return [page.state, page.canvas, page.info, page.history]
+    return [page.state, page.canvas, page.history]
 
 
 def show(page, session: Session, refresh_checks: bool = True, history: bool = True) -> dict:
-    """Everything that follows the session's frame and object. Canvas events (strokes, frame
-    steps) leave the history table alone (history=False): it refreshes when opened."""
+    """Everything that follows the session's frame and object (the canvas's value carries the
+    line under it). Canvas events (strokes, frame steps) leave the history table alone
+    (history=False): it refreshes when opened."""
     page.tabs.register(session)  # the canvas's server calls find this very session by its token
-    value = views.canvas_value(session, refresh_checks)
-    active = [o["runs"] for o in value.get("objects", []) if o["id"] == session.object_id]
-    area = sum(active[0][1::2]) if active else None
-    shown = {page.state: session, page.canvas: value, page.info: views.info(session, area)}
+    shown = {page.state: session, page.canvas: views.canvas_value(session, refresh_checks)}
     return {**shown, page.history: views.history(session)} if history else shown

@@ -63,6 +63,7 @@ def test_page_button_renders_a_clip_that_plays(app, tmp_path):
         page.set_default_timeout(30_000)
         page.goto(app.url)
         expect(page.locator("#mask-info")).to_contain_text("the red square moving right", timeout=60_000)
+        page.locator("#render-panel").get_by_text("Render clip").first.click()  # folded: open it
         page.locator("#render-clip").click()
         page.wait_for_function("""() => {
             const v = document.querySelector('#render-video video');

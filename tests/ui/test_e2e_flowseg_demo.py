@@ -1,5 +1,5 @@
 """The annotation loop with the shipped FlowSeg demo in real Chromium: an expression, Segment
-(the button names flowseg-demo for an image), a correction on the canvas, a candidate click,
+(with flowseg-demo, chosen as the toy it is), a correction on the canvas, a candidate click,
 done, next expression, Segment again. Each step is checked against the stored mask."""
 import cv2
 import numpy as np
@@ -12,6 +12,7 @@ from bench.canvas_driver import (  # noqa: F401
     drag,
     edit,
     keys,
+    pick_engine,
     stored,
     upload,
     wait_for,
@@ -42,7 +43,10 @@ def test_expression_segment_correct_next_loop(live_app, page, tmp_path):  # noqa
     page.locator("#expressions").get_by_text(first.text).click()
     expect(page.locator("#mask-info")).to_contain_text(first.text)
 
-    expect(page.locator("#segment")).to_have_text("Segment with flowseg-demo")  # in plain sight
+    # A synthetic scene is not the shipped demo media: the toy is chosen on purpose, and says so.
+    expect(page.locator("#segment")).to_have_text("Segment (no engine yet)")
+    pick_engine(page, "flowseg-demo")
+    expect(page.locator("#segment")).to_have_text("Segment with flowseg-demo (toy)")
     expect(page.locator("#candidates")).to_be_hidden()                         # none offered yet
     edit(page, lambda: page.locator("#segment").click())
     proposal, sources = stored(live_app)

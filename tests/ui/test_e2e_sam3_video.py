@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from app.media.files import FrameCache
 from app.project.store import ProjectStore
-from bench.canvas_driver import add_expression, edit, upload, wait_for  # noqa: F401
+from bench.canvas_driver import add_expression, edit, pick_engine, upload, wait_for  # noqa: F401
 from bench.live_app import LiveApp
 from engine.sam3 import load
 from engine.sam3.presets import make_tokenizer
@@ -68,9 +68,8 @@ def test_segment_shows_video_candidates_and_a_click_saves_that_track(page, tmp_p
         page.goto(app.url)
         upload(page, tmp_path / "world.avi")
         add_expression(page, TEXT)
-        page.locator("#engine input").click()
-        page.get_by_role("option", name="sam3", exact=True).click()
-        expect(page.locator("#segment")).to_have_text("Segment with sam3")
+        expect(page.locator("#segment")).to_have_text("Segment with sam3")  # set up: the default
+        pick_engine(page, "sam3")
         edit(page, lambda: page.locator("#segment").click())
         expect(page.get_by_text(re.compile(r"sam3 segmented 4 frame\(s\): filled [1-4] empty; [1-9] other pick\(s\) "
                                            r"under Candidates"))).to_be_visible()

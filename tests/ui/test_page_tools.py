@@ -277,17 +277,46 @@ def test_image_candidates_show_and_one_click_replaces_the_mask(tmp_path):
         engine.unregister_engine("test-topk")
 
 
-def test_engine_choice_follows_the_media_kind(page, tmp_path):
-    """Videos get flowrvs-demo, images flowseg-demo; an annotator's fitting choice stays."""
-    from app.ui.views import engine_for_kind
-    engines = ["flowrvs-demo", "flowseg-demo", "flowseg"]
-    assert engine_for_kind("video", None, engines) == "flowrvs-demo"
-    assert engine_for_kind("image", "flowrvs-demo", engines) == "flowseg-demo"
-    assert engine_for_kind("video", "flowseg-demo", engines) == "flowrvs-demo"
-    assert engine_for_kind("image", "flowseg", engines) == "flowseg"               # fits: kept
-    assert engine_for_kind("video", "flowseg", engines) == "flowrvs-demo"          # images only
-    assert engine_for_kind("image", None, ["flowrvs"]) == "flowrvs"                # no demo: first that fits
-    assert engine_for_kind("video", "x", []) == "x"
+def test_engine_choice_offers_toys_only_on_the_demo_media():
+    """The demo engines are the default only on the demo media; elsewhere a real, ready engine
+    that fits, or none (the page then says what to install); an annotator's real choice stays."""
+    from app.ui.engine_choice import choose
+    engines = ["flowrvs-demo", "flowseg-demo", "flowseg", "sam3"]
+    assert choose("video", None, engines, True, set()) == "flowrvs-demo"
+    assert choose("image", "flowrvs-demo", engines, True, set()) == "flowseg-demo"
+    assert choose("video", None, engines, False, set()) is None                  # real media, nothing set up
+    assert choose("image", "flowseg-demo", engines, False, set()) is None        # a toy is not carried over
+    assert choose("image", None, engines, False, {"flowseg"}) == "flowseg"       # the ready one
+    assert choose("video", None, engines, False, {"flowseg", "sam3"}) == "sam3"  # flowseg: images only
+    assert choose("image", "sam3", engines, False, set()) == "sam3"              # the annotator's, kept
+    assert choose("video", "flowseg", engines, True, set()) == "flowrvs-demo"    # does not fit videos
+
+
+def test_demo_media_known_by_content_and_install_hint(tmp_path):
+    import shutil
+
+    import cv2
+
+    from app.ui import engine_choice
+    copy = tmp_path / "renamed.png"  # the demo picture under another name is still the demo
+    shutil.copy(engine_choice.DEMO_ASSETS / "shapes.png", copy)
+    other = tmp_path / "other.png"
+    cv2.imwrite(str(other), np.full((20, 30, 3), 7, np.uint8))
+    studio = Studio(tmp_path / "p.sqlite")
+    try:
+        demo, real = (studio.add_media(p)[0] for p in (copy, other))
+        assert engine_choice.is_demo_media(studio.store.get_media(demo["id"]))
+        assert not engine_choice.is_demo_media(studio.store.get_media(real["id"]))
+        statuses = studio.weights_status()
+        told = [{"engine": "flowseg", "setting": "model_dir", "ready": False},
+                {"engine": "sam3", "setting": "model", "ready": True},
+                {"engine": "sam3", "setting": "tracker", "ready": False}]  # optional
+        ready = engine_choice.ready_engines(["flowseg", "flowseg-demo", "sam3", "my-plugin"], told)
+        assert ready == {"sam3", "my-plugin"}  # a plugin needs nothing from the weights catalog
+        hint = engine_choice.install_hint("image", statuses)
+        assert "`launch.py models download NAME` (" in hint and "`launch.py models list`" in hint
+    finally:
+        studio.close()
 
 
 def test_accept_keeps_a_proposal_as_manual_and_segment_needs_an_engine(tmp_path):
@@ -369,3 +398,11 @@ def test_the_page_says_which_engines_can_run_and_what_to_set(tmp_path, monkeypat
     assert "**sam2** `model` (interactive, tracking): ready" in \
         weights_markdown(configured.weights_status())
     configured.close()
+
+
+def test_the_line_under_the_canvas_is_escaped_html():
+    """The line comes with the canvas's value as HTML: user text is escaped, the bold and the
+    quoted notes of the markdown kept."""
+    line = views.info_html("**the <img src=x onerror=alert(1)> cat** · to do\n\n> **reject** (2026-12-08): a & b")
+    assert line == ("<p><strong>the &lt;img src=x onerror=alert(1)&gt; cat</strong> · to do</p>"
+                    "<blockquote><strong>reject</strong> (2026-12-08): a &amp; b</blockquote>")
