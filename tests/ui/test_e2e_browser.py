@@ -33,7 +33,8 @@ def test_import_paint_reload_export(live_app, page, tmp_path):  # noqa: F811
 
     page.reload()
     drive.wait_shown(page, frame=0)
-    expect(page.locator("#mask-info")).to_contain_text(f"the moving square · to do · frame 0 · object 1 · "
+    # the first stroke moved it from to do to in progress
+    expect(page.locator("#mask-info")).to_contain_text(f"the moving square · in progress · frame 0 · object 1 · "
                                                        f"mask: {painted.sum()} px (manual)")
     drive.zoom(page, 200)
     more = [(100, 20), (120, 40)]
