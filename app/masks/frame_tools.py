@@ -18,6 +18,7 @@ import numpy as np
 from app.masks.ops import _check as _check_mask
 
 MARGIN = 0.5  # crop margin around the box / mask, as a share of its larger side (at least 16 px)
+GRABCUT_SEED = 0
 GRABCUT_SIDE = 480  # px: larger crops are segmented downscaled (edges within ~1 px of that scale)
 
 
@@ -200,6 +201,9 @@ def _grabcut(image, labels, box, iterations) -> np.ndarray:
         return result  # one colour model would be empty: GrabCut cannot run, keep the labels
     # OpenCV's GrabCut wants BGR; its colour models do not care about channel order.
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    # GrabCut's k-means draws from OpenCV's per-thread RNG: seeded, the same box or click gives
+    # the same mask whatever ran before it in this thread (the page, a script, a test).
+    cv2.setRNGSeed(GRABCUT_SEED)
     cv2.grabCut(np.ascontiguousarray(patch), crop, None, bgd, fgd, int(iterations), cv2.GC_INIT_WITH_MASK)
     fg = ((crop == cv2.GC_FGD) | (crop == cv2.GC_PR_FGD))
     if scale < 1.0:

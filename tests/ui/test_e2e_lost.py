@@ -7,7 +7,7 @@ import numpy as np
 from playwright.sync_api import expect
 
 from app.studio.studio import Studio
-from bench.canvas_driver import add_expression, drag, edit, keys, upload, zoom  # noqa: F401
+from bench.canvas_driver import add_expression, drag, edit, keys, pick_engine, upload, zoom  # noqa: F401
 from bench.live_app import LiveApp
 from tests.helpers.media_fixtures import write_world_clip
 from tests.helpers.page_fixtures import write_moving_square
@@ -46,6 +46,7 @@ def test_segment_on_a_done_expression_asks_and_keeps_the_annotators_frames(page,
     try:
         page.goto(app.url)
         expect(page.locator("#mask-info")).to_contain_text("the globe")
+        pick_engine(page, "flowrvs-demo")  # not the default on real footage: chosen as a toy, explicitly
         page.locator("#segment").click()
         expect(page.locator("#confirm-text")).to_contain_text("marked done")
         expect(page.locator("#confirm-run")).to_be_visible()
