@@ -22,6 +22,7 @@ from sqlite_utils import Database
 from app.errors import UserError
 from app.media import files as media_io
 from app.media.frame_index import FrameIndex
+from app.media.limits import EXPRESSION_CHARS
 from app.project import fill_rule, opening
 from app.project.schema import migrations
 from engine import rle
@@ -83,6 +84,22 @@ class NothingToDoError(StoreError):
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def expression_text(text) -> str:
+    """An expression as stored: whitespace runs made one space, checked to be valid Unicode
+    (a lone surrogate, "\\ud800" in JSON, cannot be stored) and within EXPRESSION_CHARS."""
+    text = " ".join(str(text).split())
+    if not text:
+        raise StoreError("the expression is empty: type the words that identify the object")
+    bad = next((i for i, ch in enumerate(text) if 0xD800 <= ord(ch) <= 0xDFFF), None)
+    if bad is not None:
+        raise StoreError(f"the expression is not valid Unicode: character {bad + 1} is a lone surrogate "
+                         f"(U+{ord(text[bad]):04X}); send the text as UTF-8 or proper JSON escapes")
+    too_long = EXPRESSION_CHARS.exceeded(len(text))
+    if too_long:
+        raise StoreError(f"the expression is too long: {too_long}")
+    return text
 
 
 def _mask_json(counts: str | None, source: str | None, origin: str | None = None) -> str | None:
@@ -268,9 +285,7 @@ class ProjectStore:
     # -- expressions and objects -----------------------------------------------------------
     def add_expression(self, media_id: int, text: str, category: str = "object") -> dict:
         """A new expression referring to one new object of its media."""
-        text = " ".join(str(text).split())
-        if not text:
-            raise StoreError("the expression is empty: type the words that identify the object")
+        text = expression_text(text)
         with self._lock, self.db.atomic():
             self.get_media(media_id)
             now = _now()
@@ -509,9 +524,7 @@ class ProjectStore:
         return self._set_field(expression_id, "status", status, base_revision)
 
     def set_text(self, expression_id: int, text: str, base_revision: int | None = None) -> int:
-        text = " ".join(str(text).split())
-        if not text:
-            raise StoreError("the expression is empty: type the words that identify the object")
+        text = expression_text(text)
         return self._set_field(expression_id, "text", text, base_revision)
 
     def _set_field(self, expression_id: int, field: str, value: str, base_revision: int | None) -> int:

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import cv2
+import httpx
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
@@ -262,6 +263,18 @@ def test_unknown_ids_are_refused(client, video, tmp_path):
 def test_empty_expression_text_is_refused(client, video, text):
     message = error_of(client, video["media_id"], text, api_name="/add_expression")
     assert "the expression is empty" in message
+
+
+def test_expression_text_that_is_not_unicode_or_too_long_is_refused_clearly(app, client, video):
+    # gradio_client cannot send a lone surrogate (httpx encodes UTF-8), so post the JSON escape as is.
+    body = '{"data": [%d, "the cat \\ud800"]}' % video["media_id"]
+    call = httpx.post(f"{app.url}gradio_api/call/add_expression", content=body,
+                      headers={"Content-Type": "application/json"}).json()
+    events = httpx.get(f"{app.url}gradio_api/call/add_expression/{call['event_id']}").text
+    assert "event: error" in events
+    assert "not valid Unicode: character 9 is a lone surrogate (U+D800)" in events
+    message = error_of(client, video["media_id"], "a" * 2001, api_name="/add_expression")
+    assert "FLOWLABEL_MAX_EXPRESSION_CHARS" in message
 
 
 @pytest.mark.parametrize("args, api_name, expected", [
