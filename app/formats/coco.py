@@ -43,7 +43,6 @@ from app.formats._base import (
     encode_counts,
     read_json,
     snapshot,
-    unique_stems,
     write_json_atomic,
 )
 from app.formats._plan import ExpressionPlan, MediaPlan, ObjectPlan, Plan, apply_plan
@@ -74,8 +73,6 @@ def export_coco(store: ProjectStore, out, polygons: bool = False, images_dir=Non
     with store.transaction():  # the JSON and the media rows from one moment
         data = build_coco(store)
         media = {m["id"]: m for m in store.list_media()}
-    if images_dir is not None:
-        rename_files(data, list(media.values()))
     if polygons:
         changed = to_polygons(data)
         report.warnings.append(POLYGON_WARNING + (f"; {changed} of {len(data['annotations'])} masks here "
@@ -87,18 +84,6 @@ def export_coco(store: ProjectStore, out, polygons: bool = False, images_dir=Non
     report.written = {"images": len(data["images"]), "expressions": len(data["refs"]),
                       "masks": len(data["annotations"])}
     return report
-
-
-def rename_files(data: dict, media: list[dict]) -> None:
-    """Give every media its own, filesystem-safe file name (two media may share a name)."""
-    stems = unique_stems(media)
-    kinds = {m["id"]: m for m in media}
-    for image in data["images"]:
-        m = kinds[image["media_id"]]
-        if m["kind"] == "video":
-            image["file_name"] = f"{stems[m['id']]}/{_frames.frame_name(image['frame_index'])}.jpg"
-        else:
-            image["file_name"] = stems[m["id"]] + Path(m["path"]).suffix.lower()  # the stored file's own suffix
 
 
 def write_images(store: ProjectStore, data: dict, media: dict[int, dict], folder: Path, quality: int) -> None:

@@ -20,8 +20,10 @@ from __future__ import annotations
 import hashlib
 import math
 import operator
+import re
 import struct
 import threading
+import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +56,14 @@ _FORMATS = {
     "matroska": ("Matroska/WebM video", (".mkv", ".webm")),
 }
 _EXT_FORMAT = {ext: fmt for fmt, (_, exts) in _FORMATS.items() for ext in exts}
+
+
+def media_name(name) -> str:
+    """The name a media is shown and exported under, from an upload (page, API, script): its
+    last path part only, without control characters; "media" when nothing is left."""
+    name = re.split(r"[\\/]", str(name))[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cs")).strip()
+    return "media" if name in ("", ".", "..") else name
 
 
 class MediaError(UserError, ValueError):

@@ -207,7 +207,7 @@ class ProjectStore:
             try:
                 with self.db.atomic():
                     media_id = self.db["media"].insert({
-                        "kind": info.kind, "name": name or src.name, "path": stored,
+                        "kind": info.kind, "name": media_io.media_name(name or src.name), "path": stored,
                         "sha256": info.sha256, "width": info.width, "height": info.height,
                         "frames": info.frames, "fps": info.fps, "created_at": _now(),
                     }).last_pk
