@@ -24,6 +24,7 @@ import re
 import struct
 import threading
 import unicodedata
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,9 +193,34 @@ def check_image_size(path) -> None:
         with reader(str(path)) as im:  # reads the header only
             width, height = im.size
     except (OSError, EOFError, ValueError, SyntaxError, KeyError, IndexError, TypeError, struct.error) as e:
+        _refuse_tiff_pixel_format(path)
         raise MediaError(f"{path.name} could not be read as an image ({e}); it is corrupt or truncated; "
                          "export or copy it again") from None
     limits.check_pixels(path.name, width, height, "an image")
+
+
+_TIFF_SAMPLE_FORMATS = {1: "unsigned integer", 2: "signed integer", 3: "floating-point", 5: "complex integer",
+                        6: "complex floating-point"}
+
+
+def _refuse_tiff_pixel_format(path: Path) -> None:
+    """A valid TIFF whose samples the decoders do not read (32-bit float, say) is refused naming
+    its pixel format, not as corrupt; anything else returns."""
+    try:
+        with open(path, "rb") as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a cut file warns; it is then refused as corrupt
+            ifd = TiffImagePlugin.ImageFileDirectory_v2(f.read(8))
+            f.seek(ifd.next)
+            ifd.load(f)
+    except (OSError, EOFError, ValueError, SyntaxError, KeyError, IndexError, TypeError, struct.error):
+        return
+    bits, sample_format = ifd.get(258, (1,)), ifd.get(339, (1,))
+    if not bits or not sample_format or (sample_format[0] == 1 and bits[0] in (1, 8, 16)):
+        return
+    kind = _TIFF_SAMPLE_FORMATS.get(sample_format[0], f"SampleFormat {sample_format[0]}")
+    raise MediaError(f"{path.name} is a TIFF of {bits[0]}-bit {kind} samples ({len(bits)} per pixel), a pixel "
+                     "format FlowLabel does not read (it reads 8- and 16-bit unsigned integer images); "
+                     "convert it to 8 or 16 bits per channel (e.g. PNG) and add that")
 
 
 def _decode_image(path: Path) -> np.ndarray:
@@ -204,6 +230,7 @@ def _decode_image(path: Path) -> np.ndarray:
     except cv2.error:
         bgr = None
     if bgr is None:
+        _refuse_tiff_pixel_format(path)
         raise MediaError(f"{path.name} could not be decoded as an image; it is corrupt or "
                          "truncated; export or copy it again")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
