@@ -34,7 +34,7 @@ import numpy as np
 from PIL import BmpImagePlugin, JpegImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugin
 
 from app.errors import UserError
-from app.media import limits
+from app.media import limits, mp4
 from app.media.frame_index import FrameIndex, checksum
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -315,6 +315,12 @@ def _check_complete(path: Path, index: FrameIndex, declared: int | None, fps: fl
     slack = max(2, math.ceil(declared * TRUNCATION_SLACK)) if declared else 0
     if declared is None or decoded >= declared - slack:
         return
+    presented = mp4.presented_seconds(path) if fps else None
+    if presented is not None:  # an edit list (a clip cut with -c copy) presents fewer frames than it holds
+        declared = min(declared, round(presented * fps))
+        slack = max(2, math.ceil(declared * TRUNCATION_SLACK))
+        if decoded >= declared - slack:
+            return
     if fps:  # Matroska/WebM declare duration x fps, approximate for variable frame rates: the
         # decoded timestamps reaching the declared duration mean nothing is missing.
         covered = float(index.pts_ms.max() - index.pts_ms.min()) + 1000.0 / fps
