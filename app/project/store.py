@@ -29,6 +29,7 @@ from engine import rle
 
 STATUSES = ("todo", "in_progress", "done", "reviewed")
 FINISHED = ("done", "reviewed")   # a person vouched for every frame of the expression
+PARTIAL_SUFFIX = ".partial"  # a media file being copied into the project
 
 
 @dataclass
@@ -201,9 +202,15 @@ class ProjectStore:
             self.media_dir.mkdir(parents=True, exist_ok=True)
             stored = f"{info.sha256[:16]}{src.suffix.lower()}"
             target = self.media_dir / stored
-            partial = target.with_name(target.name + ".partial")
-            shutil.copyfile(src, partial)
-            partial.replace(target)
+            partial = target.with_name(target.name + PARTIAL_SUFFIX)
+            try:
+                shutil.copyfile(src, partial)
+                partial.replace(target)
+            except OSError as e:  # a full disk, say: leave nothing, and name no server path
+                partial.unlink(missing_ok=True)
+                raise media_io.MediaError(f"{media_io.media_name(name or src.name)} could not be stored in the "
+                                          f"project ({e.strerror or e}); free space on the server's disk, "
+                                          "then add it again") from None
             try:
                 with self.db.atomic():
                     media_id = self.db["media"].insert({
@@ -217,6 +224,14 @@ class ProjectStore:
                 target.unlink(missing_ok=True)
                 raise
             return {**self.get_media(media_id), "existing": False}
+
+    def sweep_partial_media(self) -> int:
+        """Remove copies a crash or a full disk left half-written in the media folder; returns how
+        many. Call it only while no one else adds media (as the studio does when it starts)."""
+        leftovers = list(self.media_dir.glob(f"*{PARTIAL_SUFFIX}")) if self.media_dir.is_dir() else []
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        return len(leftovers)
 
     def get_media(self, media_id: int) -> dict:
         row = self._one("SELECT * FROM live_media WHERE id = ?", [media_id])
