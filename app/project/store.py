@@ -181,10 +181,12 @@ class ProjectStore:
 
     # -- media -----------------------------------------------------------------------------
     def add_media(self, src: str | Path, name: str | None = None, keep_partial: bool = False,
-                  info: media_io.MediaInfo | None = None) -> dict:
+                  info: media_io.MediaInfo | None = None, own: bool = False) -> dict:
         """Validate, copy into the project and record one media file (with a video's frame index).
 
-        Returns the media row, with `existing=True` when the same content was already there.
+        Returns the media row, with `existing=True` when the same content was already there
+        (`own`: a new media even then, sharing the stored file, as each item of a dataset is),
+        and `copied=True` when its file was copied in now.
         Raises media.MediaError for bad files; nothing is left behind then. keep_partial keeps
         the frames of a video that decodes short of its declared count (see media.probe).
         `info`: src's probe result, when the caller has just probed it.
@@ -192,20 +194,23 @@ class ProjectStore:
         src = Path(src)
         info = info or media_io.probe(src, keep_partial=keep_partial)
         with self._lock:
-            known = self._one("SELECT * FROM media WHERE sha256 = ?", [info.sha256])
-            if known:
+            known = self._one("SELECT * FROM media WHERE sha256 = ? ORDER BY deleted_at IS NOT NULL, id",
+                              [info.sha256])
+            if known and not own:
                 if known["deleted_at"]:  # the same file again: it comes back from the trash
                     with self.db.atomic():
                         self.db.execute("UPDATE media SET deleted_at = NULL, deleted_by = NULL WHERE id = ?",
                                         [known["id"]])
-                return {**self.get_media(known["id"]), "existing": True}
+                return {**self.get_media(known["id"]), "existing": True, "copied": False}
             self.media_dir.mkdir(parents=True, exist_ok=True)
-            stored = f"{info.sha256[:16]}{src.suffix.lower()}"
+            stored = known["path"] if known else f"{info.sha256[:16]}{src.suffix.lower()}"
             target = self.media_dir / stored
             partial = target.with_name(target.name + PARTIAL_SUFFIX)
+            copied = not target.is_file()  # the same bytes are shared with the media that has them
             try:
-                shutil.copyfile(src, partial)
-                partial.replace(target)
+                if copied:
+                    shutil.copyfile(src, partial)
+                    partial.replace(target)
             except OSError as e:  # a full disk, say: leave nothing, and name no server path
                 partial.unlink(missing_ok=True)
                 raise media_io.MediaError(f"{media_io.media_name(name or src.name)} could not be stored in the "
@@ -221,9 +226,16 @@ class ProjectStore:
                     if info.index is not None:
                         self._write_frame_index(media_id, info.index)
             except BaseException:
-                target.unlink(missing_ok=True)
+                if copied:
+                    target.unlink(missing_ok=True)
                 raise
-            return {**self.get_media(media_id), "existing": False}
+            return {**self.get_media(media_id), "existing": False, "copied": copied}
+
+    def drop_unused_file(self, stored: str) -> None:
+        """Remove a file of the media folder once no media row (live or trashed) refers to it."""
+        with self._lock:
+            if self._one("SELECT 1 AS x FROM media WHERE path = ?", [stored]) is None:
+                (self.media_dir / stored).unlink(missing_ok=True)
 
     def sweep_partial_media(self) -> int:
         """Remove copies a crash or a full disk left half-written in the media folder; returns how
@@ -266,7 +278,7 @@ class ProjectStore:
             self.db.execute("DELETE FROM objects WHERE media_id = ?", [media_id])
             self.db.execute("DELETE FROM frame_index WHERE media_id = ?", [media_id])
             self.db.execute("DELETE FROM media WHERE id = ?", [media_id])
-        (self.media_dir / media["path"]).unlink(missing_ok=True)
+        self.drop_unused_file(media["path"])
 
     def media_file(self, media_id: int) -> Path:
         return self.media_dir / self.get_media(media_id)["path"]
