@@ -1,5 +1,6 @@
 """The scripting API (Gradio named endpoints), through gradio_client against the real app."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -344,10 +345,14 @@ def test_segment_with_unconfigured_flowrvs_says_which_paths(client, video, expre
 
 @pytest.mark.parametrize("media, summary", [("shapes.png", "image, 1 frame(s), 320x240"),
                                             ("shapes.mp4", "video, 24 frame(s), 320x240")])
-def test_api_example_script_runs(app, client, media, summary):
+def test_api_example_script_runs(app, client, media, summary, tmp_path):
+    temp = tmp_path / "temp"  # the script's temp dir: gradio_client's download folders land here
+    temp.mkdir()
     done = subprocess.run([sys.executable, "scripts/api_example.py", app.url, f"assets/demo/{media}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TMPDIR": str(temp), "GRADIO_TEMP_DIR": ""})
     assert done.returncode == 0, done.stderr
+    assert list(temp.iterdir()) == []  # the script cleaned up after itself
     assert summary in done.stdout
     assert "read back identical" in done.stdout and "COCO export:" in done.stdout
 
