@@ -103,7 +103,7 @@ def main(argv=None) -> int:
         # empty): keep them, and the downloads, in this folder, which goes at the end.
         tempfile.tempdir, tmp = tmp, Path(tmp)
         video = write_video(tmp / "clip.mp4", 2, size, detail=False)
-        app = LiveApp(tmp / "bench.sqlite")
+        app = LiveApp(tmp / "bench.sqlite", env={"TMPDIR": str(tmp)})  # Gradio's cache goes with tmp too
         try:
             client = make_client(app.url, shared_tls=True, downloads=tmp)
             media = client.predict(handle_file(video), api_name="/add_media")["media_id"]
