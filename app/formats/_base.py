@@ -157,6 +157,13 @@ def clean_text(value, problems: Problems, file, entry, what="text") -> str | Non
     return value
 
 
+def given_name(entry, fallback: str) -> str:
+    """The name a media had where it was exported (our exports keep it in original_name), else
+    `fallback`; the store cleans it as it records it."""
+    name = entry.get("original_name") if isinstance(entry, dict) else None
+    return name if isinstance(name, str) and name.strip() else fallback
+
+
 def safe_name(name, problems: Problems, file, entry, what: str) -> str | None:
     """A dataset id used as one path component: no separators, no '..', not empty."""
     if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name \

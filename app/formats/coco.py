@@ -41,6 +41,7 @@ from app.formats._base import (
     clean_text,
     decode_rle,
     encode_counts,
+    given_name,
     read_json,
     snapshot,
     write_json_atomic,
@@ -214,7 +215,7 @@ def read_instances(data, file: Path, media_root: Path, problems: Problems, plan:
         sizes[iid] = (h, w)
         if image.get("video_id") is None:
             key = f"image:{iid}"
-            plan.media[key] = MediaPlan(path.name, entry, file=path, size=(w, h))
+            plan.media[key] = MediaPlan(path.name, entry, file=path, size=(w, h))  # so a round trip keeps file names
             inst.image_media[iid] = (key, 0)
             continue
         vid = as_int(image["video_id"], problems, file, entry, "video_id")
@@ -230,7 +231,7 @@ def read_instances(data, file: Path, media_root: Path, problems: Problems, plan:
             video = videos.get(vid, {})
             name = video.get("name") if isinstance(video.get("name"), str) else f"video_{vid}"
             fps = video.get("fps") if isinstance(video.get("fps"), (int, float)) else None
-            mp = plan.media[key] = MediaPlan(Path(name).stem + _frames.LOSSLESS_EXT, f"video {vid}", frames=[], fps=fps,
+            mp = plan.media[key] = MediaPlan(given_name(video, Path(name).stem + _frames.LOSSLESS_EXT), f"video {vid}", frames=[], fps=fps,
                                              size=(w, h))
         if (w, h) != mp.size:
             problems.add(file, entry, f"frame is {w}x{h} but other frames of video {vid} are "
