@@ -81,3 +81,12 @@ def test_sam_bench_quick_prints_its_figures():
                    r"^GrabCut box -> mask on the same frames: median [\d.]+ ms$",
                    r"^memory over 30 tracked frames .* growth after frame \d+: [+-]\d+ MB"):
         assert re.search(figure, done.stdout, re.M), f"missing {figure!r} in:\n{done.stdout}"
+
+
+def test_caption_bench_prints_time_and_measures_per_length():
+    done = subprocess.run([sys.executable, "bench/caption.py", "300", "3000"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for length in ("300", "3,000"):
+        found = re.search(rf"^ +{length} characters: +[\d.]+ s, (\d+) measures$", done.stdout, re.M)
+        assert found and int(found.group(1)) <= 30, done.stdout  # halving: a few dozen at most
