@@ -37,18 +37,17 @@ from bench.studio import blob, machine, ms, verdict, write_video
 TARGET_MS = 80.0
 
 
-def make_client(url: str, shared_tls: bool):
+def make_client(url: str, shared_tls: bool, downloads: Path):
     from gradio_client import Client
     patient = {"timeout": 120}  # httpx's 5 s default fails calls on a machine shared with other jobs
-    if shared_tls:
-        return Client(url, verbose=False, ssl_verify=ssl.create_default_context(), httpx_kwargs=patient)
-    return Client(url, verbose=False, httpx_kwargs=patient)
+    tls = {"ssl_verify": ssl.create_default_context()} if shared_tls else {}
+    return Client(url, verbose=False, httpx_kwargs=patient, download_files=downloads, **tls)
 
 
 def client_run(url: str, expression_id: int, calls: int, size: tuple[int, int], folder: Path, seed: int,
                out: dict, shared_tls: bool) -> None:
     from gradio_client import handle_file
-    client = make_client(url, shared_tls)
+    client = make_client(url, shared_tls, folder)
     width, height = size
     saves, gets = [], []
     for i in range(calls):
@@ -100,11 +99,13 @@ def main(argv=None) -> int:
     print(f"machine: {machine()}")
     from gradio_client import handle_file
     with tempfile.TemporaryDirectory(prefix="flowlabel-bench-api-") as tmp:
-        tmp = Path(tmp)
+        # gradio_client stages every download in a new folder of the temp dir (left there,
+        # empty): keep them, and the downloads, in this folder, which goes at the end.
+        tempfile.tempdir, tmp = tmp, Path(tmp)
         video = write_video(tmp / "clip.mp4", 2, size, detail=False)
-        app = LiveApp(tmp / "bench.sqlite")
+        app = LiveApp(tmp / "bench.sqlite", env={"TMPDIR": str(tmp)})  # Gradio's cache goes with tmp too
         try:
-            client = make_client(app.url, shared_tls=True)
+            client = make_client(app.url, shared_tls=True, downloads=tmp)
             media = client.predict(handle_file(video), api_name="/add_media")["media_id"]
             expressions = [client.predict(media, f"object {c}", api_name="/add_expression")["expression_id"]
                            for c in range(8)]
@@ -125,6 +126,7 @@ def main(argv=None) -> int:
                           f"{server_cpu:.1f} ms, client {client_cpu:.1f} ms", flush=True)
         finally:
             app.stop()
+            tempfile.tempdir = None
     return 0
 
 

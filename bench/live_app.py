@@ -21,13 +21,14 @@ def free_port() -> int:
 
 
 class LiveApp:
-    def __init__(self, project: Path, *extra: str, demo: bool = False):
+    def __init__(self, project: Path, *extra: str, demo: bool = False, env: dict[str, str] | None = None):
+        """`env`: variables to set for the app (e.g. its own TMPDIR, for Gradio's cache)."""
         self.project, self.port = Path(project), free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = self.project.with_suffix(".log")
         args = [sys.executable, str(ROOT / "launch.py"), "--project", str(project), "--port", str(self.port),
                 *([] if demo else ["--no-demo"]), *extra]
-        env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **(env or {})}
         self._log_file = open(self.log, "w")
         self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log_file, stderr=subprocess.STDOUT)
         self._wait()

@@ -149,7 +149,19 @@ def clean_text(value, problems: Problems, file, entry, what="text") -> str | Non
         problems.add(file, entry, f"{what} is not valid Unicode (character {e.start} is a lone "
                                   "surrogate, e.g. a broken \\ud8xx escape)")
         return None
-    return " ".join(value.split())
+    value = " ".join(value.split())
+    too_long = limits.EXPRESSION_CHARS.exceeded(len(value))
+    if too_long:
+        problems.add(file, entry, f"{what} is too long: {too_long}")
+        return None
+    return value
+
+
+def given_name(entry, fallback: str) -> str:
+    """The name a media had where it was exported (our exports keep it in original_name), else
+    `fallback`; the store cleans it as it records it."""
+    name = entry.get("original_name") if isinstance(entry, dict) else None
+    return name if isinstance(name, str) and name.strip() else fallback
 
 
 def safe_name(name, problems: Problems, file, entry, what: str) -> str | None:

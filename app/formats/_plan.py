@@ -137,11 +137,16 @@ def nothing_found(plan: Plan) -> str:
 
 def _write(store: ProjectStore, plan: Plan, files: dict[str, Path], copied: list[Path],
            report: ImportReport) -> None:
-    media_id = {}
+    media_id, seen, identical = {}, set(), 0
     for key, mp in plan.media.items():
-        row = store.add_media(files[key], name=mp.name)
-        if not row["existing"]:
+        info = media_io.probe(files[key])
+        # Media the project had before are reused (a dataset imported again adds its expressions);
+        # within the dataset, byte-identical items stay separate media, sharing one file.
+        row = store.add_media(files[key], name=mp.name, info=info, own=info.sha256 in seen)
+        if row["copied"]:
             copied.append(store.media_dir / row["path"])
+        identical += info.sha256 in seen
+        seen.add(info.sha256)
         expected = (mp.size or (row["width"], row["height"])) + (mp.n_frames,)
         if (row["width"], row["height"], row["frames"]) != tuple(expected):
             raise FormatError(f"{mp.entry}: the media decodes to {row['width']}x{row['height']}, "
@@ -159,6 +164,9 @@ def _write(store: ProjectStore, plan: Plan, files: dict[str, Path], copied: list
     expressions = [BaselineExpression(media_id[ep.media], ep.text, [position[k] for k in ep.objects], ep.status)
                    for ep in plan.expressions]
     result = store.import_baseline(objects, expressions)
+    if identical:
+        report.notes.append(f"{identical} item(s) were byte-identical to an earlier item; each stays its own "
+                            "media under its own name (they share one file on disk)")
     if result.relabelled:
         report.notes.append(f"{result.relabelled} object id(s) were taken in their media already; "
                             "they got new labels")

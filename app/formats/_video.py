@@ -39,7 +39,8 @@ def write_frames(store: ProjectStore, media: dict, folder: Path, vid: str, quali
 
 def video_entry(snap: Snapshot, media: dict, frames: list[str], expressions: dict, id_of) -> dict:
     objects = {str(id_of(o)): {"category": o["category"]} for o in snap.objects_of_media(media["id"])}
-    entry = {"expressions": expressions, "frames": frames, "objects": objects}
+    entry = {"expressions": expressions, "frames": frames, "objects": objects,
+             "original_name": media["name"]}  # the key is the safe, unique folder name
     if media["fps"]:
         entry["fps"] = media["fps"]
     return entry

@@ -41,9 +41,9 @@ from app.formats._base import (
     clean_text,
     decode_rle,
     encode_counts,
+    given_name,
     read_json,
     snapshot,
-    unique_stems,
     write_json_atomic,
 )
 from app.formats._plan import ExpressionPlan, MediaPlan, ObjectPlan, Plan, apply_plan
@@ -74,8 +74,6 @@ def export_coco(store: ProjectStore, out, polygons: bool = False, images_dir=Non
     with store.transaction():  # the JSON and the media rows from one moment
         data = build_coco(store)
         media = {m["id"]: m for m in store.list_media()}
-    if images_dir is not None:
-        rename_files(data, list(media.values()))
     if polygons:
         changed = to_polygons(data)
         report.warnings.append(POLYGON_WARNING + (f"; {changed} of {len(data['annotations'])} masks here "
@@ -87,18 +85,6 @@ def export_coco(store: ProjectStore, out, polygons: bool = False, images_dir=Non
     report.written = {"images": len(data["images"]), "expressions": len(data["refs"]),
                       "masks": len(data["annotations"])}
     return report
-
-
-def rename_files(data: dict, media: list[dict]) -> None:
-    """Give every media its own, filesystem-safe file name (two media may share a name)."""
-    stems = unique_stems(media)
-    kinds = {m["id"]: m for m in media}
-    for image in data["images"]:
-        m = kinds[image["media_id"]]
-        if m["kind"] == "video":
-            image["file_name"] = f"{stems[m['id']]}/{_frames.frame_name(image['frame_index'])}.jpg"
-        else:
-            image["file_name"] = stems[m["id"]] + Path(m["path"]).suffix.lower()  # the stored file's own suffix
 
 
 def write_images(store: ProjectStore, data: dict, media: dict[int, dict], folder: Path, quality: int) -> None:
@@ -229,7 +215,7 @@ def read_instances(data, file: Path, media_root: Path, problems: Problems, plan:
         sizes[iid] = (h, w)
         if image.get("video_id") is None:
             key = f"image:{iid}"
-            plan.media[key] = MediaPlan(path.name, entry, file=path, size=(w, h))
+            plan.media[key] = MediaPlan(path.name, entry, file=path, size=(w, h))  # so a round trip keeps file names
             inst.image_media[iid] = (key, 0)
             continue
         vid = as_int(image["video_id"], problems, file, entry, "video_id")
@@ -245,7 +231,7 @@ def read_instances(data, file: Path, media_root: Path, problems: Problems, plan:
             video = videos.get(vid, {})
             name = video.get("name") if isinstance(video.get("name"), str) else f"video_{vid}"
             fps = video.get("fps") if isinstance(video.get("fps"), (int, float)) else None
-            mp = plan.media[key] = MediaPlan(Path(name).stem + _frames.LOSSLESS_EXT, f"video {vid}", frames=[], fps=fps,
+            mp = plan.media[key] = MediaPlan(given_name(video, Path(name).stem + _frames.LOSSLESS_EXT), f"video {vid}", frames=[], fps=fps,
                                              size=(w, h))
         if (w, h) != mp.size:
             problems.add(file, entry, f"frame is {w}x{h} but other frames of video {vid} are "

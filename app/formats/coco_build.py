@@ -15,6 +15,8 @@ from pathlib import Path
 
 from pycocotools import mask as mask_utils
 
+from app.formats._base import unique_stems
+from app.formats._frames import frame_name
 from app.project.store import ProjectStore
 
 CATEGORY_IDS = "category_ids"  # setting: {category name: id} from imported datasets
@@ -31,17 +33,21 @@ def _build(store: ProjectStore) -> dict:
     category_ids = _category_ids(store, {o["category"] for o in objects.values()})
 
     images, videos, image_id = [], [], {}
+    # Names as media were added can repeat (two IMG_0001.jpg) or hold path parts (an API
+    # client's "../x.png"): each media gets a unique, safe name; original_name keeps the given one.
+    stems = unique_stems(media)
     for m in media:
+        stem = stems[m["id"]]
         if m["kind"] == "video":
-            videos.append({"id": m["id"], "name": m["name"], "width": m["width"], "height": m["height"],
-                           "length": m["frames"], "fps": m["fps"]})
-        stem = Path(m["name"]).stem
+            videos.append({"id": m["id"], "name": stem + Path(m["path"]).suffix.lower(), "original_name": m["name"],
+                           "width": m["width"], "height": m["height"], "length": m["frames"], "fps": m["fps"]})
         for frame in range(m["frames"]):
-            image = {"id": len(images) + 1, "width": m["width"], "height": m["height"], "media_id": m["id"]}
+            image = {"id": len(images) + 1, "width": m["width"], "height": m["height"], "media_id": m["id"],
+                     "original_name": m["name"]}
             if m["kind"] == "video":
-                image.update(file_name=f"{stem}/{frame:05d}.jpg", video_id=m["id"], frame_index=frame)
+                image.update(file_name=f"{stem}/{frame_name(frame)}.jpg", video_id=m["id"], frame_index=frame)
             else:
-                image["file_name"] = m["name"]
+                image["file_name"] = stem + Path(m["path"]).suffix.lower()  # the stored file's own suffix
             image_id[m["id"], frame] = image["id"]
             images.append(image)
 

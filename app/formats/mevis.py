@@ -25,6 +25,7 @@ from app.formats._base import (
     decode_rle,
     encode_counts,
     export_folder,
+    given_name,
     read_json,
     snapshot,
     unique_stems,
@@ -101,7 +102,7 @@ def _read_video(vid, video, path, dict_path, mask_dict, root, fps, owner, proble
     entry = f"videos[{vid!r}]"
     frames = video["frames"]
     table = _video.objects_table(video, problems, path, entry, 0, None)
-    media = MediaPlan(f"{vid}{_frames.LOSSLESS_EXT}", entry, fps=_video.fps_of(video, fps),
+    media = MediaPlan(given_name(video, f"{vid}{_frames.LOSSLESS_EXT}"), entry, fps=_video.fps_of(video, fps),
                       frames=[root / "JPEGImages" / vid / f"{name}.jpg" for name in frames], n_frames=len(frames))
     obj_of: dict[str, int] = {}  # anno_id -> obj_id in this video
     for key, exp in video.get("expressions", {}).items():

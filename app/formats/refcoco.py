@@ -68,7 +68,6 @@ def export_refcoco(store: ProjectStore, out, split: str = "train", splitby: str 
     data["annotations"] = [a for a in data["annotations"] if a["image_id"] in kept]
     data["videos"] = []
     refs = [r for r in data.pop("refs") if r["media_id"] not in videos]
-    coco.rename_files(data, [m for i, m in media.items() if i not in videos])
     file_of = {im["id"]: im["file_name"] for im in data["images"]}
     for ref in refs:
         ref.update(split=split, file_name=file_of[ref["image_id"]])

@@ -40,6 +40,7 @@ from app.formats._base import (
     as_int,
     encode_counts,
     export_folder,
+    given_name,
     read_json,
     snapshot,
     unique_stems,
@@ -221,7 +222,7 @@ def _read_video(vid, video, path, root, fps, problems, plan) -> None:
         plan.skipped.append((entry, f"{missing} of {len(frames)} frames have no Annotations PNG: no masks there"))
     known = set(table) if table is not None else set(masks) if missing < len(frames) else None
 
-    plan.media[vid] = MediaPlan(f"{vid}{_frames.LOSSLESS_EXT}", entry, fps=_video.fps_of(video, fps),
+    plan.media[vid] = MediaPlan(given_name(video, f"{vid}{_frames.LOSSLESS_EXT}"), entry, fps=_video.fps_of(video, fps),
                                         frames=[root / "JPEGImages" / vid / f"{name}.jpg" for name in frames],
                                         size=(size[1], size[0]) if size else None, n_frames=len(frames))
     named = set()

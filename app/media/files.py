@@ -20,8 +20,11 @@ from __future__ import annotations
 import hashlib
 import math
 import operator
+import re
 import struct
 import threading
+import unicodedata
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +34,7 @@ import numpy as np
 from PIL import BmpImagePlugin, JpegImagePlugin, PngImagePlugin, TiffImagePlugin, WebPImagePlugin
 
 from app.errors import UserError
-from app.media import limits
+from app.media import limits, mp4
 from app.media.frame_index import FrameIndex, checksum
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -54,6 +57,14 @@ _FORMATS = {
     "matroska": ("Matroska/WebM video", (".mkv", ".webm")),
 }
 _EXT_FORMAT = {ext: fmt for fmt, (_, exts) in _FORMATS.items() for ext in exts}
+
+
+def media_name(name) -> str:
+    """The name a media is shown and exported under, from an upload (page, API, script): its
+    last path part only, without control characters; "media" when nothing is left."""
+    name = re.split(r"[\\/]", str(name))[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cs")).strip()
+    return "media" if name in ("", ".", "..") else name
 
 
 class MediaError(UserError, ValueError):
@@ -182,9 +193,34 @@ def check_image_size(path) -> None:
         with reader(str(path)) as im:  # reads the header only
             width, height = im.size
     except (OSError, EOFError, ValueError, SyntaxError, KeyError, IndexError, TypeError, struct.error) as e:
+        _refuse_tiff_pixel_format(path)
         raise MediaError(f"{path.name} could not be read as an image ({e}); it is corrupt or truncated; "
                          "export or copy it again") from None
     limits.check_pixels(path.name, width, height, "an image")
+
+
+_TIFF_SAMPLE_FORMATS = {1: "unsigned integer", 2: "signed integer", 3: "floating-point", 5: "complex integer",
+                        6: "complex floating-point"}
+
+
+def _refuse_tiff_pixel_format(path: Path) -> None:
+    """A valid TIFF whose samples the decoders do not read (32-bit float, say) is refused naming
+    its pixel format, not as corrupt; anything else returns."""
+    try:
+        with open(path, "rb") as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a cut file warns; it is then refused as corrupt
+            ifd = TiffImagePlugin.ImageFileDirectory_v2(f.read(8))
+            f.seek(ifd.next)
+            ifd.load(f)
+    except (OSError, EOFError, ValueError, SyntaxError, KeyError, IndexError, TypeError, struct.error):
+        return
+    bits, sample_format = ifd.get(258, (1,)), ifd.get(339, (1,))
+    if not bits or not sample_format or (sample_format[0] == 1 and bits[0] in (1, 8, 16)):
+        return
+    kind = _TIFF_SAMPLE_FORMATS.get(sample_format[0], f"SampleFormat {sample_format[0]}")
+    raise MediaError(f"{path.name} is a TIFF of {bits[0]}-bit {kind} samples ({len(bits)} per pixel), a pixel "
+                     "format FlowLabel does not read (it reads 8- and 16-bit unsigned integer images); "
+                     "convert it to 8 or 16 bits per channel (e.g. PNG) and add that")
 
 
 def _decode_image(path: Path) -> np.ndarray:
@@ -194,6 +230,7 @@ def _decode_image(path: Path) -> np.ndarray:
     except cv2.error:
         bgr = None
     if bgr is None:
+        _refuse_tiff_pixel_format(path)
         raise MediaError(f"{path.name} could not be decoded as an image; it is corrupt or "
                          "truncated; export or copy it again")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -278,6 +315,12 @@ def _check_complete(path: Path, index: FrameIndex, declared: int | None, fps: fl
     slack = max(2, math.ceil(declared * TRUNCATION_SLACK)) if declared else 0
     if declared is None or decoded >= declared - slack:
         return
+    presented = mp4.presented_seconds(path) if fps else None
+    if presented is not None:  # an edit list (a clip cut with -c copy) presents fewer frames than it holds
+        declared = min(declared, round(presented * fps))
+        slack = max(2, math.ceil(declared * TRUNCATION_SLACK))
+        if decoded >= declared - slack:
+            return
     if fps:  # Matroska/WebM declare duration x fps, approximate for variable frame rates: the
         # decoded timestamps reaching the declared duration mean nothing is missing.
         covered = float(index.pts_ms.max() - index.pts_ms.min()) + 1000.0 / fps

@@ -52,6 +52,7 @@ class Limit:
 PIXELS = Limit("FLOWLABEL_MAX_PIXELS", 64_000_000, "pixels per image, frame or mask")  # 8K video, most photos
 FRAMES = Limit("FLOWLABEL_MAX_FRAMES", 200_000, "frames in one video")  # 1.8 hours at 30 fps
 OBJECTS = Limit("FLOWLABEL_MAX_OBJECTS", 10_000, "objects in one image or video")
+EXPRESSION_CHARS = Limit("FLOWLABEL_MAX_EXPRESSION_CHARS", 2_000, "characters in one expression")  # ~350 words
 POLYGON_OUTLINE = Limit("FLOWLABEL_MAX_POLYGON_OUTLINE", 64,
                         "times the image's perimeter for one annotation's polygon outlines")
 # The one allowance that is not configurable: polygon points may lie this far outside the

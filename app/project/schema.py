@@ -5,6 +5,8 @@ with its record in `_sqlite_migrations`, so a project is never left half-migrate
 """
 from __future__ import annotations
 
+import re
+
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
@@ -185,3 +187,36 @@ def m006_live_views(db: Database) -> None:
                        WHERE l.object_id = o.id)
                OR NOT EXISTS (SELECT 1 FROM expression_objects l JOIN expressions e ON e.id = l.expression_id
                               WHERE l.object_id = o.id AND e.deleted_at IS NOT NULL))""")
+
+
+@migrations(transactional=False)
+def m007_media_may_share_bytes(db: Database) -> None:
+    # A dataset's byte-identical items (the same photo under two names) stay separate media,
+    # sharing one file on disk: sha256 is no longer unique. SQLite cannot drop a constraint, so
+    # the table is rebuilt from its own definition, less UNIQUE, in SQLite's documented way:
+    # foreign keys off (possible only outside a transaction, hence transactional=False), one
+    # transaction, the keys checked before it commits. A rebuild already done (a crash before
+    # its record) is not done twice.
+    table = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'media'").fetchone()[0]
+    rebuilt = table.replace("sha256 TEXT NOT NULL UNIQUE", "sha256 TEXT NOT NULL", 1)
+    if rebuilt == table:
+        return
+    rebuilt = re.sub(r'^CREATE TABLE\s+"?media"?\s*\(', "CREATE TABLE media_new (", rebuilt, count=1)
+    db.execute("PRAGMA foreign_keys = OFF")
+    try:
+        with db.atomic():
+            views = db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view' ORDER BY rowid").fetchall()
+            for name, _ in views:  # a rename re-checks the views: set them aside meanwhile
+                db.execute(f"DROP VIEW {name}")
+            db.execute(rebuilt)
+            db.execute("INSERT INTO media_new SELECT * FROM media")
+            db.execute("DROP TABLE media")
+            db.execute("ALTER TABLE media_new RENAME TO media")
+            db.execute("CREATE INDEX idx_media_sha256 ON media(sha256)")
+            for _, sql in views:
+                db.execute(sql)
+            broken = db.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"rebuilding the media table would break references: {broken[:5]}")
+    finally:
+        db.execute("PRAGMA foreign_keys = ON")

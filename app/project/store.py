@@ -22,12 +22,14 @@ from sqlite_utils import Database
 from app.errors import UserError
 from app.media import files as media_io
 from app.media.frame_index import FrameIndex
+from app.media.limits import EXPRESSION_CHARS
 from app.project import fill_rule, opening
 from app.project.schema import migrations
 from engine import rle
 
 STATUSES = ("todo", "in_progress", "done", "reviewed")
 FINISHED = ("done", "reviewed")   # a person vouched for every frame of the expression
+PARTIAL_SUFFIX = ".partial"  # a media file being copied into the project
 
 
 @dataclass
@@ -83,6 +85,22 @@ class NothingToDoError(StoreError):
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def expression_text(text) -> str:
+    """An expression as stored: whitespace runs made one space, checked to be valid Unicode
+    (a lone surrogate, "\\ud800" in JSON, cannot be stored) and within EXPRESSION_CHARS."""
+    text = " ".join(str(text).split())
+    if not text:
+        raise StoreError("the expression is empty: type the words that identify the object")
+    bad = next((i for i, ch in enumerate(text) if 0xD800 <= ord(ch) <= 0xDFFF), None)
+    if bad is not None:
+        raise StoreError(f"the expression is not valid Unicode: character {bad + 1} is a lone surrogate "
+                         f"(U+{ord(text[bad]):04X}); send the text as UTF-8 or proper JSON escapes")
+    too_long = EXPRESSION_CHARS.exceeded(len(text))
+    if too_long:
+        raise StoreError(f"the expression is too long: {too_long}")
+    return text
 
 
 def _mask_json(counts: str | None, source: str | None, origin: str | None = None) -> str | None:
@@ -163,10 +181,12 @@ class ProjectStore:
 
     # -- media -----------------------------------------------------------------------------
     def add_media(self, src: str | Path, name: str | None = None, keep_partial: bool = False,
-                  info: media_io.MediaInfo | None = None) -> dict:
+                  info: media_io.MediaInfo | None = None, own: bool = False) -> dict:
         """Validate, copy into the project and record one media file (with a video's frame index).
 
-        Returns the media row, with `existing=True` when the same content was already there.
+        Returns the media row, with `existing=True` when the same content was already there
+        (`own`: a new media even then, sharing the stored file, as each item of a dataset is),
+        and `copied=True` when its file was copied in now.
         Raises media.MediaError for bad files; nothing is left behind then. keep_partial keeps
         the frames of a video that decodes short of its declared count (see media.probe).
         `info`: src's probe result, when the caller has just probed it.
@@ -174,32 +194,56 @@ class ProjectStore:
         src = Path(src)
         info = info or media_io.probe(src, keep_partial=keep_partial)
         with self._lock:
-            known = self._one("SELECT * FROM media WHERE sha256 = ?", [info.sha256])
-            if known:
+            known = self._one("SELECT * FROM media WHERE sha256 = ? ORDER BY deleted_at IS NOT NULL, id",
+                              [info.sha256])
+            if known and not own:
                 if known["deleted_at"]:  # the same file again: it comes back from the trash
                     with self.db.atomic():
                         self.db.execute("UPDATE media SET deleted_at = NULL, deleted_by = NULL WHERE id = ?",
                                         [known["id"]])
-                return {**self.get_media(known["id"]), "existing": True}
+                return {**self.get_media(known["id"]), "existing": True, "copied": False}
             self.media_dir.mkdir(parents=True, exist_ok=True)
-            stored = f"{info.sha256[:16]}{src.suffix.lower()}"
+            stored = known["path"] if known else f"{info.sha256[:16]}{src.suffix.lower()}"
             target = self.media_dir / stored
-            partial = target.with_name(target.name + ".partial")
-            shutil.copyfile(src, partial)
-            partial.replace(target)
+            partial = target.with_name(target.name + PARTIAL_SUFFIX)
+            copied = not target.is_file()  # the same bytes are shared with the media that has them
+            try:
+                if copied:
+                    shutil.copyfile(src, partial)
+                    partial.replace(target)
+            except OSError as e:  # a full disk, say: leave nothing, and name no server path
+                partial.unlink(missing_ok=True)
+                raise media_io.MediaError(f"{media_io.media_name(name or src.name)} could not be stored in the "
+                                          f"project ({e.strerror or e}); free space on the server's disk, "
+                                          "then add it again") from None
             try:
                 with self.db.atomic():
                     media_id = self.db["media"].insert({
-                        "kind": info.kind, "name": name or src.name, "path": stored,
+                        "kind": info.kind, "name": media_io.media_name(name or src.name), "path": stored,
                         "sha256": info.sha256, "width": info.width, "height": info.height,
                         "frames": info.frames, "fps": info.fps, "created_at": _now(),
                     }).last_pk
                     if info.index is not None:
                         self._write_frame_index(media_id, info.index)
             except BaseException:
-                target.unlink(missing_ok=True)
+                if copied:
+                    target.unlink(missing_ok=True)
                 raise
-            return {**self.get_media(media_id), "existing": False}
+            return {**self.get_media(media_id), "existing": False, "copied": copied}
+
+    def drop_unused_file(self, stored: str) -> None:
+        """Remove a file of the media folder once no media row (live or trashed) refers to it."""
+        with self._lock:
+            if self._one("SELECT 1 AS x FROM media WHERE path = ?", [stored]) is None:
+                (self.media_dir / stored).unlink(missing_ok=True)
+
+    def sweep_partial_media(self) -> int:
+        """Remove copies a crash or a full disk left half-written in the media folder; returns how
+        many. Call it only while no one else adds media (as the studio does when it starts)."""
+        leftovers = list(self.media_dir.glob(f"*{PARTIAL_SUFFIX}")) if self.media_dir.is_dir() else []
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        return len(leftovers)
 
     def get_media(self, media_id: int) -> dict:
         row = self._one("SELECT * FROM live_media WHERE id = ?", [media_id])
@@ -234,7 +278,7 @@ class ProjectStore:
             self.db.execute("DELETE FROM objects WHERE media_id = ?", [media_id])
             self.db.execute("DELETE FROM frame_index WHERE media_id = ?", [media_id])
             self.db.execute("DELETE FROM media WHERE id = ?", [media_id])
-        (self.media_dir / media["path"]).unlink(missing_ok=True)
+        self.drop_unused_file(media["path"])
 
     def media_file(self, media_id: int) -> Path:
         return self.media_dir / self.get_media(media_id)["path"]
@@ -268,9 +312,7 @@ class ProjectStore:
     # -- expressions and objects -----------------------------------------------------------
     def add_expression(self, media_id: int, text: str, category: str = "object") -> dict:
         """A new expression referring to one new object of its media."""
-        text = " ".join(str(text).split())
-        if not text:
-            raise StoreError("the expression is empty: type the words that identify the object")
+        text = expression_text(text)
         with self._lock, self.db.atomic():
             self.get_media(media_id)
             now = _now()
@@ -509,9 +551,7 @@ class ProjectStore:
         return self._set_field(expression_id, "status", status, base_revision)
 
     def set_text(self, expression_id: int, text: str, base_revision: int | None = None) -> int:
-        text = " ".join(str(text).split())
-        if not text:
-            raise StoreError("the expression is empty: type the words that identify the object")
+        text = expression_text(text)
         return self._set_field(expression_id, "text", text, base_revision)
 
     def _set_field(self, expression_id: int, field: str, value: str, base_revision: int | None) -> int:

@@ -105,7 +105,7 @@ def empty(store: ProjectStore) -> dict:
             elif item["kind"] == "object" and _exists(store, "objects", item["id"]):
                 _purge_object(store, item["id"])
     for path in files:
-        (store.media_dir / path).unlink(missing_ok=True)
+        store.drop_unused_file(path)  # byte-identical media share one file
     return {kind: sum(i["kind"] == kind for i in items) for kind in KINDS}
 
 

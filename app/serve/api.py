@@ -21,14 +21,18 @@ from app.studio.studio import Studio
 
 
 def user_errors(fn):
-    """The page's and the API's one translation: a UserError becomes gr.Error, message intact;
-    anything else is a bug and keeps its traceback in the log."""
+    """The page's and the API's one translation: a UserError becomes gr.Error, message intact; a
+    failed read or write of the server's files (OSError) is said without its paths; anything else
+    is a bug. Both keep their traceback in the log."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except USER_ERRORS as e:
             raise gr.Error(str(e), print_exception=False) from e
+        except OSError as e:  # a full disk, say: its message would show server paths to a remote user
+            raise gr.Error(f"the server could not read or write a file ({e.strerror or type(e).__name__}); "
+                           "tell whoever runs the studio") from e
     return wrapper
 
 

@@ -37,6 +37,8 @@ class Studio:
                  cache_bytes: int = 512 * 2**20, import_roots: list[Path] | None = None, readonly: bool = False):
         """`readonly`: for readers such as `launch.py render` (no write, also on a read-only mount)."""
         self.store = ProjectStore(project, readonly=readonly)
+        if not readonly:
+            self.store.sweep_partial_media()
         # Server folders the page may import datasets from (the CLI passes its own paths directly).
         self.import_roots = import_roots or allowed_roots(self.store.path)
         self.frames = media_io.FrameCache(max_bytes=cache_bytes)

@@ -1,4 +1,5 @@
 """bench/studio.py --quick runs and prints its figures (timings are not judged here; exactness is)."""
+import os
 import re
 import subprocess
 import sys
@@ -56,10 +57,13 @@ def test_render_bench_quick_prints_its_figures():
     assert re.search(r"^render memory: peak RSS grew \d+ MiB", out, re.M), out
 
 
-def test_api_bench_quick_prints_median_and_p95_for_1_and_8_clients():
+def test_api_bench_quick_prints_median_and_p95_for_1_and_8_clients(tmp_path):
+    temp = tmp_path / "temp"  # the bench's temp dir: gradio_client's download folders land here
+    temp.mkdir()
     done = subprocess.run([sys.executable, "bench/api.py", "--quick", "--calls", "2"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600, env={**os.environ, "TMPDIR": str(temp), "GRADIO_TEMP_DIR": ""})
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert list(temp.iterdir()) == []  # the bench cleaned up after itself (and after its app)
     for kind in ("shared TLS context", "default client"):
         for name in ("save_mask", "get_mask"):
             assert re.search(rf"^{name} 1 client, {kind}: median [\d.]+ ms p95 [\d.]+ ms over 2 calls "
@@ -77,3 +81,12 @@ def test_sam_bench_quick_prints_its_figures():
                    r"^GrabCut box -> mask on the same frames: median [\d.]+ ms$",
                    r"^memory over 30 tracked frames .* growth after frame \d+: [+-]\d+ MB"):
         assert re.search(figure, done.stdout, re.M), f"missing {figure!r} in:\n{done.stdout}"
+
+
+def test_caption_bench_prints_time_and_measures_per_length():
+    done = subprocess.run([sys.executable, "bench/caption.py", "300", "3000"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for length in ("300", "3,000"):
+        found = re.search(rf"^ +{length} characters: +[\d.]+ s, (\d+) measures$", done.stdout, re.M)
+        assert found and int(found.group(1)) <= 30, done.stdout  # halving: a few dozen at most

@@ -219,6 +219,10 @@ CASES = {
          ["meta_expressions.json", "line 1 column 21", "invalid JSON"]),
         ("non-UTF-8", lambda d: replace_bytes(d / "meta_expressions.json", b"square", b"squ\xe2re"),
          ["meta_expressions.json", "byte ", "not UTF-8"]),
+        ("expression over the length limit", lambda d: edit_json(d / "meta_expressions.json", lambda x: x["videos"]
+                                                                 ["clip"]["expressions"]["0"].update(exp="a " * 1001)),
+         ["meta_expressions.json", "videos['clip'] expressions['0']", "exp is too long", "2,001 characters",
+          "FLOWLABEL_MAX_EXPRESSION_CHARS"]),
         ("mask PNG declaring a huge size", lambda d: png_declaring(d / "Annotations" / "clip" / "00001.png",
                                                                    9000, 9000),
          ["Annotations/clip/00001.png", "mask refused: it is 9000x9000: 81,000,000 pixels", "FLOWLABEL_MAX_PIXELS"]),

@@ -228,3 +228,29 @@ def test_import_baseline_is_all_or_nothing(store, video_path):
                                   [BaselineExpression(media["id"], "fine", [0])])
             store.import_baseline([BaselineObject(media["id"], masks={99: counts})], [])
     assert len(store.list_expressions()) == before and not store.all_objects()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("the cat \ud800 on the left", "character 9 is a lone surrogate (U+D800)"),
+    ("\udfff", "character 1 is a lone surrogate (U+DFFF)"),
+])
+def test_expression_text_that_is_not_valid_unicode_is_refused_before_sqlite(store, video_path, expr, text, expected):
+    media = store.list_media()[0]
+    for write in (lambda: store.add_expression(media["id"], text), lambda: store.set_text(expr["id"], text)):
+        with pytest.raises(StoreError, match="not valid Unicode") as refused:
+            write()
+        assert expected in str(refused.value)
+    assert [e["text"] for e in store.list_expressions()] == ["the red square"]
+
+
+def test_expression_text_has_a_stated_length_limit_that_can_be_raised(store, expr, monkeypatch):
+    from app.media.limits import EXPRESSION_CHARS
+    long = "a" * (EXPRESSION_CHARS.default + 1)
+    with pytest.raises(StoreError, match="FLOWLABEL_MAX_EXPRESSION_CHARS") as refused:
+        store.set_text(expr["id"], long)
+    assert f"{len(long):,} characters in one expression is over the limit of {EXPRESSION_CHARS.default:,}" \
+        in str(refused.value)
+    assert store.get_expression(expr["id"])["text"] == "the red square"
+    monkeypatch.setenv(EXPRESSION_CHARS.env, str(len(long)))
+    store.set_text(expr["id"], long)
+    assert store.get_expression(expr["id"])["text"] == long

@@ -1,10 +1,12 @@
 """The scripting API (Gradio named endpoints), through gradio_client against the real app."""
 import json
+import os
 import re
 import subprocess
 import sys
 
 import cv2
+import httpx
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
@@ -12,6 +14,7 @@ from gradio_client.exceptions import AppError
 from pycocotools.coco import COCO
 
 from bench.live_app import ROOT, LiveApp
+from tests.helpers.media_fixtures import write_image
 
 
 @pytest.fixture(scope="module")
@@ -264,6 +267,36 @@ def test_empty_expression_text_is_refused(client, video, text):
     assert "the expression is empty" in message
 
 
+def raw_call(app, api_name: str, body: str) -> str:
+    """One call posted as raw JSON (what gradio_client would never send); its event stream."""
+    call = httpx.post(f"{app.url}gradio_api/call/{api_name}", content=body,
+                      headers={"Content-Type": "application/json"}).json()
+    return httpx.get(f"{app.url}gradio_api/call/{api_name}/{call['event_id']}").text
+
+
+def test_expression_text_that_is_not_unicode_or_too_long_is_refused_clearly(app, client, video):
+    # gradio_client cannot send a lone surrogate (httpx encodes UTF-8), so post the JSON escape as is.
+    events = raw_call(app, "add_expression", '{"data": [%d, "the cat \\ud800"]}' % video["media_id"])
+    assert "event: error" in events
+    assert "not valid Unicode: character 9 is a lone surrogate (U+D800)" in events
+    message = error_of(client, video["media_id"], "a" * 2001, api_name="/add_expression")
+    assert "FLOWLABEL_MAX_EXPRESSION_CHARS" in message
+
+
+def test_a_path_sent_as_a_media_name_never_reaches_the_project_or_an_export(app, client, tmp_path):
+    write_image(tmp_path / "upload.png", seed=24)
+    with open(tmp_path / "upload.png", "rb") as f:
+        uploaded = httpx.post(f"{app.url}gradio_api/upload", files={"files": ("upload.png", f)}).json()[0]
+    file = {"path": uploaded, "orig_name": "../../../../tmp/evil\n.png", "meta": {"_type": "gradio.FileData"}}
+    events = raw_call(app, "add_media", json.dumps({"data": [file, False]}))
+    media_id = json.loads(events.split("event: complete\ndata: ", 1)[1].splitlines()[0])[0]["media_id"]
+    coco = json.loads(open(client.predict(api_name="/export_coco")).read())
+    image = next(im for im in coco["images"] if im["media_id"] == media_id)
+    assert image["original_name"] == "evil.png" and image["file_name"] == "evil.png"
+    names = [im["file_name"] for im in coco["images"]]
+    assert len(set(names)) == len(names) and not any(".." in n or n.startswith("/") for n in names)
+
+
 @pytest.mark.parametrize("args, api_name, expected", [
     ((1.5, 0), "/get_mask", "expression_id must be a whole number, got 1.5"),
     (("{eid}", 1.5), "/get_mask", "frame must be a whole number, got 1.5"),
@@ -331,10 +364,14 @@ def test_segment_with_unconfigured_flowrvs_says_which_paths(client, video, expre
 
 @pytest.mark.parametrize("media, summary", [("shapes.png", "image, 1 frame(s), 320x240"),
                                             ("shapes.mp4", "video, 24 frame(s), 320x240")])
-def test_api_example_script_runs(app, client, media, summary):
+def test_api_example_script_runs(app, client, media, summary, tmp_path):
+    temp = tmp_path / "temp"  # the script's temp dir: gradio_client's download folders land here
+    temp.mkdir()
     done = subprocess.run([sys.executable, "scripts/api_example.py", app.url, f"assets/demo/{media}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TMPDIR": str(temp), "GRADIO_TEMP_DIR": ""})
     assert done.returncode == 0, done.stderr
+    assert list(temp.iterdir()) == []  # the script cleaned up after itself
     assert summary in done.stdout
     assert "read back identical" in done.stdout and "COCO export:" in done.stdout
 
