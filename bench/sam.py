@@ -28,7 +28,7 @@ from app.studio.studio import Studio
 from engine.sam2.presets import FULL, TINY, write_model_dir
 
 CLICK_MS = 100.0
-CLIP = Path(__file__).resolve().parent.parent / ".venv/lib/python3.11/site-packages/gradio/media_assets/videos/world.mp4"
+CLIP = Path(__import__("gradio").__file__).parent / "media_assets" / "videos" / "world.mp4"  # wherever the venv is
 
 
 def rss_mb() -> float:
