@@ -114,10 +114,10 @@ def test_bursts_of_saves_survive_repeated_kill9(start, tmp_path):
             media = client.predict(handle_file(VIDEO), api_name="/add_media")
             expression_id = client.predict(media["media_id"], "the blue circle",
                                            api_name="/add_expression")["expression_id"]
-        else:  # what the last app acknowledged before its kill, served by this one
-            jobs = {f: client.submit(expression_id, f, api_name="/get_mask") for f in expected}
-            for frame, job in jobs.items():
-                assert np.array_equal(cv2.imread(job.result(), cv2.IMREAD_GRAYSCALE) > 0, expected[frame])
+        else:  # what the last app acknowledged before its kill, served by this one (read one by one:
+            # gradio_client's concurrent submits race in its own SSE reader, a CancelledError now and then)
+            for frame, mask in expected.items():
+                assert np.array_equal(get_mask(client, expression_id, frame), mask)
 
         previous = dict(expected)
         expected = {frame: random_mask(100 * cycle + frame) for frame in range(BURST)}
